@@ -1,0 +1,34 @@
+//! The audit log: every policy refusal and every plaintext secret read, as `tracing` events
+//! with target `cordon::audit`. Operators route that target wherever they keep audit trails.
+
+use crate::grant::Denial;
+use crate::ids::{ConnectionName, ConnectorId, SecretName};
+
+/// The tracing target of audit events.
+pub const TARGET: &str = "cordon::audit";
+
+/// Records a denial. `asked` has already been redacted by the caller.
+pub fn denied(connector: &ConnectorId, connection: &ConnectionName, denial: &Denial) {
+    tracing::warn!(
+        target: "cordon::audit",
+        event = "denied",
+        connector = %connector,
+        connection = %connection,
+        kind = denial.kind.as_str(),
+        asked = %denial.asked,
+        missing = %denial.missing,
+        "connector request denied"
+    );
+}
+
+/// Records that a connector read a secret's plaintext (allowed, but always worth knowing).
+pub fn secret_revealed(connector: &ConnectorId, connection: &ConnectionName, secret: &SecretName) {
+    tracing::info!(
+        target: "cordon::audit",
+        event = "secret_revealed",
+        connector = %connector,
+        connection = %connection,
+        secret = %secret,
+        "connector read a secret's plaintext"
+    );
+}

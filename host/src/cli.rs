@@ -1,0 +1,395 @@
+//! The `cordon` command line: parse, run, map the outcome to an exit code.
+//!
+//! Exit codes: 0 success; 1 the connector ran and failed; 2 bad usage, bad input or a
+//! connector that cannot be loaded.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::grant::{Grant, SecretGrant};
+use crate::host_pattern::HostPattern;
+use crate::ids::{ConnectionName, SecretName};
+use crate::secrets::{SecretLocation, SecretMap};
+use crate::{CallInfo, ConnectionConfig, Connector, Runtime, RuntimeConfig, builtin};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cordon",
+    version,
+    about = "Run connectors as sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and run connectors.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Print what a connector is and what it asks for.
+    Inspect {
+        /// A component file, or the name of a built-in connector (json-transform, http, github).
+        connector: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Run one action and print its output JSON.
+    Invoke {
+        /// A component file, or the name of a built-in connector.
+        connector: String,
+        /// The action's operation id.
+        operation: String,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// Poll a trigger once and print the items and the next state.
+    Poll {
+        /// A component file, or the name of a built-in connector.
+        connector: String,
+        /// The trigger's operation id.
+        trigger: String,
+        /// The state the previous poll returned (JSON, or @FILE).
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        call: CallArgs,
+    },
+    /// List the built-in connectors.
+    Builtins,
+}
+
+#[derive(Debug, Args)]
+struct CacheArgs {
+    /// Where compiled connectors are cached [default: $CORDON_CACHE_DIR, or ~/.cache/cordon].
+    #[arg(long, env = "CORDON_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time; do not read or write the artifact cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The input: JSON text, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Grant an outbound host pattern, such as https://api.github.com. Repeatable.
+    #[arg(long = "grant-host", value_name = "PATTERN")]
+    grant_hosts: Vec<String>,
+    /// Grant a secret and say where its value is: NAME=env:VARIABLE or NAME=file:PATH. Repeatable.
+    #[arg(long = "secret", value_name = "NAME=LOCATION")]
+    secrets: Vec<String>,
+    /// Also let the connector read this granted secret's plaintext. Repeatable.
+    #[arg(long = "allow-secret-read", value_name = "NAME")]
+    plaintext_secrets: Vec<String>,
+    /// Set a connection parameter; VALUE is JSON if it parses as JSON, text otherwise. Repeatable.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// The connection's name, as it appears in audit events.
+    #[arg(long, default_value = "cli")]
+    connection: String,
+    /// Idempotency key passed to the connector.
+    #[arg(long, default_value = "cli-call")]
+    idempotency_key: String,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Entry point of the `cordon` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Connector(ConnectorCommand::Builtins) => {
+            for b in builtin::BUILTINS {
+                println!("{}", b.name);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Inspect {
+            connector,
+            json,
+            cache,
+        }) => {
+            let connector = load(&runtime(&cache)?, &connector).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inspect_json(&connector))?);
+            } else {
+                print!("{}", inspect_text(&connector));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Invoke {
+            connector,
+            operation,
+            call,
+        }) => {
+            let runtime = runtime(&call.cache)?;
+            let connection = connect(&runtime, &connector, &call).await?;
+            let input = read_json("--input", &call.input)?;
+            let info = CallInfo {
+                idempotency_key: call.idempotency_key.clone(),
+                attempt: 1,
+            };
+            let invocation = connection.invoke(&operation, &input, &info).await;
+            print_log(&invocation.log);
+            finish(invocation.result.map(|v| serde_json::to_string_pretty(&v)))
+        }
+        Command::Connector(ConnectorCommand::Poll {
+            connector,
+            trigger,
+            state,
+            call,
+        }) => {
+            let runtime = runtime(&call.cache)?;
+            let connection = connect(&runtime, &connector, &call).await?;
+            let input = read_json("--input", &call.input)?;
+            let state = state.map(|s| read_json("--state", &s)).transpose()?;
+            let info = CallInfo {
+                idempotency_key: call.idempotency_key.clone(),
+                attempt: 1,
+            };
+            let invocation = connection.poll(&trigger, &input, state.as_ref(), &info).await;
+            print_log(&invocation.log);
+            finish(invocation.result.map(|p| serde_json::to_string_pretty(&p)))
+        }
+    }
+}
+
+fn finish(result: Result<serde_json::Result<String>, crate::InvokeError>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(text) => {
+            println!("{}", text?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error @ crate::InvokeError::InvalidInput { .. })
+        | Err(error @ crate::InvokeError::UnknownOperation { .. }) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::from(2))
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn print_log(log: &crate::guest_log::GuestLogRecord) {
+    for line in &log.lines {
+        eprintln!("[connector {:?} {:?}] {}", line.stream, line.level, line.message);
+    }
+    if log.dropped_lines > 0 {
+        eprintln!(
+            "[connector] {} log lines dropped (over the cap)",
+            log.dropped_lines
+        );
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(xdg).join("cordon"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("cordon"))
+}
+
+fn runtime(cache: &CacheArgs) -> anyhow::Result<Runtime> {
+    let cache_dir = if cache.no_cache {
+        None
+    } else {
+        cache.cache_dir.clone().or_else(default_cache_dir)
+    };
+    Runtime::new(RuntimeConfig {
+        cache_dir,
+        // The CLI runs one call at a time; a small pool keeps start-up cheap.
+        max_concurrent_instances: 16,
+        ..RuntimeConfig::default()
+    })
+}
+
+async fn load(runtime: &Runtime, name: &str) -> anyhow::Result<Connector> {
+    let path = Path::new(name);
+    if path.exists() {
+        return Ok(runtime.load_file(path).await?);
+    }
+    if let Some(builtin) = builtin::find(name) {
+        return Ok(runtime
+            .load_bytes(builtin.component, &format!("built-in connector {name:?}"))
+            .await?);
+    }
+    let names: Vec<_> = builtin::BUILTINS.iter().map(|b| b.name).collect();
+    bail!(
+        "{name:?} is neither a file nor a built-in connector (built-ins: {})",
+        names.join(", ")
+    )
+}
+
+async fn connect(runtime: &Runtime, connector: &str, call: &CallArgs) -> anyhow::Result<crate::Connection> {
+    let connector = load(runtime, connector).await?;
+    let hosts = call
+        .grant_hosts
+        .iter()
+        .map(|h| HostPattern::parse(h).map_err(anyhow::Error::from))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut secret_map = SecretMap::default();
+    let mut secrets = Vec::new();
+    for spec in &call.secrets {
+        let (name, location) = spec
+            .split_once('=')
+            .with_context(|| format!("--secret {spec:?} must be NAME=env:VARIABLE or NAME=file:PATH"))?;
+        let name = SecretName::new(name)?;
+        let location: SecretLocation = location.parse().map_err(anyhow::Error::msg)?;
+        secret_map.insert(name.clone(), location);
+        secrets.push(SecretGrant {
+            plaintext: call.plaintext_secrets.iter().any(|p| p == name.as_str()),
+            name,
+            hosts: Vec::new(),
+        });
+    }
+    for name in &call.plaintext_secrets {
+        if !secrets.iter().any(|s| s.name.as_str() == name) {
+            bail!("--allow-secret-read {name:?} names a secret that no --secret grants");
+        }
+    }
+    let mut parameters = Map::new();
+    for spec in &call.params {
+        let (name, value) = spec
+            .split_once('=')
+            .with_context(|| format!("--param {spec:?} must be NAME=VALUE"))?;
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        parameters.insert(name.to_owned(), value);
+    }
+    Ok(connector.connect(ConnectionConfig {
+        name: ConnectionName::new(call.connection.clone())?,
+        parameters,
+        grant: Grant { hosts, secrets },
+        secrets: Arc::new(secret_map),
+    })?)
+}
+
+fn read_json(flag: &str, text: &str) -> anyhow::Result<Value> {
+    let (source, text) = match text.strip_prefix('@') {
+        Some(path) => (
+            format!("file {path:?}"),
+            std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {path:?}"))?,
+        ),
+        None => ("the argument".to_owned(), text.to_owned()),
+    };
+    serde_json::from_str(&text).with_context(|| format!("{flag}: {source} is not valid JSON"))
+}
+
+fn inspect_json(connector: &Connector) -> Value {
+    let m = connector.manifest();
+    serde_json::json!({
+        "id": m.id,
+        "version": m.version.to_string(),
+        "display_name": m.display_name,
+        "description": m.description,
+        "contract": format!("cordon:connector@{}", crate::CONTRACT_VERSION),
+        "component_hash": connector.component_hash(),
+        "operations": m.operations,
+        "hosts": m.hosts,
+        "secrets": m.secrets,
+        "parameters": m.parameters,
+        "artifact": connector.load_report().artifact,
+    })
+}
+
+fn inspect_text(connector: &Connector) -> String {
+    use std::fmt::Write;
+    let m = connector.manifest();
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {} ({})", m.id, m.version, m.display_name);
+    if !m.description.is_empty() {
+        let _ = writeln!(out, "  {}", m.description);
+    }
+    let _ = writeln!(
+        out,
+        "contract:       cordon:connector@{}",
+        crate::CONTRACT_VERSION
+    );
+    let _ = writeln!(out, "component hash: {}", connector.component_hash());
+    let _ = writeln!(out, "\noperations:");
+    for op in &m.operations {
+        let kind = match op.kind {
+            crate::manifest::OperationKind::Action => "action ",
+            crate::manifest::OperationKind::Trigger => "trigger",
+        };
+        let _ = writeln!(out, "  {kind} {:<16} {}", op.id.as_str(), op.description);
+        let _ = writeln!(out, "    input schema:  {}", op.input_schema);
+        let _ = writeln!(out, "    output schema: {}", op.output_schema);
+    }
+    let _ = writeln!(out, "\nrequested hosts:");
+    if m.hosts.is_empty() {
+        let _ = writeln!(out, "  none (no network access)");
+    }
+    for host in &m.hosts {
+        let _ = writeln!(out, "  {host}");
+    }
+    let _ = writeln!(out, "\nrequested secrets:");
+    if m.secrets.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for s in &m.secrets {
+        let bound = if s.hosts.is_empty() {
+            "any granted host".to_owned()
+        } else {
+            s.hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+        };
+        let plaintext = if s.plaintext { ", asks for plaintext" } else { "" };
+        let _ = writeln!(out, "  {} (sent to {bound}{plaintext}) {}", s.name, s.description);
+    }
+    if !m.parameters.is_empty() {
+        let _ = writeln!(out, "\nconnection parameters:");
+        for p in &m.parameters {
+            let default = p
+                .default_value
+                .as_ref()
+                .map(|d| format!(" [default: {d}]"))
+                .unwrap_or_default();
+            let required = if p.required { " (required)" } else { "" };
+            let _ = writeln!(out, "  {}{required}{default} {}", p.name, p.description);
+        }
+    }
+    out
+}

@@ -1,0 +1,70 @@
+//! The one wasmtime `Engine` of a runtime: epoch interruption for deadlines, the pooling
+//! allocator sized for the concurrency the operator asked for, and a stack cap.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::Limits;
+
+/// How often the epoch advances. Every tick, a running guest checks its deadline and yields
+/// to the async executor, so a spinning connector neither overruns its deadline by more than
+/// about this much nor holds a worker thread from other invocations.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+pub(crate) fn build(limits: &Limits, max_concurrent_instances: u32) -> anyhow::Result<Engine> {
+    let n = max_concurrent_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        // A Rust connector is a few core instances (its module plus adapter shims).
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(4))
+        .total_stacks(n)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8)
+        .max_core_instances_per_component(16)
+        .max_memory_size(limits.memory_bytes)
+        .table_elements(limits.table_elements);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(limits.wasm_stack_bytes)
+        .parallel_compilation(true)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine =
+        Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e}"))?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// Advances the epoch until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("cordon-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without the ticker, deadlines would never fire: refuse to run rather than run unbounded.
+        panic!("cannot start the epoch thread that enforces deadlines: {e}");
+    }
+}
+
+/// A stable hash of everything in the engine's configuration that affects compiled code, so
+/// the artifact cache never serves code compiled under another configuration.
+pub(crate) fn configuration_hash(engine: &Engine) -> String {
+    use std::hash::{Hash, Hasher};
+    // DefaultHasher::new() uses fixed keys: stable across processes of the same build.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}

@@ -1,0 +1,392 @@
+//! The runtime: one engine, one linker, the artifact cache, and the loaded connectors.
+//!
+//! Loading a component: check its size and its header, compile it (or map it from the
+//! artifact cache), check that it exports the contract this host implements and imports
+//! nothing outside the allowed set, pre-instantiate it, then call `describe` in a sandbox
+//! with no grants and validate the manifest. The result is cached per component hash.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, PluginPre};
+use crate::cache::ArtifactCache;
+use crate::connector::Connector;
+use crate::egress::{NameLookup, SystemLookup};
+use crate::error::LoadError;
+use crate::grant::EffectiveGrant;
+use crate::guest_log::GuestLog;
+use crate::ids::{ConnectionName, ConnectorId};
+use crate::limits::Limits;
+use crate::manifest::Manifest;
+use crate::sandbox::{ConnectorHost, SandboxState};
+use crate::secrets::{NoSecrets, Redactor};
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub limits: Limits,
+    /// Where compiled artifacts are kept. `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may exist at once; sizes the pooling allocator.
+    pub max_concurrent_instances: u32,
+    /// How host names are resolved for outbound HTTP.
+    pub name_lookup: Arc<dyn NameLookup>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            limits: Limits::default(),
+            cache_dir: None,
+            max_concurrent_instances: 1000,
+            name_lookup: Arc::new(SystemLookup),
+        }
+    }
+}
+
+/// Loads connectors and runs them in sandboxes. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) engine: Engine,
+    linker: Linker<SandboxState>,
+    pub(crate) limits: Arc<Limits>,
+    cache: Option<ArtifactCache>,
+    configuration_hash: String,
+    pub(crate) name_lookup: Arc<dyn NameLookup>,
+    loaded: Mutex<HashMap<String, Connector>>,
+}
+
+impl std::fmt::Debug for RuntimeInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("limits", &self.limits)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a load compiled the component or took it from the artifact cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactSource {
+    Compiled,
+    Cache,
+}
+
+/// How a component was loaded, for `inspect` and benchmarks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    pub artifact: ArtifactSource,
+    pub load_time: Duration,
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
+        let engine = crate::engine::build(&config.limits, config.max_concurrent_instances)?;
+        let linker = crate::sandbox::linker(&engine)?;
+        let cache = config.cache_dir.as_deref().map(ArtifactCache::open).transpose()?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                configuration_hash: crate::engine::configuration_hash(&engine),
+                engine,
+                linker,
+                limits: Arc::new(config.limits),
+                cache,
+                name_lookup: config.name_lookup,
+                loaded: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Loads a connector from a file.
+    pub async fn load_file(&self, path: &Path) -> Result<Connector, LoadError> {
+        let origin = path.display().to_string();
+        let read_error = |e: std::io::Error| LoadError::Read {
+            origin: origin.clone(),
+            reason: e.to_string(),
+        };
+        let size = std::fs::metadata(path).map_err(read_error)?.len();
+        let cap = self.inner.limits.component_bytes;
+        if size > cap {
+            return Err(LoadError::TooLarge { origin, size, cap });
+        }
+        let bytes = std::fs::read(path).map_err(read_error)?;
+        self.load_bytes(&bytes, &origin).await
+    }
+
+    /// Loads a connector from bytes; `origin` names it in errors.
+    pub async fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Connector, LoadError> {
+        let started = Instant::now();
+        let origin = origin.to_owned();
+        let cap = self.inner.limits.component_bytes;
+        if bytes.len() as u64 > cap {
+            return Err(LoadError::TooLarge {
+                origin,
+                size: bytes.len() as u64,
+                cap,
+            });
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm { origin });
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::CoreModule { origin });
+        }
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(LoadError::Invalid {
+                origin,
+                reason: "unknown WebAssembly version or layer in the header".to_owned(),
+            });
+        }
+        let hash = hex::encode(Sha256::digest(bytes));
+        if let Some(connector) = self.lookup(&hash) {
+            return Ok(connector);
+        }
+
+        let key = format!("{hash}-{}", self.inner.configuration_hash);
+        let cached = self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.inner.engine, &key));
+        let (component, artifact) = match cached {
+            Some(component) => (component, ArtifactSource::Cache),
+            None => {
+                let component =
+                    Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Invalid {
+                        origin: origin.clone(),
+                        reason: format!("{e:#}"),
+                    })?;
+                if let Some(cache) = &self.inner.cache {
+                    match component.serialize() {
+                        Ok(artifact) => {
+                            if let Err(error) = cache.store(&key, &artifact) {
+                                tracing::warn!(%error, "the compiled connector was not cached");
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot serialize the compiled connector"),
+                    }
+                }
+                (component, ArtifactSource::Compiled)
+            }
+        };
+
+        self.check_contract(&component, &origin)?;
+        let instance_pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Invalid {
+                origin: origin.clone(),
+                reason: format!("its imports do not match the contract: {e:#}"),
+            })?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Invalid {
+            origin: origin.clone(),
+            reason: format!("its exports do not match the contract: {e:#}"),
+        })?;
+        let manifest = self.describe(&pre, &origin).await?;
+        let report = LoadReport {
+            artifact,
+            load_time: started.elapsed(),
+        };
+        let connector = Connector::new(self.clone(), pre, Arc::new(manifest), hash.clone(), report);
+        self.inner
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, connector.clone());
+        Ok(connector)
+    }
+
+    fn lookup(&self, hash: &str) -> Option<Connector> {
+        self.inner
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            .cloned()
+    }
+
+    fn check_contract(&self, component: &Component, origin: &str) -> Result<(), LoadError> {
+        let engine = &self.inner.engine;
+        let ty = component.component_type();
+        let expected_export = format!("{CONTRACT_PACKAGE}/connector@{CONTRACT_VERSION}");
+        let mut exports_contract = false;
+        let mut other_version = None;
+        for (name, _) in ty.exports(engine) {
+            if name == expected_export {
+                exports_contract = true;
+            } else if let Some(version) = name.strip_prefix(&format!("{CONTRACT_PACKAGE}/connector@")) {
+                other_version = Some(version.to_owned());
+            }
+        }
+        for (name, _) in ty.imports(engine) {
+            if let Some(rest) = name.strip_prefix(&format!("{CONTRACT_PACKAGE}/"))
+                && let Some((_, version)) = rest.split_once('@')
+                && version != CONTRACT_VERSION
+            {
+                return Err(wrong_contract(origin, version));
+            }
+            if !import_allowed(name) {
+                return Err(LoadError::DisallowedImport {
+                    origin: origin.to_owned(),
+                    import: name.to_owned(),
+                });
+            }
+        }
+        match (exports_contract, other_version) {
+            (true, _) => Ok(()),
+            (false, Some(version)) => Err(wrong_contract(origin, &version)),
+            (false, None) => Err(LoadError::NotAConnector {
+                origin: origin.to_owned(),
+                expected: expected_export,
+            }),
+        }
+    }
+
+    async fn describe(&self, pre: &PluginPre<SandboxState>, origin: &str) -> Result<Manifest, LoadError> {
+        let fail = |reason: String| LoadError::Describe {
+            origin: origin.to_owned(),
+            reason,
+        };
+        // The connector's id is not known before describe returns; the placeholder names only
+        // appear in audit events if describe tries to use a capability, which it may not.
+        let placeholder_id = ConnectorId::new("unknown").map_err(|e| fail(e.to_string()))?;
+        let connection = ConnectionName::new("describe").map_err(|e| fail(e.to_string()))?;
+        let grant = Arc::new(EffectiveGrant::nothing(placeholder_id, connection));
+        let mut store = self.new_store(grant, None, Arc::new(NoSecrets), Redactor::default());
+        let deadline = self.inner.limits.deadline;
+        let call = async {
+            let plugin = pre.instantiate_async(&mut store).await?;
+            plugin
+                .cordon_connector_connector()
+                .call_describe(&mut store)
+                .await
+        };
+        let raw = match tokio::time::timeout(deadline + Duration::from_secs(1), call).await {
+            Err(_) => return Err(fail(format!("did not finish within {deadline:?}"))),
+            Ok(Err(e)) => {
+                let state = store.data();
+                let reason = if state.deadline_hit {
+                    format!("did not finish within {deadline:?}")
+                } else if state.limiter.memory_refused {
+                    format!(
+                        "used more than {} bytes of memory",
+                        self.inner.limits.memory_bytes
+                    )
+                } else {
+                    format!("{e:#}")
+                };
+                return Err(fail(reason));
+            }
+            Ok(Ok(raw)) => raw,
+        };
+        Manifest::from_wit(raw).map_err(|source| LoadError::Manifest {
+            origin: origin.to_owned(),
+            source,
+        })
+    }
+
+    /// A fresh store for one call, with its deadline armed.
+    pub(crate) fn new_store(
+        &self,
+        grant: Arc<EffectiveGrant>,
+        egress: Option<Arc<crate::egress::EgressClient>>,
+        secrets: Arc<dyn crate::secrets::SecretSource>,
+        redactor: Redactor,
+    ) -> Store<SandboxState> {
+        let limits = &self.inner.limits;
+        let deadline = Instant::now() + limits.deadline;
+        let host = ConnectorHost {
+            grant,
+            egress,
+            secrets,
+            loaded_secrets: Default::default(),
+            redactor,
+            log: GuestLog::new(limits.log_bytes),
+            deadline,
+            http_requests: 0,
+            limits: limits.clone(),
+        };
+        let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut context| {
+            if Instant::now() >= deadline {
+                context.data_mut().deadline_hit = true;
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        });
+        store
+    }
+}
+
+fn wrong_contract(origin: &str, version: &str) -> LoadError {
+    LoadError::WrongContract {
+        origin: origin.to_owned(),
+        found: format!("{CONTRACT_PACKAGE}@{version}"),
+        expected: format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}"),
+    }
+}
+
+/// The imports a connector may have. WASI is limited to what Rust's standard library needs,
+/// all backed by an empty context; sockets and HTTP from WASI are refused outright.
+fn import_allowed(name: &str) -> bool {
+    const CONTRACT: [&str; 4] = ["types", "http", "secrets", "log"];
+    const WASI: [&str; 5] = [
+        "wasi:io/",
+        "wasi:cli/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:filesystem/",
+    ];
+    if let Some(rest) = name.strip_prefix("cordon:connector/") {
+        return rest
+            .split_once('@')
+            .is_some_and(|(iface, version)| CONTRACT.contains(&iface) && version == CONTRACT_VERSION);
+    }
+    WASI.iter().any(|prefix| name.starts_with(prefix)) && name.contains("@0.2.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::import_allowed;
+
+    #[test]
+    fn import_allowlist() {
+        for ok in [
+            "cordon:connector/http@0.1.0",
+            "cordon:connector/types@0.1.0",
+            "wasi:io/streams@0.2.6",
+            "wasi:cli/environment@0.2.0",
+            "wasi:filesystem/preopens@0.2.3",
+        ] {
+            assert!(import_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "wasi:sockets/tcp@0.2.0",
+            "wasi:http/outgoing-handler@0.2.0",
+            "cordon:connector/admin@0.1.0",
+            "cordon:connector/http@0.2.0",
+            "wasi:io/streams@0.3.0",
+            "my:own/thing",
+        ] {
+            assert!(!import_allowed(bad), "{bad}");
+        }
+    }
+}

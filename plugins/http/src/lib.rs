@@ -1,0 +1,160 @@
+//! `http`: one generic HTTP request action in the manner of the Logic Apps HTTP action.
+//!
+//! It requests every host (`*://*:*`): what it may actually reach is exactly what the
+//! operator grants the connection. Credentials go in by secret placeholder, so the connector
+//! never holds them.
+
+use std::collections::BTreeMap;
+
+use cordon_sdk::http::Request;
+use cordon_sdk::{Connector, Context, Error, Secret, secrets};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+fn connector() -> Connector {
+    Connector::new("http", env!("CARGO_PKG_VERSION"))
+        .display_name("HTTP")
+        .description("Send an HTTP request to any host the connection's grant allows")
+        .host("*://*:*")
+        .secret(Secret::new("token").description("Bearer token for `authentication: {type: Bearer}`"))
+        .secret(Secret::new("api_key").description("API key for `authentication: {type: ApiKey}`"))
+        .action(
+            "request",
+            "Send one HTTP request and return its status, headers and body",
+            request,
+        )
+}
+
+cordon_sdk::export_connector!(connector);
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct HttpInput {
+    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.
+    method: String,
+    /// An absolute http or https URL.
+    uri: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// Query parameters appended to the URI.
+    #[serde(default)]
+    queries: BTreeMap<String, String>,
+    /// A string is sent as it is; anything else is sent as JSON.
+    #[serde(default)]
+    body: Option<Value>,
+    #[serde(default)]
+    authentication: Option<Authentication>,
+    /// Per-request timeout in milliseconds; the host's own cap still applies.
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    /// Fail the action on a 4xx or 5xx status (default true, as in Logic Apps).
+    #[serde(default = "yes")]
+    fail_on_error_status: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How to authenticate. The value comes from a secret by placeholder.
+#[derive(Deserialize, JsonSchema)]
+#[serde(tag = "type", deny_unknown_fields)]
+enum Authentication {
+    /// `Authorization: Bearer <token>` from the `token` secret.
+    Bearer,
+    /// `<header>: <api_key>` from the `api_key` secret.
+    ApiKey { header: String },
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct HttpOutput {
+    status_code: u16,
+    headers: BTreeMap<String, String>,
+    /// Parsed JSON when the response says it is JSON and parses; text otherwise.
+    body: Value,
+}
+
+fn request(_: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
+    let method = input.method.to_ascii_uppercase();
+    if !matches!(
+        method.as_str(),
+        "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+    ) {
+        return Err(Error::invalid_input(format!(
+            "method {:?} is not supported; use GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS",
+            input.method
+        )));
+    }
+    let mut url = url::Url::parse(&input.uri)
+        .map_err(|e| Error::invalid_input(format!("uri {:?} is not a valid URL: {e}", input.uri)))?;
+    if !input.queries.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in &input.queries {
+            pairs.append_pair(name, value);
+        }
+    }
+    let mut request = Request::new(method, url.as_str());
+    let mut has_content_type = false;
+    for (name, value) in &input.headers {
+        has_content_type |= name.eq_ignore_ascii_case("content-type");
+        request = request.header(name, value);
+    }
+    match &input.authentication {
+        None => {}
+        Some(Authentication::Bearer) => {
+            request = request.header(
+                "authorization",
+                format!("Bearer {}", secrets::placeholder("token")?),
+            );
+        }
+        Some(Authentication::ApiKey { header }) => {
+            request = request.header(header, secrets::placeholder("api_key")?);
+        }
+    }
+    match input.body {
+        None | Some(Value::Null) => {}
+        Some(Value::String(text)) => request = request.body(text),
+        Some(json) => {
+            if !has_content_type {
+                request = request.header("content-type", "application/json");
+            }
+            request = request.body(serde_json::to_vec(&json)?);
+        }
+    }
+    if let Some(ms) = input.timeout_ms {
+        request = request.timeout(std::time::Duration::from_millis(ms));
+    }
+    let response = request.send()?;
+    let response = if input.fail_on_error_status {
+        response.error_for_status()?
+    } else {
+        response
+    };
+    let is_json = response
+        .header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    let body = if response.body.is_empty() {
+        Value::Null
+    } else if is_json {
+        serde_json::from_slice(&response.body).unwrap_or_else(|_| Value::String(response.text()))
+    } else {
+        Value::String(response.text())
+    };
+    let mut headers = BTreeMap::new();
+    for (name, value) in &response.headers {
+        headers
+            .entry(name.to_ascii_lowercase())
+            .and_modify(|v: &mut String| {
+                v.push_str(", ");
+                v.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    Ok(HttpOutput {
+        status_code: response.status,
+        headers,
+        body,
+    })
+}
