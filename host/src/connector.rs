@@ -349,7 +349,7 @@ impl Connection {
             } else if state.limiter.memory_refused {
                 InvokeError::MemoryLimit(limits.memory_bytes)
             } else {
-                InvokeError::Trap(redactor.redact(&format!("{trap:#}")))
+                InvokeError::Trap(redactor.redact(&trap_message(&trap)))
             }),
             Ok(Ok(Err(error))) => Err(InvokeError::Connector(convert_error(error, &redactor))),
             Ok(Ok(Ok(returned))) => {
@@ -377,6 +377,15 @@ impl Connection {
             log,
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// The reason a guest call failed, without the wasm backtrace (which can run to thousands of
+/// frames for a stack overflow).
+fn trap_message(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
     }
 }
 

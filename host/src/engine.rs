@@ -32,6 +32,8 @@ pub(crate) fn build(limits: &Limits, max_concurrent_instances: u32) -> anyhow::R
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(limits.wasm_stack_bytes)
+        // Traps report why, not where; a long backtrace only costs time on every trap.
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(16))
         .parallel_compilation(true)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

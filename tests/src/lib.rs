@@ -1,0 +1,209 @@
+//! Helpers for the integration tests: the fixture connectors, a runtime with a shared
+//! artifact cache, and real HTTP servers on loopback (an echo server and a fake GitHub).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use cordon_host::ids::ConnectionName;
+use cordon_host::secrets::{NoSecrets, SecretSource};
+use cordon_host::{Connection, ConnectionConfig, Connector, Grant, Runtime, RuntimeConfig};
+use serde_json::{Value, json};
+
+/// Path of a test-only connector built from `tests/fixtures/NAME`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CORDON_FIXTURE_DIR")).join(format!("cordon_fixture_{}.wasm", name.replace('-', "_")))
+}
+
+/// The component bytes of a built-in connector.
+pub fn builtin(name: &str) -> &'static [u8] {
+    match cordon_host::builtin::find(name) {
+        Some(b) => b.component,
+        None => panic!("no built-in connector {name:?}"),
+    }
+}
+
+/// One artifact cache for the whole test binary, so each connector compiles once.
+pub fn shared_cache_dir() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temporary directory"))
+        .path()
+        .to_owned()
+}
+
+pub fn runtime_config() -> RuntimeConfig {
+    RuntimeConfig {
+        cache_dir: Some(shared_cache_dir()),
+        max_concurrent_instances: 16,
+        ..RuntimeConfig::default()
+    }
+}
+
+pub fn runtime() -> Runtime {
+    Runtime::new(runtime_config()).expect("runtime")
+}
+
+pub async fn hostile(runtime: &Runtime) -> Connector {
+    runtime
+        .load_file(&fixture("hostile"))
+        .await
+        .expect("hostile fixture loads")
+}
+
+pub fn grant(hosts: &[&str]) -> Grant {
+    Grant {
+        hosts: hosts.iter().map(|h| h.parse().expect("host pattern")).collect(),
+        secrets: Vec::new(),
+    }
+}
+
+pub fn connect(connector: &Connector, grant: Grant) -> Connection {
+    connect_with(connector, grant, Arc::new(NoSecrets), Default::default())
+}
+
+pub fn connect_with(
+    connector: &Connector,
+    grant: Grant,
+    secrets: Arc<dyn SecretSource>,
+    parameters: serde_json::Map<String, Value>,
+) -> Connection {
+    connector
+        .connect(ConnectionConfig {
+            name: ConnectionName::new("test").expect("name"),
+            parameters,
+            grant,
+            secrets,
+        })
+        .expect("connect")
+}
+
+/// A server on 127.0.0.1 with an ephemeral port, running until the test's runtime ends.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// `/echo` answers with the request it got; `/redirect?to=URL` answers 302; `/slow` never
+/// finishes in time; `/big?bytes=N` sends N bytes.
+pub fn echo_router() -> Router {
+    Router::new()
+        .route("/echo", any(echo))
+        .route("/redirect", get(redirect))
+        .route("/slow", get(slow))
+        .route("/big", get(big))
+}
+
+async fn echo(method: axum::http::Method, headers: HeaderMap, body: String) -> Json<Value> {
+    let headers: BTreeMap<String, String> = headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    Json(json!({"method": method.as_str(), "headers": headers, "body": body}))
+}
+
+async fn redirect(Query(q): Query<BTreeMap<String, String>>) -> Response {
+    let to = q.get("to").cloned().unwrap_or_default();
+    (StatusCode::FOUND, [("location", to)], "").into_response()
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    "too late"
+}
+
+async fn big(Query(q): Query<BTreeMap<String, usize>>) -> String {
+    "z".repeat(q.get("bytes").copied().unwrap_or(0))
+}
+
+/// A fake of the GitHub issues API, enough for the `github` connector.
+#[derive(Clone, Default, Debug)]
+pub struct FakeGithub {
+    pub issues: Arc<Mutex<Vec<Value>>>,
+    /// Idempotency keys of accepted creates, to show retries do not duplicate.
+    pub seen_keys: Arc<Mutex<Vec<String>>>,
+}
+
+pub const FAKE_GITHUB_TOKEN: &str = "ghp-test-token-0123456789";
+
+impl FakeGithub {
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route(
+                "/repos/{owner}/{repo}/issues",
+                get(list_issues).post(create_issue),
+            )
+            .with_state(self.clone())
+    }
+
+    pub fn add(&self, title: &str) -> u64 {
+        let mut issues = self.issues.lock().expect("lock");
+        let number = issues.len() as u64 + 1;
+        issues.push(json!({
+            "number": number, "title": title, "state": "open", "body": null,
+            "html_url": format!("https://github.example/issues/{number}"),
+            "user": {"login": "octocat"}, "labels": [], "created_at": "2026-11-22T00:00:00Z"
+        }));
+        number
+    }
+}
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {FAKE_GITHUB_TOKEN}"))
+}
+
+async fn list_issues(
+    State(fake): State<FakeGithub>,
+    Path((_owner, _repo)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    let mut issues = fake.issues.lock().expect("lock").clone();
+    issues.reverse(); // newest first, as GitHub sorts by created desc
+    Json(Value::Array(issues)).into_response()
+}
+
+async fn create_issue(
+    State(fake): State<FakeGithub>,
+    Path((_owner, _repo)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !authorized(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "Bad credentials"})),
+        )
+            .into_response();
+    }
+    if let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) {
+        fake.seen_keys.lock().expect("lock").push(key.to_owned());
+    }
+    let title = body["title"].as_str().unwrap_or_default().to_owned();
+    let number = fake.add(&title);
+    let issue = fake.issues.lock().expect("lock")[number as usize - 1].clone();
+    (StatusCode::CREATED, Json(issue)).into_response()
+}

@@ -1,0 +1,181 @@
+use std::time::{Duration, Instant};
+
+use cordon_host::{CallInfo, InvokeError, Limits, Runtime, RuntimeConfig};
+use cordon_tests::{connect, grant, hostile, runtime_config};
+use serde_json::json;
+
+fn runtime_with(limits: Limits) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        limits,
+        ..runtime_config()
+    })
+    .expect("runtime")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infinite_loop_stops_at_the_deadline_and_the_next_call_works() {
+    let deadline = Duration::from_millis(500);
+    let runtime = runtime_with(Limits {
+        deadline,
+        ..Limits::default()
+    });
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let started = Instant::now();
+    let spun = connection
+        .invoke("spin", &json!(null), &CallInfo::default())
+        .await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(spun.result, Err(InvokeError::DeadlineExceeded(d)) if d == deadline),
+        "{:?}",
+        spun.result
+    );
+    // Generous slack: this bounds a runaway, it does not measure speed.
+    assert!(elapsed < deadline + Duration::from_secs(3), "took {elapsed:?}");
+
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(next.result.expect("next call works"), json!(true));
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_refused_and_the_next_call_works() {
+    let runtime = runtime_with(Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    });
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let hog = connection.invoke("hog", &json!(null), &CallInfo::default()).await;
+    assert!(
+        matches!(hog.result, Err(InvokeError::MemoryLimit(cap)) if cap == 16 << 20),
+        "{:?}",
+        hog.result
+    );
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(next.result.expect("next call works"), json!(true));
+}
+
+#[tokio::test]
+async fn deep_recursion_traps_without_harming_the_host() {
+    let runtime = runtime_with(Limits::default());
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let deep = connection
+        .invoke("recurse", &json!(1), &CallInfo::default())
+        .await;
+    match deep.result {
+        // Either the wasm call stack or Rust's shadow stack in linear memory runs out first.
+        Err(InvokeError::Trap(message)) => assert!(
+            message.contains("stack exhausted") || message.contains("out of bounds memory access"),
+            "{message}"
+        ),
+        other => panic!("expected a stack overflow trap, got {other:?}"),
+    }
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(next.result.expect("next call works"), json!(true));
+}
+
+#[tokio::test]
+async fn a_panic_is_a_trap_and_the_next_call_works() {
+    let runtime = runtime_with(Limits::default());
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let panicked = connection
+        .invoke("panic", &json!(null), &CallInfo::default())
+        .await;
+    assert!(
+        matches!(panicked.result, Err(InvokeError::Trap(_))),
+        "{:?}",
+        panicked.result
+    );
+    // The panic message went to stderr, which is captured into the connector's log.
+    assert!(
+        panicked
+            .log
+            .lines
+            .iter()
+            .any(|l| l.message.contains("panics on purpose")),
+        "{:?}",
+        panicked.log
+    );
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert!(next.result.is_ok());
+}
+
+#[tokio::test]
+async fn a_log_flood_is_capped_and_counted() {
+    let runtime = runtime_with(Limits {
+        log_bytes: 4096,
+        ..Limits::default()
+    });
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let flood = connection
+        .invoke("log_flood", &json!(5000), &CallInfo::default())
+        .await;
+    assert_eq!(flood.result.expect("flooding is not an error"), json!(5000));
+    let kept: usize = flood.log.lines.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 4096, "kept {kept} bytes");
+    assert!(
+        flood.log.dropped_lines > 9000,
+        "dropped {}",
+        flood.log.dropped_lines
+    );
+}
+
+#[tokio::test]
+async fn output_over_the_cap_is_refused() {
+    let runtime = runtime_with(Limits {
+        output_bytes: 1000,
+        ..Limits::default()
+    });
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let big = connection
+        .invoke("big_output", &json!(5000), &CallInfo::default())
+        .await;
+    assert!(
+        matches!(big.result, Err(InvokeError::OutputTooLarge { cap: 1000, .. })),
+        "{:?}",
+        big.result
+    );
+    let small = connection
+        .invoke("big_output", &json!(10), &CallInfo::default())
+        .await;
+    assert_eq!(small.result.expect("small output"), json!("yyyyyyyyyy"));
+}
+
+#[tokio::test]
+async fn input_that_breaks_the_schema_never_reaches_the_connector() {
+    let runtime = runtime_with(Limits::default());
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let bad = connection
+        .invoke("big_output", &json!("not a number"), &CallInfo::default())
+        .await;
+    match bad.result {
+        Err(InvokeError::InvalidInput { reasons, .. }) => assert!(!reasons.is_empty()),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+    let unknown = connection
+        .invoke("nope", &json!(null), &CallInfo::default())
+        .await;
+    match unknown.result {
+        Err(error @ InvokeError::UnknownOperation { .. }) => {
+            assert!(error.to_string().contains("spin"), "lists what exists: {error}")
+        }
+        other => panic!("expected unknown operation, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_at_once_each_get_their_own_instance() {
+    let runtime = runtime_with(Limits::default());
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    let calls = (0..12).map(|i| {
+        let connection = connection.clone();
+        tokio::spawn(async move {
+            connection
+                .invoke("big_output", &json!(i), &CallInfo::default())
+                .await
+        })
+    });
+    for (i, call) in calls.enumerate() {
+        let result = call.await.expect("task").result.expect("call");
+        assert_eq!(result.as_str().map(str::len), Some(i));
+    }
+}

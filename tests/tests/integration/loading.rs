@@ -1,0 +1,157 @@
+use cordon_host::{ArtifactSource, Limits, LoadError, Runtime, RuntimeConfig};
+use cordon_tests::{builtin, fixture, runtime, runtime_config};
+
+async fn load_error(bytes: &[u8]) -> LoadError {
+    runtime()
+        .load_bytes(bytes, "test.wasm")
+        .await
+        .expect_err("must be refused")
+}
+
+#[tokio::test]
+async fn refuses_bytes_that_are_not_wasm() {
+    let error = load_error(b"#!/bin/sh\necho hi\n").await;
+    assert!(matches!(error, LoadError::NotWasm { .. }), "{error}");
+    assert!(error.to_string().contains("not a WebAssembly file"), "{error}");
+}
+
+#[tokio::test]
+async fn refuses_a_core_module_and_says_how_to_fix_it() {
+    let module = wat::parse_str("(module (func (export \"run\")))").expect("wat");
+    let error = load_error(&module).await;
+    assert!(matches!(error, LoadError::CoreModule { .. }), "{error}");
+    assert!(error.to_string().contains("wasm32-wasip2"), "{error}");
+}
+
+#[tokio::test]
+async fn refuses_a_truncated_component() {
+    let bytes = builtin("json-transform");
+    let error = load_error(&bytes[..bytes.len() / 2]).await;
+    assert!(matches!(error, LoadError::Invalid { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn refuses_a_file_over_the_size_cap() {
+    let runtime = Runtime::new(RuntimeConfig {
+        limits: Limits {
+            component_bytes: 1024,
+            ..Limits::default()
+        },
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let error = runtime
+        .load_file(&fixture("hostile"))
+        .await
+        .expect_err("too large");
+    assert!(matches!(error, LoadError::TooLarge { cap: 1024, .. }), "{error}");
+}
+
+#[tokio::test]
+async fn refuses_another_contract_version_and_names_both() {
+    let error = runtime()
+        .load_file(&fixture("contract-v2"))
+        .await
+        .expect_err("wrong version");
+    let text = error.to_string();
+    assert!(matches!(error, LoadError::WrongContract { .. }), "{text}");
+    assert!(
+        text.contains("cordon:connector@0.2.0") && text.contains("cordon:connector@0.1.0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_disallowed_import_and_names_it() {
+    let error = runtime()
+        .load_file(&fixture("sockets"))
+        .await
+        .expect_err("sockets import");
+    match &error {
+        LoadError::DisallowedImport { import, .. } => {
+            assert!(import.starts_with("wasi:sockets/"), "{import}")
+        }
+        other => panic!("expected a disallowed import, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn refuses_a_missing_file_with_its_path() {
+    let error = runtime()
+        .load_file("/nonexistent/connector.wasm".as_ref())
+        .await
+        .expect_err("missing");
+    assert!(
+        error.to_string().contains("/nonexistent/connector.wasm"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn second_load_comes_from_the_artifact_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || RuntimeConfig {
+        cache_dir: Some(dir.path().to_owned()),
+        max_concurrent_instances: 4,
+        ..RuntimeConfig::default()
+    };
+    let first = Runtime::new(config()).expect("runtime");
+    let connector = first
+        .load_bytes(builtin("json-transform"), "json-transform")
+        .await
+        .expect("load");
+    assert_eq!(connector.load_report().artifact, ArtifactSource::Compiled);
+    let artifacts = std::fs::read_dir(dir.path()).expect("cache dir").count();
+    assert_eq!(artifacts, 1, "one artifact written");
+
+    // A new runtime (a new process, in effect) finds the artifact and does not compile.
+    let second = Runtime::new(config()).expect("runtime");
+    let again = second
+        .load_bytes(builtin("json-transform"), "json-transform")
+        .await
+        .expect("load");
+    assert_eq!(again.load_report().artifact, ArtifactSource::Cache);
+    assert_eq!(again.component_hash(), connector.component_hash());
+}
+
+#[tokio::test]
+async fn built_in_manifests_are_valid_and_request_what_they_should() {
+    let runtime = runtime();
+    let transform = runtime
+        .load_bytes(builtin("json-transform"), "json-transform")
+        .await
+        .expect("load");
+    assert!(
+        transform.manifest().hosts.is_empty(),
+        "json-transform must need no network"
+    );
+    assert!(transform.manifest().secrets.is_empty());
+
+    let http = runtime.load_bytes(builtin("http"), "http").await.expect("load");
+    let hosts: Vec<_> = http
+        .manifest()
+        .hosts
+        .iter()
+        .map(|h| h.as_str().to_owned())
+        .collect();
+    assert_eq!(hosts, ["*://*:*"]);
+
+    let github = runtime
+        .load_bytes(builtin("github"), "github")
+        .await
+        .expect("load");
+    let ops: Vec<_> = github
+        .manifest()
+        .operations
+        .iter()
+        .map(|o| o.id.as_str().to_owned())
+        .collect();
+    assert_eq!(ops, ["list_issues", "create_issue", "new_issue"]);
+    assert!(
+        github
+            .manifest()
+            .parameters
+            .iter()
+            .any(|p| p.name.as_str() == "base_url")
+    );
+}

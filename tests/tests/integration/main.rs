@@ -1,0 +1,9 @@
+//! Integration tests: the host driven through its library API with real connectors built for
+//! wasm32-wasip2 and real HTTP servers on loopback.
+
+mod audit;
+mod connectors;
+mod grants;
+mod limits;
+mod loading;
+mod secrets;
