@@ -114,6 +114,27 @@ impl Connector {
         &self.report
     }
 
+    /// Creates a store with no grants, instantiates the component and drops both: the fixed
+    /// cost every call pays. For benchmarks.
+    #[doc(hidden)]
+    pub async fn instantiate_and_drop(&self) -> Result<(), InvokeError> {
+        let grant = Arc::new(EffectiveGrant::nothing(
+            self.manifest.id.clone(),
+            ConnectionName::new("benchmark").map_err(|e| InvokeError::Host(e.to_string()))?,
+        ));
+        let mut store = self.runtime.new_store(
+            grant,
+            None,
+            Arc::new(crate::secrets::NoSecrets),
+            Redactor::default(),
+        );
+        self.pre
+            .instantiate_async(&mut store)
+            .await
+            .map(drop)
+            .map_err(|e| InvokeError::Host(e.to_string()))
+    }
+
     /// Binds the connector to a connection: checks parameters, computes the effective grant
     /// and builds the connection's HTTP client.
     pub fn connect(&self, config: ConnectionConfig) -> Result<Connection, ConnectError> {
@@ -440,10 +461,10 @@ fn convert_error(error: wit::ConnectorError, redactor: &Redactor) -> ConnectorEr
     }
 }
 
-fn map_invocation<'m, A, B>(
-    invocation: Invocation<(&'m Operation, A)>,
+fn map_invocation<A, B>(
+    invocation: Invocation<(&Operation, A)>,
     f: impl FnOnce(A) -> Result<B, InvokeError>,
-) -> Invocation<(&'m Operation, B)> {
+) -> Invocation<(&Operation, B)> {
     Invocation {
         result: invocation.result.and_then(|(op, a)| f(a).map(|b| (op, b))),
         log: invocation.log,

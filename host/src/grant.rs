@@ -313,3 +313,160 @@ fn list(patterns: &[HostPattern]) -> String {
         patterns.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::types as wit;
+
+    fn manifest(hosts: &[&str], secrets: &[(&str, &[&str], bool)]) -> Manifest {
+        Manifest::from_wit(wit::Manifest {
+            id: "demo".into(),
+            version: "1.0.0".into(),
+            display_name: String::new(),
+            description: String::new(),
+            operations: vec![],
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            secrets: secrets
+                .iter()
+                .map(|(name, hosts, plaintext)| wit::SecretRequest {
+                    name: name.to_string(),
+                    description: String::new(),
+                    hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                    plaintext: *plaintext,
+                })
+                .collect(),
+            parameters: vec![],
+        })
+        .expect("valid manifest")
+    }
+
+    fn grant(hosts: &[&str], secrets: &[(&str, bool)]) -> Grant {
+        Grant {
+            hosts: hosts.iter().map(|h| h.parse().expect("pattern")).collect(),
+            secrets: secrets
+                .iter()
+                .map(|(name, plaintext)| SecretGrant {
+                    name: SecretName::new(*name).expect("name"),
+                    hosts: vec![],
+                    plaintext: *plaintext,
+                })
+                .collect(),
+        }
+    }
+
+    fn effective(m: &Manifest, g: &Grant) -> EffectiveGrant {
+        EffectiveGrant::new(m, ConnectionName::new("c").expect("name"), g)
+    }
+
+    fn dest(url: &str) -> Destination {
+        Destination::parse(url).expect("url")
+    }
+
+    #[test]
+    #[allow(clippy::type_complexity)]
+    fn needs_both_request_and_grant() {
+        let table: &[(&[&str], &[&str], &str, Option<&str>)] = &[
+            (
+                &["https://*.example.com"],
+                &["https://api.example.com"],
+                "https://api.example.com/",
+                None,
+            ),
+            (
+                &["https://api.example.com"],
+                &["*://*:*"],
+                "https://other.example.com/",
+                Some("did not request"),
+            ),
+            (
+                &["*://*:*"],
+                &["https://api.example.com"],
+                "https://other.example.com/",
+                Some("not granted"),
+            ),
+            (
+                &[],
+                &["*://*:*"],
+                "https://api.example.com/",
+                Some("did not request"),
+            ),
+            (&["*://*:*"], &[], "https://api.example.com/", Some("not granted")),
+        ];
+        for (requested, granted, url, denial) in table {
+            let g = effective(&manifest(requested, &[]), &grant(granted, &[]));
+            match (g.check_destination(&dest(url)), denial) {
+                (Ok(()), None) => {}
+                (Err(d), Some(expected)) => assert!(d.missing.contains(expected), "{url}: {d}"),
+                (result, expected) => panic!("{url}: got {result:?}, expected denial {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn special_addresses_need_an_explicit_grant() {
+        let m = manifest(&["*://*:*"], &[]);
+        let d = dest("http://internal.example:8080/");
+        let loopback: IpAddr = "127.0.0.1".parse().expect("ip");
+        let metadata: IpAddr = "169.254.169.254".parse().expect("ip");
+        let public: IpAddr = "93.184.216.34".parse().expect("ip");
+        let by_name = effective(&m, &grant(&["http://internal.example:8080", "*://*:*"], &[]));
+        assert!(by_name.check_address(&d, loopback).is_err());
+        assert!(by_name.check_address(&d, metadata).is_err());
+        assert!(by_name.check_address(&d, public).is_ok());
+        let by_address = effective(&m, &grant(&["http://127.0.0.1:8080"], &[]));
+        assert!(by_address.check_address(&d, loopback).is_ok());
+        assert!(by_address.check_address(&d, metadata).is_err());
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("ip");
+        assert!(by_name.check_address(&d, mapped).is_err());
+        assert!(by_address.check_address(&d, mapped).is_ok());
+    }
+
+    #[test]
+    fn secrets_need_declaration_grant_and_binding() {
+        let m = manifest(
+            &["*://*:*"],
+            &[("token", &["https://api.example.com"], false), ("key", &[], true)],
+        );
+        let g = effective(
+            &m,
+            &grant(&["*://*:*"], &[("token", false), ("key", false), ("other", true)]),
+        );
+        let token = SecretName::new("token").expect("name");
+        let key = SecretName::new("key").expect("name");
+        let other = SecretName::new("other").expect("name");
+        assert!(g.check_secret(&token).is_ok());
+        assert!(
+            g.check_secret(&other)
+                .unwrap_err()
+                .missing
+                .contains("did not declare")
+        );
+        assert!(
+            g.check_secret_destination(&token, &dest("https://api.example.com/"))
+                .is_ok()
+        );
+        assert!(
+            g.check_secret_destination(&token, &dest("https://evil.example/"))
+                .is_err()
+        );
+        assert!(
+            g.check_secret_destination(&key, &dest("https://evil.example/"))
+                .is_ok()
+        );
+        assert_eq!(
+            g.check_reveal(&token).unwrap_err().kind,
+            DenialKind::SecretPlaintext
+        );
+        assert!(g.check_reveal(&key).unwrap_err().missing.contains("not granted"));
+
+        let ungranted = effective(&m, &grant(&["*://*:*"], &[]));
+        assert!(
+            ungranted
+                .check_secret(&token)
+                .unwrap_err()
+                .missing
+                .contains("not granted")
+        );
+    }
+}

@@ -212,6 +212,16 @@ impl Runtime {
         Ok(connector)
     }
 
+    /// Forgets every loaded connector, so the next load of the same component goes through
+    /// the artifact cache (or compiles) again. Connections already made keep working.
+    pub fn unload_all(&self) {
+        self.inner
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     fn lookup(&self, hash: &str) -> Option<Connector> {
         self.inner
             .loaded

@@ -229,8 +229,10 @@ pub fn find_placeholders(text: &str) -> Vec<Placeholder> {
 /// Shared by the sandbox's log, the HTTP client and the result mapping.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    known: Arc<Mutex<Vec<(SecretName, Arc<SecretValue>)>>>,
+    known: Arc<Mutex<Vec<KnownSecret>>>,
 }
+
+type KnownSecret = (SecretName, Arc<SecretValue>);
 
 impl Redactor {
     pub fn remember(&self, name: &SecretName, value: Arc<SecretValue>) {

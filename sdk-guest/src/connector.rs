@@ -7,6 +7,9 @@ use crate::{Context, Error};
 type ActionHandler = Box<dyn Fn(&Context, &str) -> Result<String, Error>>;
 type TriggerHandler = Box<dyn Fn(&Context, &str, Option<&str>) -> Result<(Vec<String>, String), Error>>;
 
+/// The signature of a polling trigger: configuration and last state in, items and next state out.
+pub type TriggerFn<I, Item, State> = fn(&Context, I, Option<State>) -> Result<Poll<Item, State>, Error>;
+
 /// A connector: its manifest and its operations. Build one with [`Connector::new`] and export
 /// it with [`export_connector!`](crate::export_connector).
 pub struct Connector {
@@ -210,7 +213,7 @@ impl Connector {
         mut self,
         id: impl Into<String>,
         description: impl Into<String>,
-        handler: fn(&Context, I, Option<State>) -> Result<Poll<Item, State>, Error>,
+        handler: TriggerFn<I, Item, State>,
     ) -> Self
     where
         I: DeserializeOwned + JsonSchema + 'static,

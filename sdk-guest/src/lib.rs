@@ -8,7 +8,7 @@
 //! [`http`], which the host performs after checking the grant; secrets go through
 //! [`secrets`]; logging through [`log`].
 //!
-//! ```ignore
+//! ```text
 //! use cordon_sdk::{Connector, Context, Error};
 //! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
@@ -55,7 +55,7 @@ pub mod __private {
 #[doc(hidden)]
 pub mod bindings;
 
-pub use connector::{Connector, Parameter, Poll, Secret};
+pub use connector::{Connector, Parameter, Poll, Secret, TriggerFn};
 pub use context::Context;
 pub use error::Error;
 pub use schemars;

@@ -23,46 +23,43 @@ pub fn build_guests(workspace_root: &Path, packages: &[&str]) -> PathBuf {
         .unwrap_or_else(|| workspace_root.join("target"));
     let target_dir = target_root.join("guest");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace_root)
-        .args([
-            "build",
-            "--profile",
-            "guest",
-            "--target",
-            GUEST_TARGET,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
     for package in packages {
-        command.args(["-p", package]);
-    }
-    // The outer build's compiler settings are for the host target; clippy's wrapper and the
-    // outer RUSTFLAGS must not leak into the guest build.
-    for variable in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        command.env_remove(variable);
-    }
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the connectors: {e}"));
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint =
-            if stderr.contains("may not be installed") || stderr.contains("can't find crate for `core`") {
+        // `cargo rustc --crate-type cdylib`: guest crates are plain libraries in the
+        // workspace (so `cargo test --workspace` can build them natively, where a cdylib with
+        // component export names would not link) and become components only here.
+        let mut command = Command::new(&cargo);
+        command
+            .current_dir(workspace_root)
+            .args(["rustc", "-p", package, "--lib", "--crate-type", "cdylib"])
+            .args(["--profile", "guest", "--target", GUEST_TARGET, "--target-dir"])
+            .arg(&target_dir);
+        // The outer build's compiler settings are for the host target; clippy's wrapper and
+        // the outer RUSTFLAGS must not leak into the guest build.
+        for variable in [
+            "RUSTFLAGS",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+            "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_RUSTFLAGS",
+        ] {
+            command.env_remove(variable);
+        }
+        let output = command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run cargo to build the connector {package}: {e}"));
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let hint = if stderr.contains("may not be installed")
+                || stderr.contains("can't find crate for `core`")
+            {
                 format!("\nthe {GUEST_TARGET} target is missing: run `rustup target add {GUEST_TARGET}`")
             } else {
                 String::new()
             };
-        panic!("building the connectors for {GUEST_TARGET} failed:\n{stderr}{hint}");
+            panic!("building the connector {package} for {GUEST_TARGET} failed:\n{stderr}{hint}");
+        }
     }
     for watched in ["plugins", "sdk-guest", "wit", "tests/fixtures", "Cargo.lock"] {
         let path = workspace_root.join(watched);
