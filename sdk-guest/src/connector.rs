@@ -26,8 +26,10 @@ pub struct Connector {
 pub(crate) struct Operation {
     pub(crate) id: String,
     pub(crate) description: String,
-    pub(crate) input_schema: String,
-    pub(crate) output_schema: String,
+    // Schemas are generated only when `describe` asks for them: every call builds the
+    // connector afresh (a fresh instance per call), so eager generation would cost every call.
+    pub(crate) input_schema: fn() -> String,
+    pub(crate) output_schema: fn() -> String,
     pub(crate) handler: Handler,
 }
 
@@ -200,8 +202,8 @@ impl Connector {
         self.operations.push(Operation {
             id: id.into(),
             description: description.into(),
-            input_schema: schema_of::<I>(),
-            output_schema: schema_of::<O>(),
+            input_schema: schema_of::<I>,
+            output_schema: schema_of::<O>,
             handler: Handler::Action(Box::new(handler)),
         });
         self
@@ -240,8 +242,8 @@ impl Connector {
         self.operations.push(Operation {
             id: id.into(),
             description: description.into(),
-            input_schema: schema_of::<I>(),
-            output_schema: schema_of::<Item>(),
+            input_schema: schema_of::<I>,
+            output_schema: schema_of::<Item>,
             handler: Handler::Trigger(Box::new(handler)),
         });
         self

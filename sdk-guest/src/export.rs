@@ -24,8 +24,8 @@ pub fn describe(connector: &Connector) -> Manifest {
                 },
                 display_name: op.id.replace('_', " "),
                 description: op.description.clone(),
-                input_schema: op.input_schema.clone(),
-                output_schema: op.output_schema.clone(),
+                input_schema: (op.input_schema)(),
+                output_schema: (op.output_schema)(),
             })
             .collect(),
         hosts: connector.hosts.clone(),
