@@ -1,6 +1,7 @@
 //! Measures the connector runtime and prints the table in BENCHMARKS.md.
 //!
-//! Run: `cargo run -p cordon-host --example bench` (add `-- --quick` for fewer iterations).
+//! Run: `cargo run -p cordon-host --example bench` (add `-- --quick` for fewer iterations,
+//! `-- --skip-compile` to leave out the compile rows, for profiling the call path).
 //! It uses the dev profile on purpose, so it shares the one wasmtime build with the tests;
 //! dependencies and cordon-host are optimized in that profile (see the root Cargo.toml).
 
@@ -26,13 +27,19 @@ fn millis(d: Duration) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
+    let skip_compile = std::env::args().any(|a| a == "--skip-compile");
     let iterations = if quick { 1_000 } else { 20_000 };
     let cache = tempfile::tempdir()?;
     println!("| measurement | p50 | p99 | runs |");
     println!("|---|---|---|---|");
 
     // Compile from scratch: a runtime without a cache, one connector at a time.
-    for name in ["json-transform", "http", "github"] {
+    let compiled: &[&str] = if skip_compile {
+        &[]
+    } else {
+        &["json-transform", "http", "github"]
+    };
+    for &name in compiled {
         let bytes = builtin::find(name).map(|b| b.component).unwrap_or_default();
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_instances: 16,

@@ -1,5 +1,6 @@
 //! Compiled connectors on disk, keyed by component hash and engine configuration, so a second
-//! load maps the artifact into memory instead of compiling again.
+//! load maps the artifact into memory instead of compiling again; and beside each artifact the
+//! validated manifest, so a second load need not call `describe` either.
 //!
 //! The directory is opened with cap-std: the cache writes only inside it. Keys are hex digests
 //! the host computes, never names from a connector or a definition.
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 use cap_std::fs::Dir;
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use crate::manifest::Manifest;
 
 #[derive(Debug)]
 pub(crate) struct ArtifactCache {
@@ -54,15 +57,31 @@ impl ArtifactCache {
         }
     }
 
+    /// The manifest `describe` returned for this component, saved beside its artifact so a
+    /// cached load need not instantiate the connector to ask again. A file that does not
+    /// parse is ignored and the connector is described afresh.
+    pub(crate) fn load_manifest(&self, key: &str) -> Option<Manifest> {
+        let text = self.dir.read_to_string(format!("{key}.manifest.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub(crate) fn store_manifest(&self, key: &str, manifest: &Manifest) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec(manifest)?;
+        self.write_atomically(&format!("{key}.manifest.json"), &bytes)
+    }
+
     /// Writes an artifact atomically: a reader sees the old file, no file, or the whole new one.
     pub(crate) fn store(&self, key: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let name = Self::file_name(key);
+        self.write_atomically(&Self::file_name(key), bytes)
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         let temporary = format!("{name}.{}.tmp", std::process::id());
         self.dir
             .write(&temporary, bytes)
             .map_err(|e| anyhow::anyhow!("cannot write {temporary} in the artifact cache: {e}"))?;
         self.dir
-            .rename(&temporary, &self.dir, &name)
+            .rename(&temporary, &self.dir, name)
             .map_err(|e| anyhow::anyhow!("cannot move {temporary} into place in the artifact cache: {e}"))?;
         Ok(())
     }

@@ -270,7 +270,8 @@ impl Connection {
             ))
         })?;
         if check_schema {
-            let errors = schema_errors(&op.output_validator, &value, 5);
+            let validators = op.validators().map_err(InvokeError::Host)?;
+            let errors = schema_errors(&validators.output, &value, 5);
             if !errors.is_empty() {
                 return Err(InvokeError::InvalidOutput(format!(
                     "{:?} returned output that does not fit its output schema: {}",
@@ -314,7 +315,16 @@ impl Connection {
                 elapsed: started.elapsed(),
             };
         };
-        let reasons = schema_errors(&op.input_validator, input, 10);
+        let reasons = match op.validators() {
+            Ok(validators) => schema_errors(&validators.input, input, 10),
+            Err(problem) => {
+                return Invocation {
+                    result: Err(InvokeError::Host(problem)),
+                    log: GuestLogRecord::default(),
+                    elapsed: started.elapsed(),
+                };
+            }
+        };
         if !reasons.is_empty() {
             return Invocation {
                 result: Err(InvokeError::InvalidInput {

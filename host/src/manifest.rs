@@ -2,9 +2,9 @@
 //! Every id is a validated newtype, every host pattern is parsed, every JSON Schema compiles.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bindings::types as wit;
@@ -12,14 +12,14 @@ use crate::host_pattern::HostPattern;
 use crate::ids::{ConnectorId, OperationId, ParameterName, SecretName};
 
 /// Whether an operation starts runs or is a step in one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OperationKind {
     Action,
     Trigger,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Operation {
     pub id: OperationId,
     pub kind: OperationKind,
@@ -27,13 +27,34 @@ pub struct Operation {
     pub description: String,
     pub input_schema: Value,
     pub output_schema: Value,
+    /// Compiled on first use: a manifest read back from the artifact cache was validated when
+    /// it was first described, and compiling every schema on every load would double the
+    /// cost of a cached load.
     #[serde(skip)]
-    pub(crate) input_validator: Arc<jsonschema::Validator>,
-    #[serde(skip)]
-    pub(crate) output_validator: Arc<jsonschema::Validator>,
+    validators: Arc<OnceLock<Result<Validators, String>>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The compiled input and output schemas of an operation.
+#[derive(Debug)]
+pub(crate) struct Validators {
+    pub(crate) input: jsonschema::Validator,
+    pub(crate) output: jsonschema::Validator,
+}
+
+impl Operation {
+    pub(crate) fn validators(&self) -> Result<&Validators, String> {
+        self.validators
+            .get_or_init(|| {
+                let input = compile_schema(&self.id, "input", &self.input_schema)?;
+                let output = compile_schema(&self.id, "output", &self.output_schema)?;
+                Ok(Validators { input, output })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecretRequest {
     pub name: SecretName,
     pub description: String,
@@ -41,7 +62,7 @@ pub struct SecretRequest {
     pub plaintext: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConnectionParameter {
     pub name: ParameterName,
     pub description: String,
@@ -49,7 +70,7 @@ pub struct ConnectionParameter {
     pub default_value: Option<Value>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub id: ConnectorId,
     pub version: semver::Version,
@@ -108,12 +129,10 @@ impl Manifest {
                 note(format!("operation {op_id:?} is declared twice"));
                 continue;
             }
-            let input = compile_schema(&op_id, "input", &op.input_schema).map_err(&mut note);
-            let output = compile_schema(&op_id, "output", &op.output_schema).map_err(&mut note);
-            if let (Ok((input_schema, input_validator)), Ok((output_schema, output_validator))) =
-                (input, output)
-            {
-                operations.push(Operation {
+            let input = parse_schema(&op_id, "input", &op.input_schema).map_err(&mut note);
+            let output = parse_schema(&op_id, "output", &op.output_schema).map_err(&mut note);
+            if let (Ok(input_schema), Ok(output_schema)) = (input, output) {
+                let operation = Operation {
                     id: op_id,
                     kind: match op.kind {
                         wit::OperationKind::Action => OperationKind::Action,
@@ -122,10 +141,14 @@ impl Manifest {
                     display_name: op.display_name,
                     description: op.description,
                     input_schema,
-                    input_validator,
                     output_schema,
-                    output_validator,
-                });
+                    validators: Arc::default(),
+                };
+                // Schemas that do not compile are a manifest error, found at load time.
+                match operation.validators() {
+                    Ok(_) => operations.push(operation),
+                    Err(problem) => note(problem),
+                }
             }
         }
 
@@ -198,14 +221,13 @@ impl Manifest {
     }
 }
 
-type CompiledSchema = (Value, Arc<jsonschema::Validator>);
+fn parse_schema(op: &OperationId, which: &str, text: &str) -> Result<Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("operation {op:?}: the {which} schema is not JSON: {e}"))
+}
 
-fn compile_schema(op: &OperationId, which: &str, text: &str) -> Result<CompiledSchema, String> {
-    let schema: Value = serde_json::from_str(text)
-        .map_err(|e| format!("operation {op:?}: the {which} schema is not JSON: {e}"))?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| format!("operation {op:?}: the {which} schema does not compile: {e}"))?;
-    Ok((schema, Arc::new(validator)))
+fn compile_schema(op: &OperationId, which: &str, schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(schema)
+        .map_err(|e| format!("operation {op:?}: the {which} schema does not compile: {e}"))
 }
 
 /// Checks `value` against a compiled schema and returns at most `limit` readable reasons.

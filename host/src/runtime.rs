@@ -198,7 +198,22 @@ impl Runtime {
             origin: origin.clone(),
             reason: format!("its exports do not match the contract: {e:#}"),
         })?;
-        let manifest = self.describe(&pre, &origin).await?;
+        let cached_manifest = match artifact {
+            ArtifactSource::Cache => self.inner.cache.as_ref().and_then(|c| c.load_manifest(&key)),
+            ArtifactSource::Compiled => None,
+        };
+        let manifest = match cached_manifest {
+            Some(manifest) => manifest,
+            None => {
+                let manifest = self.describe(&pre, &origin).await?;
+                if let Some(cache) = &self.inner.cache
+                    && let Err(error) = cache.store_manifest(&key, &manifest)
+                {
+                    tracing::warn!(%error, "the connector's manifest was not cached");
+                }
+                manifest
+            }
+        };
         let report = LoadReport {
             artifact,
             load_time: started.elapsed(),

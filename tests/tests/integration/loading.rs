@@ -101,8 +101,20 @@ async fn second_load_comes_from_the_artifact_cache() {
         .await
         .expect("load");
     assert_eq!(connector.load_report().artifact, ArtifactSource::Compiled);
-    let artifacts = std::fs::read_dir(dir.path()).expect("cache dir").count();
-    assert_eq!(artifacts, 1, "one artifact written");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".cwasm")).count(),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.ends_with(".manifest.json")).count(),
+        1,
+        "{names:?}"
+    );
 
     // A new runtime (a new process, in effect) finds the artifact and does not compile.
     let second = Runtime::new(config()).expect("runtime");
@@ -112,6 +124,25 @@ async fn second_load_comes_from_the_artifact_cache() {
         .expect("load");
     assert_eq!(again.load_report().artifact, ArtifactSource::Cache);
     assert_eq!(again.component_hash(), connector.component_hash());
+    assert_eq!(again.manifest().id, connector.manifest().id);
+    assert_eq!(
+        again.manifest().operations.len(),
+        connector.manifest().operations.len()
+    );
+    // The manifest read back from the cache still validates inputs.
+    let connection = cordon_tests::connect(&again, cordon_host::Grant::default());
+    let call = connection
+        .invoke(
+            "pick",
+            &serde_json::json!({"fields": 1}),
+            &cordon_host::CallInfo::default(),
+        )
+        .await;
+    assert!(
+        matches!(call.result, Err(cordon_host::InvokeError::InvalidInput { .. })),
+        "{:?}",
+        call.result
+    );
 }
 
 #[tokio::test]
