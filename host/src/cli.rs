@@ -32,7 +32,19 @@ struct Cli {
 enum Command {
     /// Inspect and run connectors.
     #[command(subcommand)]
-    Connector(ConnectorCommand),
+    Connector(Box<ConnectorCommand>),
+    /// Evaluate one expression template against a JSON context and print the JSON result.
+    ///
+    /// The context may hold `parameters`, `variables`, `actions` (name to record with
+    /// `outputs`), `trigger` (with `outputs.body`), `item`, `items`, `iterationIndexes`,
+    /// `results`, `workflow` and `appsettings`; every key is optional.
+    Expr {
+        /// The template, as it would appear in a workflow: '@add(1, 2)' or 'Hi @{parameters(''name'')}'.
+        template: String,
+        /// A JSON file with the context.
+        #[arg(long, value_name = "FILE")]
+        context: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,18 +151,22 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::Connector(ConnectorCommand::Builtins) => {
+    let command = match cli.command {
+        Command::Expr { template, context } => return evaluate_expression(&template, context.as_deref()),
+        Command::Connector(command) => *command,
+    };
+    match command {
+        ConnectorCommand::Builtins => {
             for b in builtin::BUILTINS {
                 println!("{}", b.name);
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Connector(ConnectorCommand::Inspect {
+        ConnectorCommand::Inspect {
             connector,
             json,
             cache,
-        }) => {
+        } => {
             let connector = load(&runtime(&cache)?, &connector).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&inspect_json(&connector))?);
@@ -159,11 +175,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Connector(ConnectorCommand::Invoke {
+        ConnectorCommand::Invoke {
             connector,
             operation,
             call,
-        }) => {
+        } => {
             let runtime = runtime(&call.cache)?;
             let connection = connect(&runtime, &connector, &call).await?;
             let input = read_json("--input", &call.input)?;
@@ -175,12 +191,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_log(&invocation.log);
             finish(invocation.result.map(|v| serde_json::to_string_pretty(&v)))
         }
-        Command::Connector(ConnectorCommand::Poll {
+        ConnectorCommand::Poll {
             connector,
             trigger,
             state,
             call,
-        }) => {
+        } => {
             let runtime = runtime(&call.cache)?;
             let connection = connect(&runtime, &connector, &call).await?;
             let input = read_json("--input", &call.input)?;
@@ -192,6 +208,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let invocation = connection.poll(&trigger, &input, state.as_ref(), &info).await;
             print_log(&invocation.log);
             finish(invocation.result.map(|p| serde_json::to_string_pretty(&p)))
+        }
+    }
+}
+
+fn evaluate_expression(template: &str, context: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let scope = match context {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("--context: cannot read {path:?}"))?;
+            let document: Value = serde_json::from_str(&text)
+                .with_context(|| format!("--context: {path:?} is not valid JSON"))?;
+            if !document.is_object() {
+                bail!(
+                    "--context: {path:?} must hold a JSON object with keys such as \"parameters\" and \"actions\""
+                );
+            }
+            crate::expr::JsonScope::new(document)
+        }
+        None => crate::expr::JsonScope::default(),
+    };
+    let parsed = match crate::expr::Template::parse(template) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match parsed.evaluate(&scope) {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::from(1))
         }
     }
 }

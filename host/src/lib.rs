@@ -39,6 +39,7 @@ mod connector;
 pub mod egress;
 mod engine;
 mod error;
+pub mod expr;
 pub mod grant;
 pub mod guest_log;
 pub mod host_pattern;

@@ -115,3 +115,31 @@ fn a_denied_request_fails_the_call_and_is_audited() {
     );
     assert!(err.contains("not granted"), "{err}");
 }
+
+#[test]
+fn expr_evaluates_a_template_against_a_context_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let context = dir.path().join("context.json");
+    std::fs::write(
+        &context,
+        r#"{"parameters": {"name": "Ada"}, "actions": {"Get": {"outputs": {"body": {"n": 41}}}}}"#,
+    )
+    .expect("write context");
+    let context = context.to_str().expect("utf-8 path");
+
+    let (code, out, err) = cordon(&["expr", "Hi @{parameters('name')}", "--context", context]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "\"Hi Ada\"");
+
+    let (code, out, err) = cordon(&["expr", "@add(body('Get').n, 1)", "--context", context]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "42");
+
+    let (code, _, err) = cordon(&["expr", "@add(1)"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("add takes 2 arguments, got 1"), "{err}");
+
+    let (code, _, err) = cordon(&["expr", "@body('Missing')", "--context", context]);
+    assert_eq!(code, 1);
+    assert!(err.contains("\"Missing\", which has not run"), "{err}");
+}

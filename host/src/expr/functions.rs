@@ -1,0 +1,267 @@
+//! The function reference: one table per family, each entry with its argument counts, looked up
+//! case-insensitively as Logic Apps does. Arguments are evaluated by the function itself
+//! ([`Args`]), so `if`, `and`, `or` and `coalesce` can skip what they do not need.
+
+mod collection;
+mod conversion;
+mod datetime;
+mod logic;
+mod manipulation;
+mod math;
+mod string;
+mod uri;
+mod workflow;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::value::{Num, describe};
+use super::{Expr, ExprError, Scope};
+
+type Implementation = fn(&Args<'_>) -> Result<Value, ExprError>;
+
+/// One function of the expression language.
+#[derive(Clone, Copy)]
+pub struct FunctionInfo {
+    pub name: &'static str,
+    pub min_args: usize,
+    /// `None` for functions that take any number (`concat`, `createArray`, ...).
+    pub max_args: Option<usize>,
+    /// False for the few documented functions cordon recognises but does not implement, so
+    /// validation can say so instead of calling the name unknown.
+    pub supported: bool,
+    implementation: Implementation,
+}
+
+impl std::fmt::Debug for FunctionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionInfo")
+            .field("name", &self.name)
+            .field("min_args", &self.min_args)
+            .field("max_args", &self.max_args)
+            .field("supported", &self.supported)
+            .finish()
+    }
+}
+
+/// Shorthand for the family tables.
+const fn f(
+    name: &'static str,
+    min_args: usize,
+    max_args: usize,
+    implementation: Implementation,
+) -> FunctionInfo {
+    FunctionInfo {
+        name,
+        min_args,
+        max_args: Some(max_args),
+        supported: true,
+        implementation,
+    }
+}
+
+/// A documented function cordon does not implement yet.
+const fn not_implemented(name: &'static str, min_args: usize, max_args: usize) -> FunctionInfo {
+    FunctionInfo {
+        name,
+        min_args,
+        max_args: Some(max_args),
+        supported: false,
+        implementation: unsupported,
+    }
+}
+
+/// A function that takes `min_args` or more arguments.
+const fn variadic(name: &'static str, min_args: usize, implementation: Implementation) -> FunctionInfo {
+    FunctionInfo {
+        name,
+        min_args,
+        max_args: None,
+        supported: true,
+        implementation,
+    }
+}
+
+fn table() -> &'static HashMap<String, FunctionInfo> {
+    static TABLE: OnceLock<HashMap<String, FunctionInfo>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        [
+            string::FUNCTIONS,
+            collection::FUNCTIONS,
+            logic::FUNCTIONS,
+            conversion::FUNCTIONS,
+            math::FUNCTIONS,
+            datetime::FUNCTIONS,
+            uri::FUNCTIONS,
+            manipulation::FUNCTIONS,
+            workflow::FUNCTIONS,
+        ]
+        .iter()
+        .flat_map(|family| family.iter())
+        .map(|info| (info.name.to_ascii_lowercase(), *info))
+        .collect()
+    })
+}
+
+/// The function called `name`, ignoring case.
+pub fn lookup(name: &str) -> Option<&'static FunctionInfo> {
+    table().get(&name.to_ascii_lowercase())
+}
+
+/// Every function name, sorted.
+pub fn names() -> Vec<&'static str> {
+    let mut names: Vec<&str> = table().values().map(|i| i.name).collect();
+    names.sort_unstable();
+    names
+}
+
+/// The closest known name to a misspelt one, if any is close.
+pub(super) fn suggest(name: &str) -> Option<&'static str> {
+    let wanted = name.to_ascii_lowercase();
+    table()
+        .values()
+        .map(|info| (edit_distance(&wanted, &info.name.to_ascii_lowercase()), info.name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+pub(super) fn call(name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Value, ExprError> {
+    let info = lookup(name).ok_or_else(|| ExprError::new(format!("unknown function {name:?}")))?;
+    (info.implementation)(&Args {
+        name: info.name,
+        exprs: args,
+        scope,
+    })
+    .map_err(|e| {
+        if e.message.starts_with(info.name) || e.message.contains(" in ") {
+            e
+        } else {
+            ExprError::new(format!("{}: {}", info.name, e.message))
+        }
+    })
+}
+
+/// The arguments of one call, evaluated on demand.
+pub(super) struct Args<'a> {
+    pub name: &'static str,
+    exprs: &'a [Expr],
+    pub scope: &'a dyn Scope,
+}
+
+impl Args<'_> {
+    pub fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
+    pub fn value(&self, i: usize) -> Result<Value, ExprError> {
+        match self.exprs.get(i) {
+            Some(expr) => expr.evaluate(self.scope),
+            None => Ok(Value::Null),
+        }
+    }
+
+    pub fn values(&self) -> Result<Vec<Value>, ExprError> {
+        (0..self.len()).map(|i| self.value(i)).collect()
+    }
+
+    pub fn optional(&self, i: usize) -> Result<Option<Value>, ExprError> {
+        if i < self.len() {
+            self.value(i).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn wrong(&self, i: usize, wanted: &str, got: &Value) -> ExprError {
+        ExprError::new(format!(
+            "{} expects {wanted} as argument {}, got {}",
+            self.name,
+            i + 1,
+            describe(got)
+        ))
+    }
+
+    pub fn string(&self, i: usize) -> Result<String, ExprError> {
+        match self.value(i)? {
+            Value::String(s) => Ok(s),
+            other => Err(self.wrong(i, "a string", &other)),
+        }
+    }
+
+    pub fn optional_string(&self, i: usize) -> Result<Option<String>, ExprError> {
+        if i < self.len() {
+            self.string(i).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn integer(&self, i: usize) -> Result<i64, ExprError> {
+        match self.value(i)? {
+            Value::Number(n) if n.is_i64() || n.is_u64() => n
+                .as_i64()
+                .ok_or_else(|| self.wrong(i, "an integer", &Value::Number(n))),
+            Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                Ok(n.as_f64().unwrap_or_default() as i64)
+            }
+            other => Err(self.wrong(i, "an integer", &other)),
+        }
+    }
+
+    pub fn number(&self, i: usize) -> Result<Num, ExprError> {
+        let value = self.value(i)?;
+        Num::from_value(&value, self.name).map_err(|_| self.wrong(i, "a number", &value))
+    }
+
+    pub fn bool(&self, i: usize) -> Result<bool, ExprError> {
+        match self.value(i)? {
+            Value::Bool(b) => Ok(b),
+            other => Err(self.wrong(i, "a boolean", &other)),
+        }
+    }
+
+    pub fn array(&self, i: usize) -> Result<Vec<Value>, ExprError> {
+        match self.value(i)? {
+            Value::Array(a) => Ok(a),
+            other => Err(self.wrong(i, "an array", &other)),
+        }
+    }
+
+    pub fn object(&self, i: usize) -> Result<serde_json::Map<String, Value>, ExprError> {
+        match self.value(i)? {
+            Value::Object(o) => Ok(o),
+            other => Err(self.wrong(i, "an object", &other)),
+        }
+    }
+
+    pub fn error(&self, message: impl std::fmt::Display) -> ExprError {
+        ExprError::new(format!("{} {message}", self.name))
+    }
+}
+
+/// A function we recognise but do not implement: parsing refuses it with [`NOT_IMPLEMENTED`],
+/// so this only runs if an unchecked expression reaches it.
+fn unsupported(args: &Args<'_>) -> Result<Value, ExprError> {
+    Err(args.error(NOT_IMPLEMENTED))
+}
+
+pub(super) const NOT_IMPLEMENTED: &str =
+    "is not supported by cordon yet (the XML, multipart and time-zone functions are not implemented)";
