@@ -3,6 +3,8 @@
 //! Exit codes: 0 success; 1 the connector ran and failed; 2 bad usage, bad input or a
 //! connector that cannot be loaded.
 
+mod workflow;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,6 +35,37 @@ enum Command {
     /// Inspect and run connectors.
     #[command(subcommand)]
     Connector(Box<ConnectorCommand>),
+    /// Check a project: JSON, action types, runAfter, cycles, expressions, connections,
+    /// operations and static inputs. Exits 1 if anything is wrong.
+    Validate {
+        /// The project directory (holds connections.json and one folder per workflow).
+        project: PathBuf,
+        /// Print the problems as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Run a workflow to its end, showing each action; exits 0 only if the run succeeded.
+    ///
+    /// Runs that a killed `cordon` left unfinished in the same history are resumed first.
+    Run {
+        /// The project directory.
+        project: PathBuf,
+        /// The workflow (its folder name).
+        workflow: String,
+        /// The trigger body: JSON, or @FILE.
+        #[arg(long)]
+        trigger_body: Option<String>,
+        /// The run history database [default: PROJECT/.cordon/history.db].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Read the run history.
+    #[command(subcommand)]
+    Runs(Box<workflow::RunsCommand>),
     /// Evaluate one expression template against a JSON context and print the JSON result.
     ///
     /// The context may hold `parameters`, `variables`, `actions` (name to record with
@@ -154,6 +187,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match cli.command {
         Command::Expr { template, context } => return evaluate_expression(&template, context.as_deref()),
         Command::Connector(command) => *command,
+        Command::Validate { project, json, cache } => {
+            return workflow::validate_project(&project, json, &cache).await;
+        }
+        Command::Run {
+            project,
+            workflow,
+            trigger_body,
+            db,
+            cache,
+        } => {
+            return workflow::run_workflow(
+                &project,
+                &workflow,
+                trigger_body.as_deref(),
+                db.as_deref(),
+                &cache,
+            )
+            .await;
+        }
+        Command::Runs(command) => return workflow::runs(*command).await,
     };
     match command {
         ConnectorCommand::Builtins => {

@@ -34,8 +34,9 @@ mod value;
 
 use serde_json::Value;
 
-pub use functions::{FunctionInfo, lookup as lookup_function, names as function_names};
+pub use functions::{FunctionInfo, lookup as lookup_function, names as function_names, parse_timestamp};
 pub use scope::{JsonScope, Scope};
+pub use value::equal as function_equals;
 pub use value::to_text;
 
 /// A parsed expression.
@@ -80,7 +81,7 @@ pub struct ExprError {
 }
 
 impl ExprError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
+    pub fn new(message: impl Into<String>) -> Self {
         ExprError {
             message: message.into(),
         }

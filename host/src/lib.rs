@@ -36,6 +36,7 @@ pub mod builtin;
 mod cache;
 pub mod cli;
 mod connector;
+pub mod db;
 pub mod egress;
 mod engine;
 mod error;
@@ -49,6 +50,7 @@ pub mod manifest;
 mod runtime;
 mod sandbox;
 pub mod secrets;
+pub mod workflow;
 
 pub use bindings::CONTRACT_VERSION;
 pub use connector::{CallInfo, Connection, ConnectionConfig, Connector, Invocation, PollOutput};

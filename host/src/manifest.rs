@@ -42,6 +42,14 @@ pub(crate) struct Validators {
 }
 
 impl Operation {
+    /// Why `input` does not fit this operation's input schema (empty when it fits).
+    pub fn check_input(&self, input: &Value) -> Vec<String> {
+        match self.validators() {
+            Ok(validators) => schema_errors(&validators.input, input, 10),
+            Err(e) => vec![e],
+        }
+    }
+
     pub(crate) fn validators(&self) -> Result<&Validators, String> {
         self.validators
             .get_or_init(|| {

@@ -12,6 +12,8 @@ mod string;
 mod uri;
 mod workflow;
 
+pub use datetime::parse_timestamp;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 

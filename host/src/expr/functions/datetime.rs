@@ -35,7 +35,7 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
 ];
 
 /// Parses an ISO 8601 timestamp; one without an offset is taken as UTC.
-pub(crate) fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));

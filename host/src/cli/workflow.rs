@@ -1,0 +1,464 @@
+//! `cordon validate`, `cordon run` and `cordon runs`: the workflow commands.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use crate::db::{ActionRecord, Db, RunFilter, RunRecord, SqliteDb, Status};
+use crate::workflow::executor::RunEvent;
+use crate::workflow::project::Project;
+use crate::workflow::{Connections, Engine, EngineOptions, validate};
+
+use super::{CacheArgs, read_json, runtime};
+
+/// Where the run history is.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The project directory.
+    #[arg(long, default_value = ".")]
+    pub project: PathBuf,
+    /// The run history database [default: PROJECT/.cordon/history.db].
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Only runs with this status (Running, Succeeded, Failed, Cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run as a tree of actions with status, attempts and duration.
+    Show {
+        run_id: String,
+        #[command(flatten)]
+        history: HistoryArgs,
+        /// Also print inputs and outputs (secure ones stay redacted).
+        #[arg(long)]
+        verbose: bool,
+        /// Print JSON, with every attempt.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a workflow again with the trigger outputs of an earlier run.
+    Resubmit {
+        run_id: String,
+        #[command(flatten)]
+        history: HistoryArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+pub fn default_db_path(project: &Path) -> PathBuf {
+    project.join(".cordon").join("history.db")
+}
+
+fn open_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Arc<SqliteDb>> {
+    let path = db.map_or_else(|| default_db_path(project), Path::to_owned);
+    Ok(Arc::new(SqliteDb::open(&path)?))
+}
+
+/// `cordon validate PROJECT`.
+pub async fn validate_project(
+    project: &Path,
+    json_output: bool,
+    cache: &CacheArgs,
+) -> anyhow::Result<ExitCode> {
+    let project = Project::open(project)?;
+    let runtime = runtime(cache)?;
+    let (connections, mut problems) = Connections::load(&project, &runtime).await?;
+    problems.splice(0..0, project.problems.iter().cloned());
+    problems.extend(validate::validate(&project, &connections));
+    if json_output {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"problems": problems}))?
+        );
+    } else if problems.is_empty() {
+        println!(
+            "ok: {} workflow{}, {} connection{}",
+            project.workflows.len(),
+            plural(project.workflows.len()),
+            project.connections.len(),
+            plural(project.connections.len())
+        );
+    } else {
+        for problem in &problems {
+            println!("{problem}");
+        }
+        eprintln!("{} problem{} found", problems.len(), plural(problems.len()));
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// `cordon run PROJECT WORKFLOW`.
+pub async fn run_workflow(
+    project_path: &Path,
+    workflow: &str,
+    trigger_body: Option<&str>,
+    db: Option<&Path>,
+    cache: &CacheArgs,
+) -> anyhow::Result<ExitCode> {
+    let project = Project::open(project_path)?;
+    project.workflow(workflow)?;
+    let trigger_body = trigger_body
+        .map(|t| read_json("--trigger-body", t))
+        .transpose()?
+        .unwrap_or(Value::Null);
+    let db = open_db(project_path, db)?;
+    let view = LiveView::new();
+    let mut options = EngineOptions::new(db.clone());
+    let observer_view = view.clone();
+    options.observer = Some(Arc::new(move |event| observer_view.show(event)));
+    let engine = Engine::open(&project, &runtime(cache)?, options).await?;
+
+    // Runs a killed process left behind are finished first, so their results are never lost.
+    for resumed in engine.resume_interrupted().await? {
+        println!(
+            "resumed interrupted run {} of {}: {}",
+            resumed.id, resumed.workflow, resumed.status
+        );
+    }
+    let run = engine.run(workflow, trigger_body).await?;
+    view.finish();
+    print_run_summary(&run);
+    println!(
+        "history: {}  (cordon runs show {} --project {})",
+        db.location(),
+        run.id,
+        project_path.display()
+    );
+    Ok(if run.status == Status::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_run_summary(run: &RunRecord) {
+    let duration = run
+        .ended_at
+        .map(|e| format_duration(e - run.started_at))
+        .unwrap_or_default();
+    println!("run {} of {}: {} in {duration}", run.id, run.workflow, run.status);
+    if let Some(error) = &run.error {
+        println!(
+            "  error: {}",
+            error.get("message").and_then(Value::as_str).unwrap_or_default()
+        );
+    }
+    if let Some(response) = &run.response {
+        println!("  response: {}", response.get("body").unwrap_or(&Value::Null));
+    }
+}
+
+fn format_duration(ms: i64) -> String {
+    if ms < 1_000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.2} s", ms as f64 / 1_000.0)
+    }
+}
+
+/// Shows actions starting and finishing: a status line redrawn in place on a terminal, plain
+/// lines otherwise (logs, CI).
+#[derive(Clone)]
+struct LiveView {
+    terminal: bool,
+    running: Arc<Mutex<BTreeMap<String, ()>>>,
+}
+
+impl LiveView {
+    fn new() -> LiveView {
+        LiveView {
+            terminal: std::io::stdout().is_terminal(),
+            running: Arc::default(),
+        }
+    }
+
+    fn show(&self, event: &RunEvent) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = std::io::stdout().lock();
+        if self.terminal {
+            let _ = write!(out, "\r\x1b[K");
+        }
+        match event {
+            RunEvent::RunStarted {
+                run_id,
+                workflow,
+                resumed,
+            } => {
+                let verb = if *resumed { "resuming" } else { "starting" };
+                let _ = writeln!(out, "{verb} run {run_id} of {workflow}");
+            }
+            RunEvent::ActionStarted { path, kind, .. } => {
+                running.insert(path.clone(), ());
+                if !self.terminal {
+                    let _ = writeln!(out, "  started  {path} ({kind})");
+                }
+            }
+            RunEvent::ActionFinished {
+                path,
+                status,
+                attempts,
+                duration,
+                error,
+                replayed,
+                ..
+            } => {
+                running.remove(path);
+                let mark = match status {
+                    Status::Succeeded => "ok",
+                    Status::Skipped => "--",
+                    _ => "!!",
+                };
+                let attempts = if *attempts > 1 {
+                    format!(", {attempts} attempts")
+                } else {
+                    String::new()
+                };
+                let replayed = if *replayed { ", from history" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "  {mark} {status:<9} {path} ({}{attempts}{replayed})",
+                    format_duration(duration.as_millis() as i64)
+                );
+                if let Some(error) = error {
+                    let _ = writeln!(out, "       {error}");
+                }
+            }
+            RunEvent::RunFinished { .. } => {}
+        }
+        if self.terminal && !running.is_empty() {
+            let names: Vec<&str> = running.keys().map(String::as_str).take(4).collect();
+            let more = running.len().saturating_sub(4);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let _ = write!(out, "  running: {}{more}", names.join(", "));
+        }
+        let _ = out.flush();
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            print!("\r\x1b[K");
+        }
+    }
+}
+
+pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        RunsCommand::List {
+            history,
+            workflow,
+            status,
+            limit,
+            json,
+        } => {
+            let status = status
+                .map(|s| {
+                    Status::parse(&s).with_context(|| {
+                        format!(
+                            "--status {s:?} is not one of Running, Succeeded, Failed, Cancelled, TimedOut"
+                        )
+                    })
+                })
+                .transpose()?;
+            let db = open_db(&history.project, history.db.as_deref())?;
+            let runs = db.list_runs(&RunFilter {
+                workflow,
+                status,
+                limit: Some(limit),
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+            } else if runs.is_empty() {
+                println!("no runs");
+            } else {
+                println!(
+                    "{:<28} {:<20} {:<10} {:<24} duration",
+                    "run", "workflow", "status", "started"
+                );
+                for run in runs {
+                    let duration = run
+                        .ended_at
+                        .map(|e| format_duration(e - run.started_at))
+                        .unwrap_or_else(|| "-".to_owned());
+                    println!(
+                        "{:<28} {:<20} {:<10} {:<24} {duration}",
+                        run.id,
+                        run.workflow,
+                        run.status.as_str(),
+                        timestamp(run.started_at)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show {
+            run_id,
+            history,
+            verbose,
+            json,
+        } => {
+            let db = open_db(&history.project, history.db.as_deref())?;
+            let run = db.run(&run_id)?;
+            let actions = db.actions(&run_id, false)?;
+            if json {
+                let mut listed = Vec::new();
+                for action in &actions {
+                    let mut value = serde_json::to_value(redacted(action))?;
+                    value["attempt_history"] = serde_json::to_value(db.attempts(&run_id, &action.path)?)?;
+                    listed.push(value);
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"run": run, "actions": listed}))?
+                );
+            } else {
+                print_run_summary(&run);
+                print!("{}", action_tree(&actions, verbose));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Resubmit {
+            run_id,
+            history,
+            cache,
+        } => {
+            let db = open_db(&history.project, history.db.as_deref())?;
+            let original = db.run(&run_id)?;
+            let project = Project::open(&history.project)?;
+            let view = LiveView::new();
+            let mut options = EngineOptions::new(db.clone());
+            let observer_view = view.clone();
+            options.observer = Some(Arc::new(move |event| observer_view.show(event)));
+            let engine = Engine::open(&project, &runtime(&cache)?, options).await?;
+            let run = engine.resubmit(&original.id).await?;
+            view.finish();
+            print_run_summary(&run);
+            Ok(if run.status == Status::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+fn timestamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// The record as shown to people: secure inputs and outputs say so instead of being empty.
+fn redacted(action: &ActionRecord) -> ActionRecord {
+    let mut shown = action.clone();
+    if action.secure_inputs {
+        shown.inputs = Some(json!("<secure: hidden by runtimeConfiguration.secureData>"));
+    }
+    if action.secure_outputs {
+        shown.outputs = Some(json!("<secure: hidden by runtimeConfiguration.secureData>"));
+    }
+    shown
+}
+
+/// The actions of a run as an indented tree: containers hold their children, loop iterations
+/// are grouped under `[i]`.
+fn action_tree(actions: &[ActionRecord], verbose: bool) -> String {
+    let mut out = String::new();
+    write_children(actions, "", 1, verbose, &mut out);
+    out
+}
+
+fn write_children(actions: &[ActionRecord], parent: &str, depth: usize, verbose: bool, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    for action in actions.iter().filter(|a| a.parent == parent) {
+        let duration = action
+            .ended_at
+            .map(|e| format_duration(e - action.started_at))
+            .unwrap_or_else(|| "running".to_owned());
+        let attempts = match action.attempts {
+            0 => String::new(),
+            1 => ", 1 attempt".to_owned(),
+            n => format!(", {n} attempts"),
+        };
+        out.push_str(&format!(
+            "{indent}{} [{}] {} ({duration}{attempts})\n",
+            action.name, action.kind, action.status
+        ));
+        if let Some(message) = action
+            .error
+            .as_ref()
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+        {
+            out.push_str(&format!("{indent}  error: {message}\n"));
+        }
+        if verbose {
+            let shown = redacted(action);
+            for (label, value) in [("inputs", &shown.inputs), ("outputs", &shown.outputs)] {
+                if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
+                    out.push_str(&format!("{indent}  {label}: {value}\n"));
+                }
+            }
+        }
+        // Children: directly inside (Scope, If, Switch) or per loop iteration.
+        write_children(actions, &action.path, depth + 1, verbose, out);
+        let mut iterations: Vec<&str> = actions
+            .iter()
+            .filter_map(|a| {
+                let rest = a.parent.strip_prefix(action.path.as_str())?;
+                (rest.starts_with('[') && rest.ends_with(']') && !rest.contains('/'))
+                    .then_some(a.parent.as_str())
+            })
+            .collect();
+        iterations.sort_by_key(|p| iteration_index(p));
+        iterations.dedup();
+        for iteration in iterations {
+            out.push_str(&format!("{indent}  [{}]\n", iteration_index(iteration)));
+            write_children(actions, iteration, depth + 2, verbose, out);
+        }
+    }
+}
+
+fn iteration_index(parent: &str) -> usize {
+    parent
+        .rsplit('[')
+        .next()
+        .and_then(|s| s.strip_suffix(']'))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}

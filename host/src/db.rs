@@ -1,0 +1,186 @@
+//! Durable run history behind one interface.
+//!
+//! The executor only talks to [`Db`]; [`SqliteDb`] is the embedded default (a file in the
+//! project, nothing to install). The trait is written for a server database to follow: every
+//! write is one statement or one transaction keyed by `(run_id, path)`, runs carry a lease
+//! (owner and expiry) so several workers can share one database, and nothing relies on
+//! SQLite-only behaviour.
+//!
+//! What is stored: a row per run; a row per action execution (its `path` names loop
+//! iterations, such as `For_each[3]/Compose`) with status, attempt count, timings, inputs,
+//! outputs and error; and a row per attempt. Inputs and outputs of actions marked
+//! `secureData` never go into those rows: they sit in a separate table only while the run is
+//! unfinished (resuming needs them) and are deleted when it finishes.
+
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use sqlite::SqliteDb;
+
+/// The status of a run or an action, as Logic Apps names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    Running,
+    Succeeded,
+    Failed,
+    Skipped,
+    TimedOut,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "Running",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::Skipped => "Skipped",
+            Status::TimedOut => "TimedOut",
+            Status::Cancelled => "Cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "skipped" => Status::Skipped,
+            "timedout" => Status::TimedOut,
+            "cancelled" | "canceled" => Status::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self != Status::Running
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One run of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow: String,
+    pub status: Status,
+    /// The trigger's record (`name`, `outputs` with `headers` and `body`).
+    pub trigger: Value,
+    /// What the run produced: the body of its Response action, if it had one.
+    pub response: Option<Value>,
+    pub error: Option<Value>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    /// The run this one was resubmitted from, if any.
+    pub resubmitted_from: Option<String>,
+    /// The run that called this one as a child workflow, if any.
+    pub parent: Option<String>,
+}
+
+/// One execution of an action within a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionRecord {
+    pub run_id: String,
+    /// The action's name, prefixed by every enclosing loop iteration: `Loop[2]/Inner`.
+    pub path: String,
+    pub name: String,
+    /// The path of the enclosing container action (`Scope`, `If`, loop iteration), or "".
+    pub parent: String,
+    /// The action type, such as `Compose` or `ServiceProvider`.
+    pub kind: String,
+    pub status: Status,
+    pub attempts: u32,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    /// `None` when the action has not evaluated its inputs yet, or they are secure.
+    pub inputs: Option<Value>,
+    pub outputs: Option<Value>,
+    pub error: Option<Value>,
+    /// The stable key every attempt of this execution forwards to connectors.
+    pub idempotency_key: String,
+    pub secure_inputs: bool,
+    pub secure_outputs: bool,
+    /// Order of first start within the run, for display.
+    pub sequence: i64,
+}
+
+/// One attempt of an action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub status: Status,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub error: Option<Value>,
+}
+
+/// Filters for [`Db::list_runs`].
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub workflow: Option<String>,
+    pub status: Option<Status>,
+    pub limit: Option<usize>,
+}
+
+/// Why the history could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("run history database {location}: {reason}")]
+    Open { location: String, reason: String },
+    #[error("run history: {0}")]
+    Query(String),
+    #[error("no run with id {0:?}; `cordon runs list` shows the runs")]
+    NoSuchRun(String),
+}
+
+/// The run history and its leases. Implementations must be safe to share between threads.
+pub trait Db: Send + Sync + std::fmt::Debug {
+    fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError>;
+    fn finish_run(
+        &self,
+        run_id: &str,
+        status: Status,
+        response: Option<&Value>,
+        error: Option<&Value>,
+        ended_at: i64,
+    ) -> Result<(), DbError>;
+    fn run(&self, run_id: &str) -> Result<RunRecord, DbError>;
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError>;
+
+    /// Takes over unfinished runs whose lease has expired or whose owner `is_dead` says is
+    /// gone, and returns them. Claiming is atomic: two workers never both get a run.
+    fn claim_orphaned_runs(
+        &self,
+        lease_owner: &str,
+        lease_ms: i64,
+        now: i64,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<RunRecord>, DbError>;
+    /// Extends the lease on the runs this owner holds.
+    fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError>;
+
+    /// Records that an action started (or started again after a resume): status `Running`.
+    fn action_started(&self, record: &ActionRecord) -> Result<(), DbError>;
+    /// Records one finished attempt.
+    fn attempt_finished(&self, run_id: &str, path: &str, attempt: &AttemptRecord) -> Result<(), DbError>;
+    /// Records the action's final state and its last attempt, in one transaction. For secure
+    /// actions, inputs and outputs are kept only until the run finishes.
+    fn action_finished(
+        &self,
+        record: &ActionRecord,
+        last_attempt: Option<&AttemptRecord>,
+        secure_state: Option<(&Value, &Value)>,
+    ) -> Result<(), DbError>;
+    /// Every action record of a run in start order, with secure state filled in while the run
+    /// is unfinished when `with_secure_state` is set (for resuming; never for display).
+    fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError>;
+    fn attempts(&self, run_id: &str, path: &str) -> Result<Vec<AttemptRecord>, DbError>;
+}

@@ -1,0 +1,473 @@
+//! The embedded run history: one SQLite file.
+//!
+//! WAL mode with `synchronous=NORMAL`: a committed transaction survives the process being
+//! killed (what `cordon run` needs; the resume test kills it with SIGKILL), though the last
+//! transactions may be lost if the whole machine loses power. One connection behind a mutex:
+//! the writes are small and SQLite serialises writers anyway.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use super::{ActionRecord, AttemptRecord, Db, DbError, RunFilter, RunRecord, Status};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    response TEXT,
+    error TEXT,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    resubmitted_from TEXT,
+    parent TEXT,
+    lease_owner TEXT,
+    lease_expires INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started_at);
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (status) WHERE status = 'Running';
+CREATE TABLE IF NOT EXISTS actions (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    parent TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER,
+    inputs TEXT,
+    outputs TEXT,
+    error TEXT,
+    idempotency_key TEXT NOT NULL,
+    secure_inputs INTEGER NOT NULL,
+    secure_outputs INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER NOT NULL,
+    error TEXT,
+    PRIMARY KEY (run_id, path, attempt)
+);
+-- Inputs and outputs of secureData actions, only while their run is unfinished.
+CREATE TABLE IF NOT EXISTS secure_state (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+PRAGMA user_version = 1;
+";
+
+/// The run history in a SQLite file.
+#[derive(Debug)]
+pub struct SqliteDb {
+    connection: Mutex<Connection>,
+    location: String,
+}
+
+fn query_error(e: rusqlite::Error) -> DbError {
+    DbError::Query(e.to_string())
+}
+
+fn json_text(value: Option<&Value>) -> Option<String> {
+    value.map(Value::to_string)
+}
+
+fn json_column(row: &Row<'_>, index: &str) -> rusqlite::Result<Option<Value>> {
+    let text: Option<String> = row.get(index)?;
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
+fn status_column(row: &Row<'_>, index: &str) -> rusqlite::Result<Status> {
+    let text: String = row.get(index)?;
+    Status::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown status {text:?}").into(),
+        )
+    })
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the history at `path`.
+    pub fn open(path: &Path) -> Result<SqliteDb, DbError> {
+        let location = path.display().to_string();
+        let open_error = |reason: String| DbError::Open {
+            location: location.clone(),
+            reason,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| open_error(format!("cannot create its directory: {e}")))?;
+        }
+        let connection = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        Self::prepare(connection, location.clone())
+    }
+
+    /// A history that lives only in memory, for tests and benchmarks beside the file-backed one.
+    pub fn in_memory() -> Result<SqliteDb, DbError> {
+        let connection = Connection::open_in_memory().map_err(query_error)?;
+        Self::prepare(connection, ":memory:".to_owned())
+    }
+
+    fn prepare(connection: Connection, location: String) -> Result<SqliteDb, DbError> {
+        let setup = || -> rusqlite::Result<i64> {
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "synchronous", "NORMAL")?;
+            connection.busy_timeout(std::time::Duration::from_secs(5))?;
+            connection.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        };
+        let open_error = |reason: String| DbError::Open {
+            location: location.clone(),
+            reason,
+        };
+        let version = setup().map_err(|e| open_error(e.to_string()))?;
+        if version > 1 {
+            return Err(open_error(format!(
+                "the file was written by a newer cordon (schema version {version}); upgrade cordon"
+            )));
+        }
+        connection
+            .execute_batch(SCHEMA)
+            .map_err(|e| open_error(e.to_string()))?;
+        Ok(SqliteDb {
+            connection: Mutex::new(connection),
+            location,
+        })
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (each statement is
+        // atomic), so a poisoned lock is still usable.
+        let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut connection).map_err(query_error)
+    }
+}
+
+const RUN_COLUMNS: &str =
+    "id, workflow, status, trigger, response, error, started_at, ended_at, resubmitted_from, parent";
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: row.get("id")?,
+        workflow: row.get("workflow")?,
+        status: status_column(row, "status")?,
+        trigger: json_column(row, "trigger")?.unwrap_or(Value::Null),
+        response: json_column(row, "response")?,
+        error: json_column(row, "error")?,
+        started_at: row.get("started_at")?,
+        ended_at: row.get("ended_at")?,
+        resubmitted_from: row.get("resubmitted_from")?,
+        parent: row.get("parent")?,
+    })
+}
+
+fn action_from_row(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
+    Ok(ActionRecord {
+        run_id: row.get("run_id")?,
+        path: row.get("path")?,
+        name: row.get("name")?,
+        parent: row.get("parent")?,
+        kind: row.get("kind")?,
+        status: status_column(row, "status")?,
+        attempts: row.get("attempts")?,
+        started_at: row.get("started_at")?,
+        ended_at: row.get("ended_at")?,
+        inputs: json_column(row, "inputs")?,
+        outputs: json_column(row, "outputs")?,
+        error: json_column(row, "error")?,
+        idempotency_key: row.get("idempotency_key")?,
+        secure_inputs: row.get("secure_inputs")?,
+        secure_outputs: row.get("secure_outputs")?,
+        sequence: row.get("sequence")?,
+    })
+}
+
+impl Db for SqliteDb {
+    fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (id, workflow, status, trigger, response, error, started_at, ended_at,
+                                   resubmitted_from, parent, lease_owner, lease_expires)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    run.id,
+                    run.workflow,
+                    run.status.as_str(),
+                    run.trigger.to_string(),
+                    json_text(run.response.as_ref()),
+                    json_text(run.error.as_ref()),
+                    run.started_at,
+                    run.ended_at,
+                    run.resubmitted_from,
+                    run.parent,
+                    lease_owner,
+                    run.started_at + lease_ms,
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn finish_run(
+        &self,
+        run_id: &str,
+        status: Status,
+        response: Option<&Value>,
+        error: Option<&Value>,
+        ended_at: i64,
+    ) -> Result<(), DbError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "UPDATE runs SET status = ?2, response = ?3, error = ?4, ended_at = ?5,
+                                 lease_owner = NULL, lease_expires = NULL
+                 WHERE id = ?1",
+                params![
+                    run_id,
+                    status.as_str(),
+                    json_text(response),
+                    json_text(error),
+                    ended_at
+                ],
+            )?;
+            tx.execute("DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
+            tx.commit()
+        })
+    }
+
+    fn run(&self, run_id: &str) -> Result<RunRecord, DbError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                params![run_id],
+                run_from_row,
+            )
+            .optional()
+        })?
+        .ok_or_else(|| DbError::NoSuchRun(run_id.to_owned()))
+    }
+
+    fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
+        self.with(|c| {
+            let mut statement = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
+                 ORDER BY started_at DESC, id DESC LIMIT ?3"
+            ))?;
+            let limit = filter.limit.map_or(-1, |l| l as i64);
+            let rows = statement.query_map(
+                params![filter.workflow, filter.status.map(Status::as_str), limit],
+                run_from_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn claim_orphaned_runs(
+        &self,
+        lease_owner: &str,
+        lease_ms: i64,
+        now: i64,
+        is_dead: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<RunRecord>, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let candidates: Vec<(String, Option<String>, Option<i64>)> = {
+                let mut statement =
+                    tx.prepare("SELECT id, lease_owner, lease_expires FROM runs WHERE status = 'Running'")?;
+                statement
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let mut claimed = Vec::new();
+            for (id, owner, expires) in candidates {
+                let orphaned = match (&owner, expires) {
+                    (Some(owner), _) if owner == lease_owner => false,
+                    (Some(owner), Some(expires)) => expires < now || is_dead(owner),
+                    _ => true,
+                };
+                if orphaned {
+                    tx.execute(
+                        "UPDATE runs SET lease_owner = ?2, lease_expires = ?3 WHERE id = ?1",
+                        params![id, lease_owner, now + lease_ms],
+                    )?;
+                    claimed.push(tx.query_row(
+                        &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                        params![id],
+                        run_from_row,
+                    )?);
+                }
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+    }
+
+    fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET lease_expires = ?2 WHERE lease_owner = ?1 AND status = 'Running'",
+                params![lease_owner, now + lease_ms],
+            )
+            .map(drop)
+        })
+    }
+
+    fn action_started(&self, r: &ActionRecord) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
+                                      inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                     inputs = COALESCE(excluded.inputs, actions.inputs)",
+                params![
+                    r.run_id,
+                    r.path,
+                    r.name,
+                    r.parent,
+                    r.kind,
+                    r.status.as_str(),
+                    r.attempts,
+                    r.started_at,
+                    json_text(r.inputs.as_ref()),
+                    r.idempotency_key,
+                    r.secure_inputs,
+                    r.secure_outputs,
+                    r.sequence,
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn attempt_finished(&self, run_id: &str, path: &str, a: &AttemptRecord) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    run_id,
+                    path,
+                    a.attempt,
+                    a.status.as_str(),
+                    a.started_at,
+                    a.ended_at,
+                    json_text(a.error.as_ref())
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn action_finished(
+        &self,
+        r: &ActionRecord,
+        last_attempt: Option<&AttemptRecord>,
+        secure_state: Option<(&Value, &Value)>,
+    ) -> Result<(), DbError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
+                                      inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                     ended_at = excluded.ended_at, inputs = excluded.inputs, outputs = excluded.outputs,
+                     error = excluded.error",
+                params![
+                    r.run_id,
+                    r.path,
+                    r.name,
+                    r.parent,
+                    r.kind,
+                    r.status.as_str(),
+                    r.attempts,
+                    r.started_at,
+                    r.ended_at,
+                    json_text(r.inputs.as_ref()),
+                    json_text(r.outputs.as_ref()),
+                    json_text(r.error.as_ref()),
+                    r.idempotency_key,
+                    r.secure_inputs,
+                    r.secure_outputs,
+                    r.sequence,
+                ],
+            )?;
+            if let Some(a) = last_attempt {
+                tx.execute(
+                    "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![r.run_id, r.path, a.attempt, a.status.as_str(), a.started_at, a.ended_at, json_text(a.error.as_ref())],
+                )?;
+            }
+            if let Some((inputs, outputs)) = secure_state {
+                tx.execute(
+                    "INSERT OR REPLACE INTO secure_state (run_id, path, inputs, outputs) VALUES (?1, ?2, ?3, ?4)",
+                    params![r.run_id, r.path, inputs.to_string(), outputs.to_string()],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT a.*, s.inputs AS secure_inputs_value, s.outputs AS secure_outputs_value
+                 FROM actions a LEFT JOIN secure_state s ON s.run_id = a.run_id AND s.path = a.path
+                 WHERE a.run_id = ?1 ORDER BY a.sequence, a.path",
+            )?;
+            let rows = statement.query_map(params![run_id], |row| {
+                let mut record = action_from_row(row)?;
+                if with_secure_state {
+                    if record.secure_inputs && record.inputs.is_none() {
+                        record.inputs = json_column(row, "secure_inputs_value")?;
+                    }
+                    if record.secure_outputs && record.outputs.is_none() {
+                        record.outputs = json_column(row, "secure_outputs_value")?;
+                    }
+                }
+                Ok(record)
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn attempts(&self, run_id: &str, path: &str) -> Result<Vec<AttemptRecord>, DbError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT attempt, status, started_at, ended_at, error FROM attempts
+                 WHERE run_id = ?1 AND path = ?2 ORDER BY attempt",
+            )?;
+            let rows = statement.query_map(params![run_id, path], |row| {
+                Ok(AttemptRecord {
+                    attempt: row.get("attempt")?,
+                    status: status_column(row, "status")?,
+                    started_at: row.get("started_at")?,
+                    ended_at: row.get("ended_at")?,
+                    error: json_column(row, "error")?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}

@@ -1,0 +1,608 @@
+//! The workflow definition, in the shape of the Logic Apps Workflow Definition Language, read
+//! from `workflow.json` into typed actions. Reading checks shape (types, required fields,
+//! known action types); [`super::validate`] checks meaning (references, cycles, expressions,
+//! schemas). Every problem carries the JSON path where it was found.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::db::Status;
+
+use super::Problem;
+use super::duration::parse_iso8601_duration;
+use super::retry::RetryPolicy;
+
+/// A parsed `workflow.json`.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub stateful: bool,
+    pub triggers: Vec<Trigger>,
+    pub actions: Vec<Action>,
+    /// Parameters declared in the definition, with their default values.
+    pub parameters: Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub name: String,
+    pub kind: TriggerKind,
+    pub inputs: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerKind {
+    /// `Request`: started by `cordon run --trigger-body` or an HTTP request.
+    Request,
+    /// `Recurrence`: started on a schedule.
+    Recurrence,
+    /// A connector's polling trigger.
+    ServiceProvider { connection: String, operation: String },
+}
+
+/// One action, with what every action type shares.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub name: String,
+    /// The type as written (`Compose`, `ServiceProvider`, ...), for history and messages.
+    pub type_name: String,
+    pub kind: ActionKind,
+    /// The raw `inputs`, with templates still in it.
+    pub inputs: Value,
+    /// Predecessor name to the statuses that let this action run.
+    pub run_after: BTreeMap<String, Vec<Status>>,
+    pub retry: Option<RetryPolicy>,
+    pub timeout: Option<Duration>,
+    pub secure_inputs: bool,
+    pub secure_outputs: bool,
+    /// The JSON path of this action in the file, for messages.
+    pub json_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionKind {
+    Compose,
+    ParseJson,
+    If {
+        expression: Value,
+        actions: Vec<Action>,
+        else_actions: Vec<Action>,
+    },
+    Switch {
+        expression: Value,
+        cases: Vec<SwitchCase>,
+        default: Vec<Action>,
+    },
+    Foreach {
+        items: Value,
+        actions: Vec<Action>,
+        /// How many iterations run at once (1 with the `Sequential` option).
+        concurrency: usize,
+    },
+    Until {
+        expression: Value,
+        count: u64,
+        timeout: Duration,
+        actions: Vec<Action>,
+    },
+    Scope {
+        actions: Vec<Action>,
+    },
+    Terminate,
+    InitializeVariable,
+    SetVariable,
+    IncrementVariable,
+    DecrementVariable,
+    AppendToArrayVariable,
+    AppendToStringVariable,
+    Query,
+    Select,
+    Join,
+    Wait,
+    Http,
+    Response,
+    ServiceProvider {
+        connection: String,
+        operation: String,
+    },
+    Workflow {
+        workflow: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct SwitchCase {
+    pub name: String,
+    pub value: Value,
+    pub actions: Vec<Action>,
+}
+
+/// Logic Apps defaults and limits for loops.
+pub const FOREACH_DEFAULT_CONCURRENCY: usize = 20;
+pub const FOREACH_MAX_CONCURRENCY: usize = 50;
+pub const UNTIL_DEFAULT_COUNT: u64 = 60;
+pub const UNTIL_MAX_COUNT: u64 = 5000;
+pub const UNTIL_DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl Action {
+    /// The actions nested directly in this one, in every branch.
+    pub fn children(&self) -> Vec<&Action> {
+        match &self.kind {
+            ActionKind::If {
+                actions,
+                else_actions,
+                ..
+            } => actions.iter().chain(else_actions).collect(),
+            ActionKind::Switch { cases, default, .. } => cases
+                .iter()
+                .flat_map(|c| c.actions.iter())
+                .chain(default)
+                .collect(),
+            ActionKind::Foreach { actions, .. }
+            | ActionKind::Until { actions, .. }
+            | ActionKind::Scope { actions } => actions.iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether this action repeats its children (their paths carry an iteration index).
+    pub fn is_loop(&self) -> bool {
+        matches!(self.kind, ActionKind::Foreach { .. } | ActionKind::Until { .. })
+    }
+
+    /// The groups of sibling actions nested in this one: each branch is its own graph.
+    pub fn branches(&self) -> Vec<&[Action]> {
+        match &self.kind {
+            ActionKind::If {
+                actions,
+                else_actions,
+                ..
+            } => vec![actions, else_actions],
+            ActionKind::Switch { cases, default, .. } => cases
+                .iter()
+                .map(|c| c.actions.as_slice())
+                .chain([default.as_slice()])
+                .collect(),
+            ActionKind::Foreach { actions, .. }
+            | ActionKind::Until { actions, .. }
+            | ActionKind::Scope { actions } => vec![actions],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Every action in a list and below it, depth first.
+pub fn all_actions(actions: &[Action]) -> Vec<&Action> {
+    let mut out = Vec::new();
+    fn walk<'a>(actions: &'a [Action], out: &mut Vec<&'a Action>) {
+        for action in actions {
+            out.push(action);
+            for branch in action.branches() {
+                walk(branch, out);
+            }
+        }
+    }
+    walk(actions, &mut out);
+    out
+}
+
+struct Reader<'a> {
+    workflow: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, action: Option<&str>, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            workflow: self.workflow.to_owned(),
+            action: action.map(str::to_owned),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Reads a `workflow.json` document. Returns the workflow if its shape is usable, and every
+/// problem found either way.
+pub fn read_workflow(name: &str, document: &Value) -> (Option<Workflow>, Vec<Problem>) {
+    let mut reader = Reader {
+        workflow: name,
+        problems: Vec::new(),
+    };
+    let Some(root) = document.as_object() else {
+        reader.problem(
+            None,
+            "$",
+            "workflow.json must be an object with \"definition\" and \"kind\"",
+        );
+        return (None, reader.problems);
+    };
+    let stateful = match root.get("kind").and_then(Value::as_str) {
+        Some(kind) if kind.eq_ignore_ascii_case("stateful") => true,
+        Some(kind) if kind.eq_ignore_ascii_case("stateless") => false,
+        Some(kind) => {
+            reader.problem(
+                None,
+                "$.kind",
+                format!("kind {kind:?} is not Stateful or Stateless"),
+            );
+            true
+        }
+        None => true,
+    };
+    let Some(definition) = root.get("definition").and_then(Value::as_object) else {
+        reader.problem(None, "$.definition", "missing \"definition\" object");
+        return (None, reader.problems);
+    };
+    let mut triggers = Vec::new();
+    match definition.get("triggers") {
+        None => {}
+        Some(Value::Object(map)) => {
+            if map.len() > 1 {
+                reader.problem(
+                    None,
+                    "$.definition.triggers",
+                    "a workflow has at most one trigger",
+                );
+            }
+            for (trigger_name, t) in map {
+                let path = format!("$.definition.triggers.{trigger_name}");
+                if let Some(trigger) = read_trigger(&mut reader, trigger_name, t, &path) {
+                    triggers.push(trigger);
+                }
+            }
+        }
+        Some(_) => reader.problem(None, "$.definition.triggers", "\"triggers\" must be an object"),
+    }
+    let actions = match definition.get("actions") {
+        None => Vec::new(),
+        Some(value) => read_actions(&mut reader, value, "$.definition.actions"),
+    };
+    let mut parameters = Map::new();
+    if let Some(declared) = definition.get("parameters").and_then(Value::as_object) {
+        for (pname, p) in declared {
+            parameters.insert(
+                pname.clone(),
+                p.get("defaultValue").cloned().unwrap_or(Value::Null),
+            );
+        }
+    }
+    let workflow = Workflow {
+        name: name.to_owned(),
+        stateful,
+        triggers,
+        actions,
+        parameters,
+    };
+    (Some(workflow), reader.problems)
+}
+
+fn service_provider_configuration(
+    reader: &mut Reader<'_>,
+    owner: &str,
+    inputs: &Value,
+    path: &str,
+) -> Option<(String, String)> {
+    let config = inputs.get("serviceProviderConfiguration");
+    let field = |key: &str| {
+        config
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match (field("connectionName"), field("operationId")) {
+        (Some(connection), Some(operation)) => Some((connection, operation)),
+        _ => {
+            reader.problem(
+                Some(owner),
+                &format!("{path}.inputs.serviceProviderConfiguration"),
+                "a ServiceProvider step needs inputs.serviceProviderConfiguration with \"connectionName\" and \"operationId\"",
+            );
+            None
+        }
+    }
+}
+
+fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -> Option<Trigger> {
+    let type_name = value.get("type").and_then(Value::as_str).unwrap_or_default();
+    let inputs = value.get("inputs").cloned().unwrap_or(Value::Null);
+    let kind = match type_name.to_ascii_lowercase().as_str() {
+        "request" => TriggerKind::Request,
+        "recurrence" => TriggerKind::Recurrence,
+        "serviceprovider" => {
+            let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
+            TriggerKind::ServiceProvider {
+                connection,
+                operation,
+            }
+        }
+        "" => {
+            reader.problem(Some(name), &format!("{path}.type"), "trigger has no \"type\"");
+            return None;
+        }
+        other => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.type"),
+                format!(
+                    "unknown trigger type {other:?}; cordon supports Request, Recurrence and ServiceProvider"
+                ),
+            );
+            return None;
+        }
+    };
+    Some(Trigger {
+        name: name.to_owned(),
+        kind,
+        inputs,
+    })
+}
+
+fn read_actions(reader: &mut Reader<'_>, value: &Value, path: &str) -> Vec<Action> {
+    let Some(map) = value.as_object() else {
+        reader.problem(None, path, "\"actions\" must be an object of named actions");
+        return Vec::new();
+    };
+    map.iter()
+        .filter_map(|(name, action)| read_action(reader, name, action, &format!("{path}.{name}")))
+        .collect()
+}
+
+fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<Action> {
+    match value.get(key) {
+        Some(actions) => read_actions(reader, actions, &format!("{path}.{key}")),
+        None => Vec::new(),
+    }
+}
+
+const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Wait, Http, Response, ServiceProvider, Workflow";
+
+fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -> Option<Action> {
+    if !value.is_object() {
+        reader.problem(Some(name), path, "an action must be an object");
+        return None;
+    }
+    let type_name = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let inputs = value.get("inputs").cloned().unwrap_or(Value::Null);
+    let kind = match type_name.to_ascii_lowercase().as_str() {
+        "compose" => ActionKind::Compose,
+        "parsejson" => ActionKind::ParseJson,
+        "if" => ActionKind::If {
+            expression: required(reader, name, value, "expression", path)?,
+            actions: nested(reader, value, "actions", path),
+            else_actions: value
+                .get("else")
+                .map(|e| nested(reader, e, "actions", &format!("{path}.else")))
+                .unwrap_or_default(),
+        },
+        "switch" => {
+            let expression = required(reader, name, value, "expression", path)?;
+            let mut cases = Vec::new();
+            if let Some(map) = value.get("cases").and_then(Value::as_object) {
+                for (case_name, case) in map {
+                    let case_path = format!("{path}.cases.{case_name}");
+                    let Some(case_value) = case.get("case") else {
+                        reader.problem(Some(name), &case_path, "a switch case needs a \"case\" value");
+                        continue;
+                    };
+                    cases.push(SwitchCase {
+                        name: case_name.clone(),
+                        value: case_value.clone(),
+                        actions: nested(reader, case, "actions", &case_path),
+                    });
+                }
+            }
+            let default = value
+                .get("default")
+                .map(|d| nested(reader, d, "actions", &format!("{path}.default")))
+                .unwrap_or_default();
+            ActionKind::Switch {
+                expression,
+                cases,
+                default,
+            }
+        }
+        "foreach" => {
+            let items = required(reader, name, value, "foreach", path)?;
+            let sequential = value
+                .get("operationOptions")
+                .and_then(Value::as_str)
+                .is_some_and(|o| o.split(',').any(|p| p.trim().eq_ignore_ascii_case("sequential")));
+            let repetitions = value.pointer("/runtimeConfiguration/concurrency/repetitions");
+            let concurrency = match repetitions {
+                None => FOREACH_DEFAULT_CONCURRENCY,
+                Some(r) => {
+                    match r.as_u64() {
+                        Some(n) if (1..=FOREACH_MAX_CONCURRENCY as u64).contains(&n) => n as usize,
+                        _ => {
+                            reader.problem(
+                            Some(name),
+                            &format!("{path}.runtimeConfiguration.concurrency.repetitions"),
+                            format!("concurrency must be an integer from 1 to {FOREACH_MAX_CONCURRENCY}, got {r}"),
+                        );
+                            FOREACH_DEFAULT_CONCURRENCY
+                        }
+                    }
+                }
+            };
+            ActionKind::Foreach {
+                items,
+                actions: nested(reader, value, "actions", path),
+                concurrency: if sequential { 1 } else { concurrency },
+            }
+        }
+        "until" => {
+            let expression = required(reader, name, value, "expression", path)?;
+            let count = match value.pointer("/limit/count") {
+                None => UNTIL_DEFAULT_COUNT,
+                Some(c) => match c.as_u64() {
+                    Some(n) if (1..=UNTIL_MAX_COUNT).contains(&n) => n,
+                    _ => {
+                        reader.problem(
+                            Some(name),
+                            &format!("{path}.limit.count"),
+                            format!("limit.count must be an integer from 1 to {UNTIL_MAX_COUNT}, got {c}"),
+                        );
+                        UNTIL_DEFAULT_COUNT
+                    }
+                },
+            };
+            let timeout = match value.pointer("/limit/timeout").and_then(Value::as_str) {
+                None => UNTIL_DEFAULT_TIMEOUT,
+                Some(text) => parse_iso8601_duration(text).unwrap_or_else(|e| {
+                    reader.problem(Some(name), &format!("{path}.limit.timeout"), e);
+                    UNTIL_DEFAULT_TIMEOUT
+                }),
+            };
+            ActionKind::Until {
+                expression,
+                count,
+                timeout,
+                actions: nested(reader, value, "actions", path),
+            }
+        }
+        "scope" => ActionKind::Scope {
+            actions: nested(reader, value, "actions", path),
+        },
+        "terminate" => ActionKind::Terminate,
+        "initializevariable" => ActionKind::InitializeVariable,
+        "setvariable" => ActionKind::SetVariable,
+        "incrementvariable" => ActionKind::IncrementVariable,
+        "decrementvariable" => ActionKind::DecrementVariable,
+        "appendtoarrayvariable" => ActionKind::AppendToArrayVariable,
+        "appendtostringvariable" => ActionKind::AppendToStringVariable,
+        "query" => ActionKind::Query,
+        "select" => ActionKind::Select,
+        "join" => ActionKind::Join,
+        "wait" => ActionKind::Wait,
+        "http" => ActionKind::Http,
+        "response" => ActionKind::Response,
+        "serviceprovider" => {
+            let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
+            ActionKind::ServiceProvider {
+                connection,
+                operation,
+            }
+        }
+        "workflow" => match inputs.pointer("/host/workflow/id").and_then(Value::as_str) {
+            Some(id) => ActionKind::Workflow {
+                workflow: id.rsplit('/').next().unwrap_or(id).to_owned(),
+            },
+            None => {
+                reader.problem(
+                    Some(name),
+                    &format!("{path}.inputs.host.workflow.id"),
+                    "a Workflow action names its child in inputs.host.workflow.id",
+                );
+                return None;
+            }
+        },
+        "" => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.type"),
+                format!("action has no \"type\"; use one of {ACTION_TYPES}"),
+            );
+            return None;
+        }
+        _ => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.type"),
+                format!("unknown action type {type_name:?}; cordon supports {ACTION_TYPES}"),
+            );
+            return None;
+        }
+    };
+    let mut run_after = BTreeMap::new();
+    match value.get("runAfter") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (predecessor, statuses) in map {
+                let status_path = format!("{path}.runAfter.{predecessor}");
+                let mut parsed = Vec::new();
+                for s in statuses.as_array().map(Vec::as_slice).unwrap_or_default() {
+                    match s.as_str().and_then(Status::parse) {
+                        Some(
+                            status
+                            @ (Status::Succeeded | Status::Failed | Status::Skipped | Status::TimedOut),
+                        ) => parsed.push(status),
+                        _ => reader.problem(
+                            Some(name),
+                            &status_path,
+                            format!(
+                                "{s} is not a runAfter status; use Succeeded, Failed, Skipped or TimedOut"
+                            ),
+                        ),
+                    }
+                }
+                if !statuses.is_array() {
+                    reader.problem(Some(name), &status_path, "runAfter values are arrays of statuses");
+                }
+                if parsed.is_empty() {
+                    parsed.push(Status::Succeeded);
+                }
+                run_after.insert(predecessor.clone(), parsed);
+            }
+        }
+        Some(_) => reader.problem(
+            Some(name),
+            &format!("{path}.runAfter"),
+            "runAfter must be an object",
+        ),
+    }
+    let retry = match inputs.get("retryPolicy") {
+        None => None,
+        Some(policy) => match RetryPolicy::from_json(policy) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                reader.problem(Some(name), &format!("{path}.inputs.retryPolicy"), e);
+                None
+            }
+        },
+    };
+    let timeout = match value.pointer("/limit/timeout").and_then(Value::as_str) {
+        Some(text) if !matches!(kind, ActionKind::Until { .. }) => match parse_iso8601_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                reader.problem(Some(name), &format!("{path}.limit.timeout"), e);
+                None
+            }
+        },
+        _ => None,
+    };
+    let secure = |key: &str| {
+        value
+            .pointer("/runtimeConfiguration/secureData/properties")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().any(|v| v.as_str() == Some(key)))
+    };
+    Some(Action {
+        name: name.to_owned(),
+        type_name,
+        kind,
+        inputs,
+        run_after,
+        retry,
+        timeout,
+        secure_inputs: secure("inputs"),
+        secure_outputs: secure("outputs"),
+        json_path: path.to_owned(),
+    })
+}
+
+fn required(reader: &mut Reader<'_>, name: &str, value: &Value, key: &str, path: &str) -> Option<Value> {
+    match value.get(key) {
+        Some(v) => Some(v.clone()),
+        None => {
+            reader.problem(Some(name), &format!("{path}.{key}"), format!("missing \"{key}\""));
+            None
+        }
+    }
+}

@@ -1,0 +1,800 @@
+//! Runs workflows durably.
+//!
+//! A run executes its actions as a graph: an action starts when every action it names in
+//! `runAfter` has finished, runs if each finished with one of the listed statuses and is
+//! `Skipped` otherwise; independent branches run at the same time. Every start, attempt and
+//! finish is written to the [`Db`] before the run moves on, so a run whose process dies is
+//! resumed by the next engine that starts on the same database: actions with a recorded final
+//! status are replayed from the record (never run again), and an action that was in flight
+//! runs again with the same idempotency key and the next attempt number.
+//!
+//! Status rules (as in Logic Apps): a container's status, and the run's, comes from its last
+//! actions (those no sibling runs after). A `Skipped` last action counts as failed when what
+//! it was waiting on failed. `Terminate` ends the run with the status it names.
+
+mod actions;
+mod scope;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use serde_json::{Value, json};
+
+use crate::Connection;
+use crate::db::{ActionRecord, AttemptRecord, Db, DbError, RunRecord, Status};
+
+use super::definition::{Action, ActionKind, Workflow, all_actions};
+use super::project::{Project, Settings};
+use super::retry::Clock;
+
+pub use scope::{Frame, expression_record};
+
+/// What the engine tells an observer (the CLI's live view) as a run moves.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    RunStarted {
+        run_id: String,
+        workflow: String,
+        resumed: bool,
+    },
+    ActionStarted {
+        run_id: String,
+        path: String,
+        kind: String,
+    },
+    ActionFinished {
+        run_id: String,
+        path: String,
+        status: Status,
+        attempts: u32,
+        duration: Duration,
+        error: Option<String>,
+        replayed: bool,
+    },
+    RunFinished {
+        run_id: String,
+        status: Status,
+    },
+}
+
+pub type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
+
+/// How long a worker's claim on a run lasts without renewal. A process that dies loses its
+/// runs after this at the latest; on the same machine a dead owner is noticed at once.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// A workflow with the lookups execution needs.
+#[derive(Debug)]
+pub struct Plan {
+    pub workflow: Workflow,
+    /// For each action name, the loops that enclose it, outermost first.
+    loops_of: HashMap<String, Vec<String>>,
+}
+
+impl Plan {
+    pub fn new(workflow: Workflow) -> Plan {
+        let mut loops_of = HashMap::new();
+        fn walk(actions: &[Action], loops: &mut Vec<String>, out: &mut HashMap<String, Vec<String>>) {
+            for action in actions {
+                out.insert(action.name.clone(), loops.clone());
+                if action.is_loop() {
+                    loops.push(action.name.clone());
+                }
+                for branch in action.branches() {
+                    walk(branch, loops, out);
+                }
+                if action.is_loop() {
+                    loops.pop();
+                }
+            }
+        }
+        walk(&workflow.actions, &mut Vec::new(), &mut loops_of);
+        Plan { workflow, loops_of }
+    }
+
+    /// The path of action `name` as seen from `frame`: its enclosing loops take the indexes of
+    /// the frame's current iterations. `None` if the action is inside a loop the frame is not in.
+    pub fn path_in_frame(&self, name: &str, frame: &Frame) -> Option<String> {
+        let loops = self.loops_of.get(name)?;
+        let mut path = String::new();
+        for loop_name in loops {
+            let position = frame.loops.iter().find(|l| &l.name == loop_name)?;
+            path.push_str(&format!("{loop_name}[{}]/", position.index));
+        }
+        path.push_str(name);
+        Some(path)
+    }
+}
+
+/// Everything runs share: connections, parameters, the history, the clock.
+pub struct EngineShared {
+    pub plans: BTreeMap<String, Arc<Plan>>,
+    pub parameters: serde_json::Map<String, Value>,
+    pub settings: Settings,
+    /// Settings that connections use as secrets; `appsetting()` will not read them.
+    pub secret_settings: BTreeSet<String>,
+    pub connections: HashMap<String, Connection>,
+    /// The built-in `http` connector bound to the project's `http` grant, for `Http` actions.
+    pub http: Connection,
+    pub db: Arc<dyn Db>,
+    pub clock: Arc<dyn Clock>,
+    pub lease_owner: String,
+    pub observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for EngineShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineShared")
+            .field("workflows", &self.plans.keys().collect::<Vec<_>>())
+            .field("connections", &self.connections.keys().collect::<Vec<_>>())
+            .field("lease_owner", &self.lease_owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineShared {
+    fn emit(&self, event: RunEvent) {
+        if let Some(observer) = &self.observer {
+            observer(&event);
+        }
+    }
+}
+
+/// The mutable state of one run.
+#[derive(Debug, Default)]
+pub struct RunState {
+    /// Every action record of this run so far, by path.
+    pub records: HashMap<String, ActionRecord>,
+    pub variables: BTreeMap<String, Value>,
+    /// Set by a Response action.
+    pub response: Option<Value>,
+    /// Set by Terminate: the run's final status and error.
+    pub terminated: Option<(Status, Option<Value>)>,
+}
+
+/// One run in flight.
+pub struct RunContext {
+    pub engine: Arc<EngineShared>,
+    pub plan: Arc<Plan>,
+    pub run_id: String,
+    pub trigger: Value,
+    state: Mutex<RunState>,
+    /// Records found in the history when the run was resumed.
+    replay: HashMap<String, ActionRecord>,
+    sequence: AtomicI64,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext")
+            .field("run_id", &self.run_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunContext {
+    pub fn state(&self) -> MutexGuard<'_, RunState> {
+        // Holders never panic while mutating, so a poisoned lock still holds consistent data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.state().terminated.is_some()
+    }
+
+    fn now(&self) -> i64 {
+        self.engine.clock.now_ms()
+    }
+}
+
+/// A boxed future; the executor recurses through containers.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A fresh run id: time-ordered, so ids sort by start.
+pub fn new_run_id(now_ms: i64) -> String {
+    let mut random = [0u8; 6];
+    let _ = getrandom::fill(&mut random);
+    format!("{now_ms:013}-{}", hex::encode(random))
+}
+
+/// This process's lease owner name: `host:pid`.
+pub fn process_lease_owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+/// Whether the process that owns a lease is gone. Only owners on this machine can be checked
+/// (through /proc); others wait for their lease to expire.
+pub fn lease_owner_is_dead(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    if host != hostname() {
+        return false;
+    }
+    match pid.parse::<u32>() {
+        Ok(pid) if pid == std::process::id() => false,
+        Ok(pid) => {
+            std::path::Path::new("/proc").is_dir() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Creates the run record; [`execute_run`] then runs it.
+pub fn create_run(
+    engine: &EngineShared,
+    workflow: &str,
+    trigger_body: Value,
+    resubmitted_from: Option<String>,
+    parent: Option<String>,
+    run_id: Option<String>,
+) -> Result<RunRecord, DbError> {
+    let now = engine.clock.now_ms();
+    let plan = engine.plans.get(workflow);
+    let trigger_name = plan
+        .and_then(|p| p.workflow.triggers.first())
+        .map_or_else(|| "manual".to_owned(), |t| t.name.clone());
+    let started = scope_time(now);
+    let run = RunRecord {
+        id: run_id.unwrap_or_else(|| new_run_id(now)),
+        workflow: workflow.to_owned(),
+        status: Status::Running,
+        trigger: json!({
+            "name": trigger_name,
+            "status": "Succeeded",
+            "startTime": started,
+            "endTime": started,
+            "outputs": {"headers": {}, "body": trigger_body},
+        }),
+        response: None,
+        error: None,
+        started_at: now,
+        ended_at: None,
+        resubmitted_from,
+        parent,
+    };
+    engine
+        .db
+        .create_run(&run, &engine.lease_owner, LEASE.as_millis() as i64)?;
+    Ok(run)
+}
+
+fn scope_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Executes (or resumes) a run this engine holds the lease on, to its end.
+pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<RunRecord, DbError> {
+    let Some(plan) = engine.plans.get(&run.workflow).cloned() else {
+        let error = json!({"code": "WorkflowNotFound", "message": format!("the project no longer has workflow {:?}", run.workflow)});
+        engine
+            .db
+            .finish_run(&run.id, Status::Failed, None, Some(&error), engine.clock.now_ms())?;
+        return engine.db.run(&run.id);
+    };
+    let previous = engine.db.actions(&run.id, true)?;
+    let resumed = !previous.is_empty();
+    let next_sequence = previous.iter().map(|r| r.sequence).max().unwrap_or(0) + 1;
+    // Replay what finished before: variables, the response, a Terminate.
+    let mut state = RunState::default();
+    let mut finished: Vec<&ActionRecord> = previous.iter().filter(|r| r.status.is_terminal()).collect();
+    finished.sort_by_key(|r| (r.ended_at, r.sequence));
+    for record in finished {
+        if record.status == Status::Succeeded {
+            actions::apply_recorded_effects(&mut state, &record.kind, record.outputs.as_ref());
+        }
+        state.records.insert(record.path.clone(), record.clone());
+    }
+    let context = Arc::new(RunContext {
+        engine: engine.clone(),
+        plan: plan.clone(),
+        run_id: run.id.clone(),
+        trigger: run.trigger.clone(),
+        state: Mutex::new(state),
+        replay: previous.into_iter().map(|r| (r.path.clone(), r)).collect(),
+        sequence: AtomicI64::new(next_sequence),
+    });
+    engine.emit(RunEvent::RunStarted {
+        run_id: run.id.clone(),
+        workflow: run.workflow.clone(),
+        resumed,
+    });
+
+    // Keep the lease while the run is in flight.
+    let heartbeat = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                let now = chrono::Utc::now().timestamp_millis();
+                if let Err(e) = engine
+                    .db
+                    .renew_leases(&engine.lease_owner, LEASE.as_millis() as i64, now)
+                {
+                    tracing::warn!(error = %e, "cannot renew run leases");
+                }
+            }
+        })
+    };
+    let outcome = run_set(&context, &plan.workflow.actions, &Frame::default()).await;
+    heartbeat.abort();
+
+    let (status, error) = match context.state().terminated.clone() {
+        Some((status, error)) => (status, error),
+        None => match outcome {
+            Ok(SetOutcome { status, failed }) => {
+                let error = (status != Status::Succeeded).then(|| {
+                    json!({"code": "ActionFailed", "message": format!("an action failed: {}", failed.join(", "))})
+                });
+                (status, error)
+            }
+            Err(e) => (
+                Status::Failed,
+                Some(json!({"code": "HistoryUnavailable", "message": e.to_string()})),
+            ),
+        },
+    };
+    let response = context.state().response.clone();
+    engine.db.finish_run(
+        &run.id,
+        status,
+        response.as_ref(),
+        error.as_ref(),
+        engine.clock.now_ms(),
+    )?;
+    engine.emit(RunEvent::RunFinished {
+        run_id: run.id.clone(),
+        status,
+    });
+    engine.db.run(&run.id)
+}
+
+/// The result of one set of sibling actions.
+#[derive(Debug)]
+pub struct SetOutcome {
+    pub status: Status,
+    /// Names of the actions that failed (for the run's error message).
+    pub failed: Vec<String>,
+}
+
+/// Runs a set of sibling actions as a graph and returns its status.
+pub fn run_set<'a>(
+    run: &'a Arc<RunContext>,
+    actions: &'a [Action],
+    frame: &'a Frame,
+) -> BoxFuture<'a, Result<SetOutcome, DbError>> {
+    Box::pin(async move {
+        let mut statuses: HashMap<&str, Status> = HashMap::new();
+        let mut started: HashSet<&str> = HashSet::new();
+        let mut running = FuturesUnordered::new();
+        loop {
+            // Start or skip everything whose predecessors are done, until nothing changes.
+            loop {
+                if run.is_terminated() {
+                    break;
+                }
+                let mut progressed = false;
+                for action in actions {
+                    if started.contains(action.name.as_str()) {
+                        continue;
+                    }
+                    let ready = action.run_after.keys().all(|p| statuses.contains_key(p.as_str()));
+                    if !ready {
+                        continue;
+                    }
+                    started.insert(&action.name);
+                    let allowed = action
+                        .run_after
+                        .iter()
+                        .all(|(p, wanted)| wanted.contains(&statuses[p.as_str()]));
+                    if allowed {
+                        let name = action.name.as_str();
+                        running.push(async move { (name, run_action(run, action, frame).await) });
+                    } else {
+                        record_skipped(run, action, frame)?;
+                        statuses.insert(&action.name, Status::Skipped);
+                        progressed = true;
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            match running.next().await {
+                Some((name, status)) => {
+                    statuses.insert(name, status?);
+                }
+                None => break,
+            }
+        }
+        // Whatever never became ready (a cycle or a missing predecessor, which validation
+        // reports) is skipped, unless the run was terminated.
+        if !run.is_terminated() {
+            for action in actions {
+                if !started.contains(action.name.as_str()) {
+                    record_skipped(run, action, frame)?;
+                    statuses.insert(&action.name, Status::Skipped);
+                }
+            }
+        }
+        Ok(set_outcome(actions, &statuses))
+    })
+}
+
+/// The status of a set from its last actions (see the module docs).
+fn set_outcome(actions: &[Action], statuses: &HashMap<&str, Status>) -> SetOutcome {
+    let mut memo: HashMap<&str, bool> = HashMap::new();
+    fn failed<'a>(
+        name: &'a str,
+        actions: &'a [Action],
+        statuses: &HashMap<&str, Status>,
+        memo: &mut HashMap<&'a str, bool>,
+        depth: usize,
+    ) -> bool {
+        if let Some(known) = memo.get(name) {
+            return *known;
+        }
+        let result = match statuses.get(name) {
+            None | Some(Status::Succeeded) | Some(Status::Running) => false,
+            Some(Status::Failed | Status::TimedOut | Status::Cancelled) => true,
+            Some(Status::Skipped) => {
+                depth < actions.len()
+                    && actions.iter().find(|a| a.name == name).is_some_and(|a| {
+                        a.run_after
+                            .keys()
+                            .any(|p| failed(p, actions, statuses, memo, depth + 1))
+                    })
+            }
+        };
+        memo.insert(name, result);
+        result
+    }
+    let referenced: HashSet<&str> = actions
+        .iter()
+        .flat_map(|a| a.run_after.keys().map(String::as_str))
+        .collect();
+    let mut failed_names = Vec::new();
+    for action in actions.iter().filter(|a| !referenced.contains(a.name.as_str())) {
+        if failed(&action.name, actions, statuses, &mut memo, 0) {
+            failed_names.push(action.name.clone());
+        }
+    }
+    // Report the actions that actually failed rather than the skipped ones after them.
+    let mut culprits: Vec<String> = actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                statuses.get(a.name.as_str()),
+                Some(Status::Failed | Status::TimedOut)
+            )
+        })
+        .map(|a| a.name.clone())
+        .collect();
+    if culprits.is_empty() {
+        culprits = failed_names.clone();
+    }
+    SetOutcome {
+        status: if failed_names.is_empty() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        },
+        failed: culprits,
+    }
+}
+
+fn record_skipped(run: &RunContext, action: &Action, frame: &Frame) -> Result<(), DbError> {
+    let path = frame.path(&action.name);
+    if let Some(previous) = run.replay.get(&path)
+        && previous.status.is_terminal()
+    {
+        run.state().records.insert(path, previous.clone());
+        return Ok(());
+    }
+    let now = run.now();
+    let record = ActionRecord {
+        run_id: run.run_id.clone(),
+        path: path.clone(),
+        name: action.name.clone(),
+        parent: frame.parent.clone(),
+        kind: action.type_name.clone(),
+        status: Status::Skipped,
+        attempts: 0,
+        started_at: now,
+        ended_at: Some(now),
+        inputs: None,
+        outputs: None,
+        error: None,
+        idempotency_key: idempotency_key(&run.run_id, &path),
+        secure_inputs: action.secure_inputs,
+        secure_outputs: action.secure_outputs,
+        sequence: run.sequence.fetch_add(1, Ordering::Relaxed),
+    };
+    run.engine.db.action_finished(&record, None, None)?;
+    run.state().records.insert(path.clone(), record);
+    run.engine.emit(RunEvent::ActionFinished {
+        run_id: run.run_id.clone(),
+        path,
+        status: Status::Skipped,
+        attempts: 0,
+        duration: Duration::ZERO,
+        error: None,
+        replayed: false,
+    });
+    Ok(())
+}
+
+/// The key every attempt of one action execution forwards to connectors.
+pub fn idempotency_key(run_id: &str, path: &str) -> String {
+    format!("{run_id}/{path}")
+}
+
+/// What executing an action produced.
+#[derive(Debug, Clone)]
+pub struct ActionResult {
+    pub status: Status,
+    pub inputs: Option<Value>,
+    pub outputs: Option<Value>,
+    pub error: Option<Value>,
+}
+
+impl ActionResult {
+    pub fn succeeded(inputs: Option<Value>, outputs: Option<Value>) -> ActionResult {
+        ActionResult {
+            status: Status::Succeeded,
+            inputs,
+            outputs,
+            error: None,
+        }
+    }
+
+    pub fn failed(inputs: Option<Value>, code: &str, message: impl Into<String>) -> ActionResult {
+        ActionResult {
+            status: Status::Failed,
+            inputs,
+            outputs: None,
+            error: Some(json!({"code": code, "message": message.into()})),
+        }
+    }
+}
+
+/// Everything an action's execution needs to know about itself.
+pub struct ActionCall<'a> {
+    pub run: &'a Arc<RunContext>,
+    pub action: &'a Action,
+    pub frame: &'a Frame,
+    pub path: String,
+    /// Attempts made before this process took over (after a resume).
+    pub previous_attempts: u32,
+    /// Inputs recorded before a crash, reused by loops so a resumed Foreach sees the same items.
+    pub recorded_inputs: Option<Value>,
+    pub started_at: i64,
+    pub sequence: i64,
+    attempts: Mutex<Vec<AttemptRecord>>,
+}
+
+impl std::fmt::Debug for ActionCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionCall")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActionCall<'_> {
+    /// Records a finished attempt that will be retried (the last one is written with the
+    /// action's final state).
+    pub fn record_retried_attempt(&self, attempt: AttemptRecord) -> Result<(), DbError> {
+        self.run
+            .engine
+            .db
+            .attempt_finished(&self.run.run_id, &self.path, &attempt)?;
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(attempt);
+        Ok(())
+    }
+
+    pub fn idempotency_key(&self) -> String {
+        idempotency_key(&self.run.run_id, &self.path)
+    }
+}
+
+fn run_action<'a>(
+    run: &'a Arc<RunContext>,
+    action: &'a Action,
+    frame: &'a Frame,
+) -> BoxFuture<'a, Result<Status, DbError>> {
+    Box::pin(async move {
+        let path = frame.path(&action.name);
+        let previous = run.replay.get(&path);
+        if let Some(record) = previous
+            && record.status.is_terminal()
+        {
+            run.state().records.insert(path.clone(), record.clone());
+            run.engine.emit(RunEvent::ActionFinished {
+                run_id: run.run_id.clone(),
+                path,
+                status: record.status,
+                attempts: record.attempts,
+                duration: Duration::from_millis(
+                    record
+                        .ended_at
+                        .unwrap_or(record.started_at)
+                        .saturating_sub(record.started_at) as u64,
+                ),
+                error: None,
+                replayed: true,
+            });
+            return Ok(record.status);
+        }
+
+        let started_at = run.now();
+        let sequence = previous.map_or_else(|| run.sequence.fetch_add(1, Ordering::Relaxed), |r| r.sequence);
+        let previous_attempts = previous.map_or(0, |r| r.attempts);
+        let mut record = ActionRecord {
+            run_id: run.run_id.clone(),
+            path: path.clone(),
+            name: action.name.clone(),
+            parent: frame.parent.clone(),
+            kind: action.type_name.clone(),
+            status: Status::Running,
+            attempts: previous_attempts,
+            started_at: previous.map_or(started_at, |r| r.started_at),
+            ended_at: None,
+            inputs: None,
+            outputs: None,
+            error: None,
+            idempotency_key: idempotency_key(&run.run_id, &path),
+            secure_inputs: action.secure_inputs,
+            secure_outputs: action.secure_outputs,
+            sequence,
+        };
+        run.engine.db.action_started(&record)?;
+        // Containers are visible to `result()` and to their children while they run.
+        run.state().records.insert(path.clone(), record.clone());
+        run.engine.emit(RunEvent::ActionStarted {
+            run_id: run.run_id.clone(),
+            path: path.clone(),
+            kind: action.type_name.clone(),
+        });
+
+        let call = ActionCall {
+            run,
+            action,
+            frame,
+            path: path.clone(),
+            previous_attempts,
+            recorded_inputs: previous.and_then(|r| r.inputs.clone()),
+            started_at,
+            sequence,
+            attempts: Mutex::new(Vec::new()),
+        };
+        let execution = actions::execute(&call);
+        let result = match action.timeout {
+            Some(limit) => match tokio::time::timeout(limit, execution).await {
+                Ok(result) => result?,
+                Err(_) => ActionResult {
+                    status: Status::TimedOut,
+                    inputs: None,
+                    outputs: None,
+                    error: Some(
+                        json!({"code": "ActionTimedOut", "message": format!("the action did not finish within its limit.timeout of {limit:?}")}),
+                    ),
+                },
+            },
+            None => execution.await?,
+        };
+
+        let ended_at = run.now();
+        let retried = call.attempts.lock().unwrap_or_else(|p| p.into_inner()).len() as u32;
+        let attempts = if action.children().is_empty()
+            && !matches!(action.kind, ActionKind::Foreach { .. } | ActionKind::Until { .. })
+        {
+            previous_attempts + retried + 1
+        } else {
+            previous_attempts + 1
+        };
+        let last_attempt = AttemptRecord {
+            attempt: attempts,
+            status: result.status,
+            started_at: call
+                .attempts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .last()
+                .map_or(started_at, |a| a.ended_at),
+            ended_at,
+            error: result.error.clone(),
+        };
+        record.status = result.status;
+        record.attempts = attempts;
+        record.ended_at = Some(ended_at);
+        record.error = result.error.clone();
+        let inputs = result.inputs.unwrap_or(Value::Null);
+        let outputs = result.outputs.unwrap_or(Value::Null);
+        let secure = action.secure_inputs || action.secure_outputs;
+        record.inputs = (!action.secure_inputs).then(|| inputs.clone());
+        record.outputs = (!action.secure_outputs).then(|| outputs.clone());
+        run.engine.db.action_finished(
+            &record,
+            Some(&last_attempt),
+            secure.then_some((&inputs, &outputs)),
+        )?;
+        // In memory (for expressions) the record keeps secure values: later actions may use
+        // them, they only stay out of the history.
+        let mut live = record.clone();
+        live.inputs = Some(inputs);
+        live.outputs = Some(outputs);
+        run.state().records.insert(path.clone(), live);
+        run.engine.emit(RunEvent::ActionFinished {
+            run_id: run.run_id.clone(),
+            path,
+            status: record.status,
+            attempts,
+            duration: Duration::from_millis(ended_at.saturating_sub(started_at) as u64),
+            error: record
+                .error
+                .as_ref()
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            replayed: false,
+        });
+        Ok(record.status)
+    })
+}
+
+/// Every action name in a workflow, for validation and display.
+pub fn action_names(workflow: &Workflow) -> Vec<&str> {
+    all_actions(&workflow.actions)
+        .into_iter()
+        .map(|a| a.name.as_str())
+        .collect()
+}
+
+/// Builds the shared engine state from a project whose connectors are already connected.
+#[allow(clippy::too_many_arguments)]
+pub fn shared(
+    project: &Project,
+    connections: HashMap<String, Connection>,
+    secret_settings: BTreeSet<String>,
+    http: Connection,
+    db: Arc<dyn Db>,
+    clock: Arc<dyn Clock>,
+    lease_owner: String,
+    observer: Option<Observer>,
+) -> EngineShared {
+    EngineShared {
+        plans: project
+            .workflows
+            .iter()
+            .map(|(name, w)| (name.clone(), Arc::new(Plan::new(w.clone()))))
+            .collect(),
+        parameters: project.parameters.clone(),
+        settings: project.settings.clone(),
+        secret_settings,
+        connections,
+        http,
+        db,
+        clock,
+        lease_owner,
+        observer,
+    }
+}

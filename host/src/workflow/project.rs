@@ -1,0 +1,323 @@
+//! A project directory, the unit a user runs:
+//!
+//! ```text
+//! project/
+//!   connections.json      serviceProviderConnections: connector, parameterValues, grant
+//!   parameters.json       {"name": {"type": "String", "value": ...}}
+//!   local.settings.json   {"Values": {"GITHUB_TOKEN": "..."}} (optional; the environment wins)
+//!   <workflow>/workflow.json
+//!   connectors/*.wasm     custom connectors, referenced by relative path
+//! ```
+//!
+//! Files are read through a cap-std directory handle on the project, so a path written in a
+//! definition (a connector's `.wasm`) cannot reach outside the project.
+//!
+//! `connections.json` follows Logic Apps Standard, plus what a sandbox needs:
+//!
+//! ```json
+//! {"serviceProviderConnections": {
+//!    "github": {
+//!      "connector": "github",
+//!      "parameterValues": {"base_url": "https://api.github.com", "token": "@appsetting('GITHUB_TOKEN')"},
+//!      "grant": {"hosts": ["https://api.github.com"], "secrets": [{"name": "token"}]}}},
+//!  "http": {"grant": {"hosts": ["https://example.com"]}}}
+//! ```
+//!
+//! `connector` is a built-in connector's name or a `.wasm` path relative to the project. A
+//! parameter whose value is `@appsetting('NAME')` is read from the settings; a connector's
+//! secrets must be given that way, never as literal text. The top-level `http` grant is what
+//! the built-in `Http` action may reach (nothing by default).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use serde_json::{Map, Value};
+
+use crate::grant::Grant;
+
+use super::Problem;
+use super::definition::{Workflow, read_workflow};
+
+/// Where a connection's connector comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorSource {
+    Builtin(String),
+    /// A path relative to the project directory.
+    File(PathBuf),
+}
+
+/// One entry of `serviceProviderConnections`.
+#[derive(Debug, Clone)]
+pub struct ConnectionSpec {
+    pub name: String,
+    pub connector: ConnectorSource,
+    /// Values as written; `@appsetting('X')` references are resolved when connecting.
+    pub parameter_values: Map<String, Value>,
+    pub grant: Grant,
+}
+
+/// A loaded project: everything read, every problem found.
+#[derive(Debug)]
+pub struct Project {
+    pub root: PathBuf,
+    pub dir: Dir,
+    pub connections: BTreeMap<String, ConnectionSpec>,
+    /// Parameter values from `parameters.json`.
+    pub parameters: Map<String, Value>,
+    pub settings: Settings,
+    /// What the built-in `Http` action may reach.
+    pub http_grant: Grant,
+    pub workflows: BTreeMap<String, Workflow>,
+    /// Problems found while reading; `validate` adds the rest.
+    pub problems: Vec<Problem>,
+}
+
+/// App settings: `local.settings.json` `Values`, overridden by the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    pub fn from_values(values: BTreeMap<String, String>) -> Settings {
+        Settings { values }
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.values.get(name).cloned())
+    }
+}
+
+/// The setting named by a whole-value `@appsetting('NAME')`, if that is what `value` is.
+pub fn appsetting_reference(value: &Value) -> Option<String> {
+    let text = value.as_str()?.trim();
+    let inner = text
+        .strip_prefix("@appsetting(")?
+        .strip_suffix(')')?
+        .trim()
+        .strip_prefix('\'')?
+        .strip_suffix('\'')?;
+    Some(inner.to_owned())
+}
+
+fn problem(file: &str, path: &str, message: impl Into<String>) -> Problem {
+    Problem {
+        workflow: file.to_owned(),
+        action: None,
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Reads a JSON file from the project, if it exists.
+fn read_json(dir: &Dir, file: &str, problems: &mut Vec<Problem>) -> Option<Value> {
+    let text = match dir.read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            problems.push(problem(file, "$", format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    match serde_json::from_str(&text) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            problems.push(problem(
+                file,
+                "$",
+                format!("malformed JSON at line {}, column {}: {e}", e.line(), e.column()),
+            ));
+            None
+        }
+    }
+}
+
+impl Project {
+    /// Opens and reads a project. Fails only if the directory cannot be opened; everything
+    /// else wrong is in [`Project::problems`].
+    pub fn open(root: &Path) -> anyhow::Result<Project> {
+        let dir = Dir::open_ambient_dir(root, ambient_authority()).map_err(|e| {
+            anyhow::anyhow!("cannot open the project directory {root:?}: {e}; pass the folder that holds connections.json and the workflow folders")
+        })?;
+        let mut problems = Vec::new();
+
+        let settings = read_json(&dir, "local.settings.json", &mut problems)
+            .and_then(|v| v.get("Values").and_then(Value::as_object).cloned())
+            .map(|values| {
+                Settings::from_values(
+                    values
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+
+        let mut parameters = Map::new();
+        if let Some(value) = read_json(&dir, "parameters.json", &mut problems) {
+            match value.as_object() {
+                Some(map) => {
+                    for (name, p) in map {
+                        match p.get("value") {
+                            Some(v) => {
+                                parameters.insert(name.clone(), v.clone());
+                            }
+                            None => problems.push(problem(
+                                "parameters.json",
+                                &format!("$.{name}"),
+                                "a parameter is {\"type\": ..., \"value\": ...}; \"value\" is missing",
+                            )),
+                        }
+                    }
+                }
+                None => problems.push(problem("parameters.json", "$", "must be an object of parameters")),
+            }
+        }
+
+        let mut connections = BTreeMap::new();
+        let mut http_grant = Grant::default();
+        if let Some(value) = read_json(&dir, "connections.json", &mut problems) {
+            if let Some(http) = value.get("http") {
+                match http
+                    .get("grant")
+                    .map(|g| serde_json::from_value::<Grant>(g.clone()))
+                {
+                    Some(Ok(grant)) => http_grant = grant,
+                    Some(Err(e)) => problems.push(problem("connections.json", "$.http.grant", e.to_string())),
+                    None => problems.push(problem(
+                        "connections.json",
+                        "$.http",
+                        "expected {\"grant\": {\"hosts\": [...]}}",
+                    )),
+                }
+            }
+            if let Some(map) = value.get("serviceProviderConnections").and_then(Value::as_object) {
+                for (name, spec) in map {
+                    if let Some(c) = read_connection(name, spec, &mut problems) {
+                        connections.insert(name.clone(), c);
+                    }
+                }
+            }
+        }
+
+        let mut workflows = BTreeMap::new();
+        let entries = dir
+            .entries()
+            .map_err(|e| anyhow::anyhow!("cannot list the project directory {root:?}: {e}"))?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        for name in names {
+            let file = format!("{name}/workflow.json");
+            if !dir.exists(&file) {
+                continue;
+            }
+            let mut file_problems = Vec::new();
+            let Some(document) = read_json(&dir, &file, &mut file_problems) else {
+                problems.extend(file_problems.into_iter().map(|mut p| {
+                    p.workflow = name.clone();
+                    p
+                }));
+                continue;
+            };
+            let (workflow, found) = read_workflow(&name, &document);
+            problems.extend(found);
+            if let Some(workflow) = workflow {
+                workflows.insert(name, workflow);
+            }
+        }
+
+        Ok(Project {
+            root: root.to_owned(),
+            dir,
+            connections,
+            parameters,
+            settings,
+            http_grant,
+            workflows,
+            problems,
+        })
+    }
+
+    /// The workflow called `name`, or an error listing the ones there are.
+    pub fn workflow(&self, name: &str) -> anyhow::Result<&Workflow> {
+        self.workflows.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.workflows.keys().map(String::as_str).collect();
+            anyhow::anyhow!(
+                "project {:?} has no workflow {name:?} (a folder with workflow.json); it has: {}",
+                self.root,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })
+    }
+
+    /// Reads a connector file named in `connections.json`, confined to the project.
+    pub fn read_connector_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.dir.read(path)
+    }
+}
+
+fn read_connection(name: &str, spec: &Value, problems: &mut Vec<Problem>) -> Option<ConnectionSpec> {
+    let path = format!("$.serviceProviderConnections.{name}");
+    let connector = spec.get("connector").and_then(Value::as_str).or_else(|| {
+        spec.pointer("/serviceProvider/id")
+            .and_then(Value::as_str)
+            .map(|id| id.rsplit('/').next().unwrap_or(id))
+    });
+    let Some(connector) = connector else {
+        problems.push(problem(
+            "connections.json",
+            &path,
+            "a connection needs \"connector\": a built-in connector's name or a .wasm path in the project",
+        ));
+        return None;
+    };
+    let connector = if connector.ends_with(".wasm") || connector.contains('/') {
+        ConnectorSource::File(PathBuf::from(connector))
+    } else {
+        ConnectorSource::Builtin(connector.to_owned())
+    };
+    let parameter_values = match spec.get("parameterValues") {
+        None => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            problems.push(problem(
+                "connections.json",
+                &format!("{path}.parameterValues"),
+                "must be an object",
+            ));
+            Map::new()
+        }
+    };
+    let grant = match spec.get("grant") {
+        None => Grant::default(),
+        Some(g) => match serde_json::from_value::<Grant>(g.clone()) {
+            Ok(grant) => grant,
+            Err(e) => {
+                problems.push(problem(
+                    "connections.json",
+                    &format!("{path}.grant"),
+                    e.to_string(),
+                ));
+                Grant::default()
+            }
+        },
+    };
+    Some(ConnectionSpec {
+        name: name.to_owned(),
+        connector,
+        parameter_values,
+        grant,
+    })
+}

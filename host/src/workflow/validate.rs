@@ -1,0 +1,416 @@
+//! `cordon validate`: every problem a project has, before anything runs. Each problem names the
+//! workflow, the action and the JSON path.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::expr::{Expr, Template, templates_in};
+use crate::manifest::OperationKind;
+
+use super::definition::{Action, ActionKind, TriggerKind, Workflow, all_actions};
+use super::project::Project;
+use super::{Connections, Problem};
+
+/// Problems in the workflows of a project, given its loaded connections. (Problems reading
+/// the files are in `Project::problems`; problems loading connectors come from
+/// `Connections::load`.)
+pub fn validate(project: &Project, connections: &Connections) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for workflow in project.workflows.values() {
+        Checker {
+            project,
+            connections,
+            workflow,
+            problems: &mut problems,
+        }
+        .check();
+    }
+    problems
+}
+
+struct Checker<'a> {
+    project: &'a Project,
+    connections: &'a Connections,
+    workflow: &'a Workflow,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, action: Option<&str>, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            workflow: self.workflow.name.clone(),
+            action: action.map(str::to_owned),
+            path: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self) {
+        let every = all_actions(&self.workflow.actions);
+        let mut seen = HashSet::new();
+        for action in &every {
+            if !seen.insert(action.name.as_str()) {
+                self.problem(
+                    Some(&action.name),
+                    &action.json_path,
+                    "another action has the same name; names must be unique in a workflow",
+                );
+            }
+        }
+        let names: HashSet<&str> = every.iter().map(|a| a.name.as_str()).collect();
+        let loops: HashSet<&str> = every
+            .iter()
+            .filter(|a| a.is_loop())
+            .map(|a| a.name.as_str())
+            .collect();
+        let containers: HashSet<&str> = every
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a.kind,
+                    ActionKind::Scope { .. } | ActionKind::Foreach { .. } | ActionKind::Until { .. }
+                )
+            })
+            .map(|a| a.name.as_str())
+            .collect();
+        let variables: BTreeSet<String> = every
+            .iter()
+            .filter(|a| matches!(a.kind, ActionKind::InitializeVariable))
+            .filter_map(|a| a.inputs.get("variables").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|v| v.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let known = Known {
+            actions: names,
+            loops,
+            containers,
+            variables,
+            parameters: self
+                .project
+                .parameters
+                .keys()
+                .chain(self.workflow.parameters.keys())
+                .cloned()
+                .collect(),
+        };
+
+        self.check_siblings(&self.workflow.actions);
+        for action in &self.workflow.actions {
+            self.check_action(action, &known, false);
+        }
+        for trigger in &self.workflow.triggers {
+            let path = format!("$.definition.triggers.{}", trigger.name);
+            if let TriggerKind::ServiceProvider {
+                connection,
+                operation,
+            } = &trigger.kind
+            {
+                self.check_operation(
+                    &trigger.name,
+                    &path,
+                    connection,
+                    operation,
+                    OperationKind::Trigger,
+                    &trigger.inputs,
+                );
+            }
+        }
+    }
+
+    /// `runAfter` names siblings, and siblings have no cycle.
+    fn check_siblings(&mut self, actions: &[Action]) {
+        let names: HashSet<&str> = actions.iter().map(|a| a.name.as_str()).collect();
+        for action in actions {
+            for predecessor in action.run_after.keys() {
+                if predecessor == &action.name {
+                    self.problem(
+                        Some(&action.name),
+                        &format!("{}.runAfter", action.json_path),
+                        "an action cannot run after itself",
+                    );
+                } else if !names.contains(predecessor.as_str()) {
+                    let mut siblings: Vec<&str> =
+                        names.iter().copied().filter(|n| *n != action.name).collect();
+                    siblings.sort_unstable();
+                    self.problem(
+                        Some(&action.name),
+                        &format!("{}.runAfter.{predecessor}", action.json_path),
+                        format!(
+                            "runAfter names {predecessor:?}, which is not an action at the same level (there: {})",
+                            if siblings.is_empty() { "none".to_owned() } else { siblings.join(", ") }
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(cycle) = find_cycle(actions) {
+            let first = actions.iter().find(|a| a.name == cycle[0]);
+            self.problem(
+                Some(&cycle[0]),
+                &first.map_or_else(String::new, |a| format!("{}.runAfter", a.json_path)),
+                format!("runAfter forms a cycle: {}", cycle.join(" -> ")),
+            );
+        }
+        for action in actions {
+            for branch in action.branches() {
+                self.check_siblings(branch);
+            }
+        }
+    }
+
+    fn check_action(&mut self, action: &Action, known: &Known, nested: bool) {
+        let path = &action.json_path;
+        let mut expression_sources: Vec<(String, &Value)> = vec![(format!("{path}.inputs"), &action.inputs)];
+        match &action.kind {
+            ActionKind::If { expression, .. } | ActionKind::Until { expression, .. } => {
+                expression_sources.push((format!("{path}.expression"), expression));
+            }
+            ActionKind::Switch {
+                expression, cases, ..
+            } => {
+                expression_sources.push((format!("{path}.expression"), expression));
+                for case in cases {
+                    if case.value.as_str().is_some_and(|s| s.starts_with('@')) {
+                        self.problem(
+                            Some(&action.name),
+                            &format!("{path}.cases.{}.case", case.name),
+                            "a case value must be a constant, not an expression",
+                        );
+                    }
+                }
+            }
+            ActionKind::Foreach { items, .. } => expression_sources.push((format!("{path}.foreach"), items)),
+            ActionKind::InitializeVariable if nested => {
+                self.problem(
+                    Some(&action.name),
+                    path,
+                    "InitializeVariable must be at the top level of the workflow, not inside another action",
+                );
+            }
+            ActionKind::ServiceProvider {
+                connection,
+                operation,
+            } => {
+                self.check_operation(
+                    &action.name,
+                    path,
+                    connection,
+                    operation,
+                    OperationKind::Action,
+                    &action.inputs,
+                );
+            }
+            ActionKind::Workflow { workflow } if !self.project.workflows.contains_key(workflow) => {
+                self.problem(
+                    Some(&action.name),
+                    &format!("{path}.inputs.host.workflow.id"),
+                    format!("there is no workflow {workflow:?} in the project"),
+                );
+            }
+            _ => {}
+        }
+        for (source_path, value) in expression_sources {
+            for (template_path, parsed) in templates_in(value, &source_path) {
+                match parsed {
+                    Ok(template) => self.check_references(&action.name, &template_path, &template, known),
+                    Err(e) => self.problem(Some(&action.name), &template_path, e.message),
+                }
+            }
+        }
+        for child in action.children() {
+            self.check_action(child, known, true);
+        }
+    }
+
+    /// Literal names in workflow functions must exist: `body('X')` needs an action X,
+    /// `variables('v')` an InitializeVariable of v, and so on.
+    fn check_references(&mut self, action: &str, path: &str, template: &Template, known: &Known) {
+        let mut found = Vec::new();
+        for expr in template.expressions() {
+            expr.walk(&mut |e| {
+                if let Expr::Call { name, args } = e
+                    && let Some(Expr::Literal(Value::String(target))) = args.first()
+                {
+                    found.push((name.clone(), target.clone()));
+                }
+            });
+        }
+        for (function, target) in found {
+            let missing = match function.as_str() {
+                "actions" | "body" | "outputs" | "actionBody" | "actionOutputs" | "formDataValue" | "formDataMultiValues" => {
+                    (!known.actions.contains(target.as_str())).then(|| format!("{function}('{target}') names an action that does not exist"))
+                }
+                "items" | "iterationIndexes" => (!known.loops.contains(target.as_str()))
+                    .then(|| format!("{function}('{target}') names no Foreach or Until in this workflow")),
+                "result" => (!known.containers.contains(target.as_str()))
+                    .then(|| format!("result('{target}') names no Scope, Foreach or Until in this workflow")),
+                "variables" => (!known.variables.contains(&target))
+                    .then(|| format!("variables('{target}') names a variable no InitializeVariable action declares")),
+                "parameters" => (!known.parameters.contains(&target))
+                    .then(|| format!("parameters('{target}') names a parameter that is neither in parameters.json nor declared in the definition")),
+                _ => None,
+            };
+            if let Some(message) = missing {
+                self.problem(Some(action), path, message);
+            }
+        }
+    }
+
+    fn check_operation(
+        &mut self,
+        owner: &str,
+        path: &str,
+        connection: &str,
+        operation: &str,
+        kind: OperationKind,
+        inputs: &Value,
+    ) {
+        let config_path = format!("{path}.inputs.serviceProviderConfiguration");
+        if !self.project.connections.contains_key(connection) {
+            let known: Vec<&str> = self.project.connections.keys().map(String::as_str).collect();
+            self.problem(
+                Some(owner),
+                &format!("{config_path}.connectionName"),
+                format!(
+                    "connection {connection:?} is not in connections.json (it has: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+            return;
+        }
+        // A connection that failed to load is reported by Connections::load.
+        let Some(live) = self.connections.by_name.get(connection) else {
+            return;
+        };
+        let manifest = live.connector().manifest();
+        let Some(op) = manifest.operations.iter().find(|o| o.id.as_str() == operation) else {
+            let available: Vec<&str> = manifest
+                .operations
+                .iter()
+                .filter(|o| o.kind == kind)
+                .map(|o| o.id.as_str())
+                .collect();
+            self.problem(
+                Some(owner),
+                &format!("{config_path}.operationId"),
+                format!(
+                    "connector {:?} has no operation {operation:?}; its {} are: {}",
+                    manifest.id,
+                    if kind == OperationKind::Action {
+                        "actions"
+                    } else {
+                        "triggers"
+                    },
+                    available.join(", ")
+                ),
+            );
+            return;
+        };
+        if op.kind != kind {
+            self.problem(
+                Some(owner),
+                &format!("{config_path}.operationId"),
+                format!(
+                    "{operation:?} is a{} of connector {:?}, not a{}",
+                    if op.kind == OperationKind::Action {
+                        "n action"
+                    } else {
+                        " trigger"
+                    },
+                    manifest.id,
+                    if kind == OperationKind::Action {
+                        "n action"
+                    } else {
+                        " trigger"
+                    }
+                ),
+            );
+            return;
+        }
+        let parameters = inputs
+            .get("parameters")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        if !contains_expression(&parameters) {
+            let reasons = op.check_input(&parameters);
+            for reason in reasons {
+                self.problem(
+                    Some(owner),
+                    &format!("{path}.inputs.parameters"),
+                    format!("does not fit the input schema of {operation:?}: {reason}"),
+                );
+            }
+        }
+    }
+}
+
+struct Known<'a> {
+    actions: HashSet<&'a str>,
+    loops: HashSet<&'a str>,
+    containers: HashSet<&'a str>,
+    variables: BTreeSet<String>,
+    parameters: BTreeSet<String>,
+}
+
+fn contains_expression(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('@'),
+        Value::Array(items) => items.iter().any(contains_expression),
+        Value::Object(map) => map.values().any(contains_expression),
+        _ => false,
+    }
+}
+
+/// A cycle among siblings' `runAfter`, as the names along it.
+fn find_cycle(actions: &[Action]) -> Option<Vec<String>> {
+    let edges: HashMap<&str, Vec<&str>> = actions
+        .iter()
+        .map(|a| (a.name.as_str(), a.run_after.keys().map(String::as_str).collect()))
+        .collect();
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit<'a>(
+        node: &'a str,
+        edges: &HashMap<&'a str, Vec<&'a str>>,
+        marks: &mut HashMap<&'a str, Mark>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        match marks.get(node) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Visiting) => {
+                let start = stack.iter().position(|n| *n == node).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..].iter().map(|s| s.to_string()).collect();
+                cycle.push(node.to_owned());
+                return Some(cycle);
+            }
+            None => {}
+        }
+        marks.insert(node, Mark::Visiting);
+        stack.push(node);
+        for next in edges.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if edges.contains_key(next)
+                && let Some(cycle) = visit(next, edges, marks, stack)
+            {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        marks.insert(node, Mark::Done);
+        None
+    }
+    let mut marks = HashMap::new();
+    for action in actions {
+        if let Some(cycle) = visit(&action.name, &edges, &mut marks, &mut Vec::new()) {
+            return Some(cycle);
+        }
+    }
+    None
+}
