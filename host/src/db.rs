@@ -169,7 +169,8 @@ pub trait Db: Send + Sync + std::fmt::Debug {
 
     /// Records that an action started (or started again after a resume): status `Running`.
     fn action_started(&self, record: &ActionRecord) -> Result<(), DbError>;
-    /// Records one finished attempt.
+    /// Records one finished attempt that will be retried; the action's attempt count moves to
+    /// the next attempt.
     fn attempt_finished(&self, run_id: &str, path: &str, attempt: &AttemptRecord) -> Result<(), DbError>;
     /// Records the action's final state and its last attempt, in one transaction. For secure
     /// actions, inputs and outputs are kept only until the run finishes.

@@ -143,3 +143,171 @@ fn expr_evaluates_a_template_against_a_context_file() {
     assert_eq!(code, 1);
     assert!(err.contains("\"Missing\", which has not run"), "{err}");
 }
+
+/// A loopback server for the resume test: `/first` answers at once; `/hang` hangs on its first
+/// call (the test kills `cordon` while it waits) and answers at once afterwards.
+fn start_resume_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<(u32, u32)>>) {
+    use std::sync::{Arc, Mutex};
+    let counts = Arc::new(Mutex::new((0u32, 0u32)));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let state = counts.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let first = state.clone();
+            let hang = state.clone();
+            let app = axum::Router::new()
+                .route(
+                    "/first",
+                    axum::routing::any(move || {
+                        let counts = first.clone();
+                        async move {
+                            counts.lock().expect("lock").0 += 1;
+                            "first"
+                        }
+                    }),
+                )
+                .route(
+                    "/hang",
+                    axum::routing::any(move || {
+                        let counts = hang.clone();
+                        async move {
+                            let n = {
+                                let mut c = counts.lock().expect("lock");
+                                c.1 += 1;
+                                c.1
+                            };
+                            if n == 1 {
+                                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                            }
+                            "done"
+                        }
+                    }),
+                );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    (addr, counts)
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_without_repeating_finished_actions() {
+    use cordon_host::db::{Db, SqliteDb, Status};
+
+    let (addr, counts) = start_resume_server();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = dir.path();
+    std::fs::write(
+        project.join("connections.json"),
+        serde_json::json!({"serviceProviderConnections": {}, "http": {"grant": {"hosts": [format!("http://{addr}")]}}})
+            .to_string(),
+    )
+    .expect("connections.json");
+    std::fs::create_dir(project.join("w")).expect("workflow dir");
+    let call = |path: &str| serde_json::json!({"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}{path}")}});
+    let workflow = serde_json::json!({"kind": "Stateful", "definition": {
+    "triggers": {"manual": {"type": "Request"}},
+    "actions": {
+        "First": call("/first"),
+        "Second": {"type": "Http", "inputs": call("/hang")["inputs"], "runAfter": {"First": ["Succeeded"]}},
+        "Third": {"type": "Compose", "inputs": "@body('First')", "runAfter": {"Second": ["Succeeded"]}}
+    }}});
+    std::fs::write(project.join("w/workflow.json"), workflow.to_string()).expect("workflow.json");
+    let db_path = project.join("history.db");
+    let cache = std::env::temp_dir().join("cordon-cli-test-cache");
+    let command = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.args([
+            "run",
+            project.to_str().expect("utf-8"),
+            "w",
+            "--db",
+            db_path.to_str().expect("utf-8"),
+        ])
+        .env("CORDON_CACHE_DIR", &cache);
+        c
+    };
+
+    let mut child = command()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start cordon run");
+    // Wait (bounded) until the run is inside Second's request.
+    let mut waited = 0;
+    while counts.lock().expect("lock").1 == 0 {
+        assert!(waited < 1200, "cordon run never reached the second action");
+        assert!(
+            child.try_wait().expect("poll child").is_none(),
+            "cordon run exited early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    child.kill().expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
+    child.wait().expect("reap");
+
+    let (run_id, first_ended) = {
+        let db = SqliteDb::open(&db_path).expect("history survives the kill");
+        let runs = db.list_runs(&Default::default()).expect("runs");
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, Status::Running);
+        let actions = db.actions(&runs[0].id, false).expect("actions");
+        let first = actions
+            .iter()
+            .find(|a| a.name == "First")
+            .expect("First recorded");
+        assert_eq!(
+            first.status,
+            Status::Succeeded,
+            "First's result was recorded before the kill"
+        );
+        let second = actions
+            .iter()
+            .find(|a| a.name == "Second")
+            .expect("Second recorded");
+        assert_eq!(second.status, Status::Running);
+        (runs[0].id.clone(), first.ended_at)
+    };
+
+    let output = command().output().expect("cordon run again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("resumed interrupted run {run_id} of w: Succeeded")),
+        "{stdout}"
+    );
+
+    let db = SqliteDb::open(&db_path).expect("history");
+    let resumed = db.run(&run_id).expect("resumed run");
+    assert_eq!(resumed.status, Status::Succeeded);
+    let actions = db.actions(&run_id, false).expect("actions");
+    let by_name = |n: &str| actions.iter().find(|a| a.name == n).expect("action").clone();
+    assert_eq!(by_name("First").attempts, 1);
+    assert_eq!(
+        by_name("First").ended_at,
+        first_ended,
+        "First's record was not rewritten"
+    );
+    assert_eq!(by_name("Second").attempts, 2, "the interrupted attempt counts");
+    let second_attempts = db.attempts(&run_id, &by_name("Second").path).expect("attempts");
+    assert_eq!(
+        second_attempts[0].error.as_ref().map(|e| e["code"].clone()),
+        Some(serde_json::json!("Interrupted"))
+    );
+    assert_eq!(by_name("Third").outputs, Some(serde_json::json!("first")));
+    // One /first call per run: the original, and the new run the second command started. The
+    // resumed run did not call it again.
+    assert_eq!(db.list_runs(&Default::default()).expect("runs").len(), 2);
+    assert_eq!(counts.lock().expect("lock").0, 2);
+}

@@ -361,20 +361,19 @@ impl Db for SqliteDb {
 
     fn attempt_finished(&self, run_id: &str, path: &str, a: &AttemptRecord) -> Result<(), DbError> {
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    run_id,
-                    path,
-                    a.attempt,
-                    a.status.as_str(),
-                    a.started_at,
-                    a.ended_at,
-                    json_text(a.error.as_ref())
-                ],
-            )
-            .map(drop)
+                params![run_id, path, a.attempt, a.status.as_str(), a.started_at, a.ended_at, json_text(a.error.as_ref())],
+            )?;
+            // The next attempt is the one in flight from now on, so a crash during the wait
+            // before it does not reuse this attempt's number.
+            tx.execute(
+                "UPDATE actions SET attempts = MAX(attempts, ?3 + 1) WHERE run_id = ?1 AND path = ?2 AND status = 'Running'",
+                params![run_id, path, a.attempt],
+            )?;
+            tx.commit()
         })
     }
 

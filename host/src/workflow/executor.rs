@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use crate::Connection;
 use crate::db::{ActionRecord, AttemptRecord, Db, DbError, RunRecord, Status};
 
-use super::definition::{Action, ActionKind, Workflow, all_actions};
+use super::definition::{Action, Workflow, all_actions};
 use super::project::{Project, Settings};
 use super::retry::Clock;
 
@@ -647,7 +647,26 @@ fn run_action<'a>(
 
         let started_at = run.now();
         let sequence = previous.map_or_else(|| run.sequence.fetch_add(1, Ordering::Relaxed), |r| r.sequence);
+        // An action found Running was interrupted mid-attempt: that attempt counts, and the
+        // history says what happened to it.
         let previous_attempts = previous.map_or(0, |r| r.attempts);
+        let is_container = !action.branches().is_empty();
+        if let Some(interrupted) = previous
+            && interrupted.attempts > 0
+            && !is_container
+        {
+            run.engine.db.attempt_finished(
+                &run.run_id,
+                &path,
+                &AttemptRecord {
+                    attempt: interrupted.attempts,
+                    status: Status::Failed,
+                    started_at: interrupted.started_at,
+                    ended_at: started_at,
+                    error: Some(json!({"code": "Interrupted", "message": "the process running this attempt stopped; the run was resumed"})),
+                },
+            )?;
+        }
         let mut record = ActionRecord {
             run_id: run.run_id.clone(),
             path: path.clone(),
@@ -655,7 +674,8 @@ fn run_action<'a>(
             parent: frame.parent.clone(),
             kind: action.type_name.clone(),
             status: Status::Running,
-            attempts: previous_attempts,
+            // The attempt now in flight.
+            attempts: previous_attempts + 1,
             started_at: previous.map_or(started_at, |r| r.started_at),
             ended_at: None,
             inputs: None,
@@ -704,13 +724,7 @@ fn run_action<'a>(
 
         let ended_at = run.now();
         let retried = call.attempts.lock().unwrap_or_else(|p| p.into_inner()).len() as u32;
-        let attempts = if action.children().is_empty()
-            && !matches!(action.kind, ActionKind::Foreach { .. } | ActionKind::Until { .. })
-        {
-            previous_attempts + retried + 1
-        } else {
-            previous_attempts + 1
-        };
+        let attempts = previous_attempts + retried + 1;
         let last_attempt = AttemptRecord {
             attempt: attempts,
             status: result.status,

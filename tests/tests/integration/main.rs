@@ -7,3 +7,4 @@ mod grants;
 mod limits;
 mod loading;
 mod secrets;
+mod workflows;

@@ -1,0 +1,651 @@
+//! The workflow engine end to end: real projects on disk, a real SQLite history, the real
+//! `http` and `json-transform` connectors, servers on loopback, and a fake clock so retry
+//! timing is checked without sleeping.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use cordon_host::db::{ActionRecord, Db, RunRecord, SqliteDb, Status};
+use cordon_host::workflow::project::Project;
+use cordon_host::workflow::retry::FakeClock;
+use cordon_host::workflow::{Connections, Engine, EngineOptions, validate};
+use cordon_tests::{runtime, serve};
+use serde_json::{Value, json};
+
+/// A project written to a temporary directory, with its engine.
+struct Harness {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    db: Arc<SqliteDb>,
+    clock: Arc<FakeClock>,
+}
+
+fn write_project(dir: &std::path::Path, connections: &Value, workflows: &[(&str, Value)]) {
+    std::fs::write(dir.join("connections.json"), connections.to_string()).expect("write connections.json");
+    std::fs::write(
+        dir.join("parameters.json"),
+        json!({"greeting": {"type": "String", "value": "hello"}}).to_string(),
+    )
+    .expect("write parameters.json");
+    for (name, actions) in workflows {
+        std::fs::create_dir_all(dir.join(name)).expect("workflow dir");
+        let workflow = json!({
+            "definition": {"triggers": {"manual": {"type": "Request", "kind": "Http"}}, "actions": actions},
+            "kind": "Stateful"
+        });
+        std::fs::write(dir.join(name).join("workflow.json"), workflow.to_string())
+            .expect("write workflow.json");
+    }
+}
+
+async fn harness(server: Option<SocketAddr>, workflows: &[(&str, Value)]) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let http_hosts: Vec<String> = server.map(|a| format!("http://{a}")).into_iter().collect();
+    let connections = json!({
+        "serviceProviderConnections": {"transform": {"connector": "json-transform"}},
+        "http": {"grant": {"hosts": http_hosts}}
+    });
+    write_project(dir.path(), &connections, workflows);
+    let project = Project::open(dir.path()).expect("project opens");
+    let db = Arc::new(SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("db"));
+    let clock = Arc::new(FakeClock::starting_at(1_700_000_000_000));
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = clock.clone();
+    let engine = Engine::open(&project, &runtime(), options)
+        .await
+        .expect("engine opens");
+    Harness {
+        _dir: dir,
+        engine,
+        db,
+        clock,
+    }
+}
+
+impl Harness {
+    async fn run(&self, workflow: &str, body: Value) -> RunRecord {
+        self.engine.run(workflow, body).await.expect("run executes")
+    }
+
+    fn actions(&self, run: &RunRecord) -> HashMap<String, ActionRecord> {
+        self.db
+            .actions(&run.id, false)
+            .expect("actions")
+            .into_iter()
+            .map(|a| (a.path.clone(), a))
+            .collect()
+    }
+
+    fn status(&self, run: &RunRecord, path: &str) -> Status {
+        self.actions(run)
+            .get(path)
+            .unwrap_or_else(|| panic!("no record for {path}"))
+            .status
+    }
+}
+
+/// A ParseJson that always fails, to drive failure handling.
+fn failing() -> Value {
+    json!({"type": "ParseJson", "inputs": {"content": "not json", "schema": {}}})
+}
+
+fn compose(value: Value, run_after: Value) -> Value {
+    json!({"type": "Compose", "inputs": value, "runAfter": run_after})
+}
+
+#[tokio::test]
+async fn run_after_chooses_between_branches_and_a_handled_failure_succeeds() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "A": failing(),
+                "On_failure": compose(json!("handled"), json!({"A": ["Failed"]})),
+                "On_success": compose(json!("not reached"), json!({"A": ["Succeeded"]})),
+                "After_skip": compose(json!("runs because On_success was skipped"), json!({"On_success": ["Skipped"]})),
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(h.status(&run, "A"), Status::Failed);
+    assert_eq!(h.status(&run, "On_failure"), Status::Succeeded);
+    assert_eq!(h.status(&run, "On_success"), Status::Skipped);
+    assert_eq!(h.status(&run, "After_skip"), Status::Succeeded);
+    assert_eq!(
+        run.status,
+        Status::Succeeded,
+        "every last action succeeded, so the failure was handled"
+    );
+}
+
+#[tokio::test]
+async fn an_unhandled_failure_skips_what_follows_and_fails_the_run() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "A": failing(),
+                "B": compose(json!(1), json!({"A": ["Succeeded"]})),
+                "C": compose(json!(2), json!({"B": ["Succeeded"]})),
+                "Independent": compose(json!(3), json!({})),
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(h.status(&run, "B"), Status::Skipped);
+    assert_eq!(h.status(&run, "C"), Status::Skipped);
+    assert_eq!(h.status(&run, "Independent"), Status::Succeeded);
+    assert_eq!(run.status, Status::Failed);
+    let message = run.error.expect("error")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains('A'), "{message}");
+}
+
+#[tokio::test]
+async fn actions_read_each_others_outputs_parameters_and_the_trigger() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Parse": {"type": "ServiceProvider", "inputs": {
+                    "parameters": {"text": "@triggerBody()?['csv']"},
+                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}},
+                "Names": {"type": "Select", "inputs": {"from": "@body('Parse')", "select": "@toUpper(item()?['name'])"},
+                          "runAfter": {"Parse": ["Succeeded"]}},
+                "Big": {"type": "Query", "inputs": {"from": "@body('Parse')", "where": "@greater(item()?['n'], 1)"},
+                        "runAfter": {"Parse": ["Succeeded"]}},
+                "Joined": {"type": "Join", "inputs": {"from": "@body('Names')", "joinWith": "+"},
+                           "runAfter": {"Names": ["Succeeded"]}},
+                "Result": compose(json!({"greeting": "@{parameters('greeting')}, @{body('Joined')}", "big": "@length(body('Big'))"}),
+                                  json!({"Joined": ["Succeeded"], "Big": ["Succeeded"]})),
+                "Response": {"type": "Response", "inputs": {"statusCode": 200, "body": "@outputs('Result')"},
+                             "runAfter": {"Result": ["Succeeded"]}}
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", json!({"csv": "name,n\nada,1\nbob,2\ncy,3"})).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        run.response.expect("response")["body"],
+        json!({"greeting": "hello, ADA+BOB+CY", "big": 2})
+    );
+}
+
+#[tokio::test]
+async fn variables_if_switch_scope_and_result() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Init": {"type": "InitializeVariable", "inputs": {"variables": [
+                    {"name": "count", "type": "integer", "value": 1},
+                    {"name": "log", "type": "string", "value": ""},
+                    {"name": "seen", "type": "array", "value": []}]}},
+                "Branch": {"type": "If", "expression": "@equals(variables('count'), 1)",
+                    "actions": {"Bump": {"type": "IncrementVariable", "inputs": {"name": "count", "value": 4}}},
+                    "else": {"actions": {"Wrong": {"type": "AppendToStringVariable", "inputs": {"name": "log", "value": "else"}}}},
+                    "runAfter": {"Init": ["Succeeded"]}},
+                "Pick": {"type": "Switch", "expression": "@variables('count')",
+                    "cases": {"Five": {"case": 5, "actions": {"Note": {"type": "AppendToStringVariable", "inputs": {"name": "log", "value": "five"}}}}},
+                    "default": {"actions": {"Other": {"type": "AppendToStringVariable", "inputs": {"name": "log", "value": "other"}}}},
+                    "runAfter": {"Branch": ["Succeeded"]}},
+                "Work": {"type": "Scope", "actions": {
+                    "Ok": {"type": "AppendToArrayVariable", "inputs": {"name": "seen", "value": "ok"}},
+                    "Broken": failing()},
+                    "runAfter": {"Pick": ["Succeeded"]}},
+                "Report": compose(json!({
+                    "count": "@variables('count')", "log": "@variables('log')", "seen": "@variables('seen')",
+                    "failed": "@length(createArray(result('Work')[0], result('Work')[1]))",
+                    "statuses": "@sort(createArray(result('Work')[0].status, result('Work')[1].status))"}),
+                    json!({"Work": ["Failed"]})),
+                "Down": {"type": "DecrementVariable", "inputs": {"name": "count"}, "runAfter": {"Report": ["Succeeded"]}}
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let actions = h.actions(&run);
+    assert_eq!(actions["Work"].status, Status::Failed);
+    assert!(
+        !actions.contains_key("Wrong"),
+        "the else branch never ran, so it has no record"
+    );
+    assert_eq!(
+        actions["Report"].outputs,
+        Some(
+            json!({"count": 5, "log": "five", "seen": ["ok"], "failed": 2, "statuses": ["Failed", "Succeeded"]})
+        )
+    );
+    assert_eq!(
+        actions["Down"].outputs,
+        Some(json!({"body": {"name": "count", "value": 4}}))
+    );
+}
+
+#[tokio::test]
+async fn terminate_ends_the_run_with_its_status_and_error() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Stop": {"type": "Terminate", "inputs": {"runStatus": "Failed", "runError": {"code": "Nope", "message": "stopped on purpose"}}},
+                "Never": compose(json!(1), json!({"Stop": ["Succeeded"]}))
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(
+        run.error,
+        Some(json!({"code": "Nope", "message": "stopped on purpose"}))
+    );
+    assert!(!h.actions(&run).contains_key("Never"));
+}
+
+/// A loopback service whose behaviour the tests script.
+#[derive(Clone, Default)]
+struct Service {
+    calls: Arc<Mutex<HashMap<String, usize>>>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+impl Service {
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/fail/{times}/{code}", any(fail_then_succeed))
+            .route("/throttle", any(throttle))
+            .route("/concurrent", any(concurrent))
+            .route("/slow", get(slow))
+            .with_state(self.clone())
+    }
+
+    fn count(&self, key: &str) -> usize {
+        let mut calls = self.calls.lock().expect("lock");
+        let n = calls.entry(key.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+}
+
+/// Fails `times` times with `code`, then answers 200.
+async fn fail_then_succeed(State(s): State<Service>, Path((times, code)): Path<(usize, u16)>) -> Response {
+    let n = s.count(&format!("fail/{times}/{code}"));
+    if n <= times {
+        (
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "no",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, axum::Json(json!({"call": n}))).into_response()
+    }
+}
+
+/// 429 with Retry-After: 2 once, then 200.
+async fn throttle(State(s): State<Service>) -> Response {
+    if s.count("throttle") == 1 {
+        (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "2")], "slow down").into_response()
+    } else {
+        (StatusCode::OK, "fine").into_response()
+    }
+}
+
+async fn concurrent(State(s): State<Service>) -> &'static str {
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    "done"
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    "too late"
+}
+
+fn http(addr: SocketAddr, path: &str, retry: Option<Value>) -> Value {
+    let mut inputs = json!({"method": "GET", "uri": format!("http://{addr}{path}")});
+    if let Some(retry) = retry {
+        inputs["retryPolicy"] = retry;
+    }
+    json!({"type": "Http", "inputs": inputs})
+}
+
+#[tokio::test]
+async fn retries_follow_the_policy_on_a_fake_clock() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let h = harness(
+        Some(addr),
+        &[
+            ("fixed", json!({"Call": http(addr, "/fail/2/503", Some(json!({"type": "fixed", "count": 3, "interval": "PT10S"})))})),
+            ("default", json!({"Call": http(addr, "/fail/9/500", None)})),
+            ("none", json!({"Call": http(addr, "/fail/1/502", Some(json!({"type": "none"})))})),
+            ("not_retryable", json!({"Call": http(addr, "/fail/1/404", None)})),
+        ],
+    )
+    .await;
+
+    let run = h.run("fixed", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let call = &h.actions(&run)["Call"];
+    assert_eq!(call.attempts, 3);
+    assert_eq!(
+        h.db.attempts(&run.id, "Call").expect("attempts").len(),
+        3,
+        "one record per attempt"
+    );
+    assert_eq!(h.clock.sleeps(), vec![Duration::from_secs(10); 2]);
+
+    let before = h.clock.sleeps().len();
+    let run = h.run("default", Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(
+        h.actions(&run)["Call"].attempts,
+        5,
+        "the default policy retries four times"
+    );
+    let waited: Vec<f64> = h.clock.sleeps()[before..]
+        .iter()
+        .map(Duration::as_secs_f64)
+        .collect();
+    assert_eq!(waited, vec![7.5, 15.0, 30.0, 45.0]);
+    assert_eq!(
+        h.actions(&run)["Call"]
+            .outputs
+            .as_ref()
+            .map(|o| o["statusCode"].clone()),
+        Some(json!(500))
+    );
+
+    let before = h.clock.sleeps().len();
+    let run = h.run("none", Value::Null).await;
+    assert_eq!(
+        (run.status, h.actions(&run)["Call"].attempts),
+        (Status::Failed, 1)
+    );
+    let run = h.run("not_retryable", Value::Null).await;
+    assert_eq!(
+        (run.status, h.actions(&run)["Call"].attempts),
+        (Status::Failed, 1),
+        "a 404 is not retried"
+    );
+    assert_eq!(h.clock.sleeps().len(), before);
+}
+
+#[tokio::test]
+async fn retry_after_from_the_service_sets_the_wait() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let h = harness(
+        Some(addr),
+        &[("w", json!({"Call": http(addr, "/throttle", None)}))],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded);
+    assert_eq!(h.clock.sleeps(), vec![Duration::from_secs(2)]);
+}
+
+#[tokio::test]
+async fn an_action_over_its_timeout_is_timed_out_and_run_after_sees_it() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let mut call = http(addr, "/slow", Some(json!({"type": "none"})));
+    call["limit"] = json!({"timeout": "PT0.3S"});
+    let h = harness(
+        Some(addr),
+        &[(
+            "w",
+            json!({"Call": call, "Cleanup": compose(json!("after timeout"), json!({"Call": ["TimedOut"]}))}),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(h.status(&run, "Call"), Status::TimedOut);
+    assert_eq!(h.status(&run, "Cleanup"), Status::Succeeded);
+    assert_eq!(run.status, Status::Succeeded, "the timeout was handled");
+}
+
+#[tokio::test]
+async fn foreach_runs_at_most_its_concurrency_at_once() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let foreach = |options: Value| {
+        let mut action = json!({
+            "type": "Foreach",
+            "foreach": "@range(0, 12)",
+            "actions": {"Call": http(addr, "/concurrent", None)}
+        });
+        for (k, v) in options.as_object().expect("object") {
+            action[k] = v.clone();
+        }
+        action
+    };
+    let h = harness(
+        Some(addr),
+        &[
+            ("five", json!({"Loop": foreach(json!({"runtimeConfiguration": {"concurrency": {"repetitions": 5}}}))})),
+            ("sequential", json!({"Loop": foreach(json!({"operationOptions": "Sequential"}))})),
+        ],
+    )
+    .await;
+    let run = h.run("five", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let max = service.max_in_flight.swap(0, Ordering::SeqCst);
+    assert!(
+        (2..=5).contains(&max),
+        "at most 5 iterations at once (and more than one), saw {max}"
+    );
+    let actions = h.actions(&run);
+    assert_eq!(
+        (0..12)
+            .filter(|i| actions.contains_key(&format!("Loop[{i}]/Call")))
+            .count(),
+        12
+    );
+
+    let run = h.run("sequential", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded);
+    assert_eq!(service.max_in_flight.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn until_stops_on_its_condition_or_its_count() {
+    let h = harness(
+        None,
+        &[
+            (
+                "counts",
+                json!({
+                    "Init": {"type": "InitializeVariable", "inputs": {"variables": [{"name": "n", "type": "integer", "value": 0}]}},
+                    "Loop": {"type": "Until", "expression": "@equals(variables('n'), 4)", "limit": {"count": 10},
+                             "actions": {"Step": {"type": "IncrementVariable", "inputs": {"name": "n"}}},
+                             "runAfter": {"Init": ["Succeeded"]}}
+                }),
+            ),
+            (
+                "limited",
+                json!({"Loop": {"type": "Until", "expression": "@equals(1, 2)", "limit": {"count": 3},
+                                "actions": {"Step": compose(json!("@iterationIndexes('Loop')"), json!({}))}}}),
+            ),
+        ],
+    )
+    .await;
+    let run = h.run("counts", Value::Null).await;
+    assert_eq!(
+        h.actions(&run)["Loop"].outputs,
+        Some(json!({"iterations": 4, "limitReached": false}))
+    );
+    let run = h.run("limited", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded);
+    let actions = h.actions(&run);
+    assert_eq!(
+        actions["Loop"].outputs,
+        Some(json!({"iterations": 3, "limitReached": true}))
+    );
+    assert_eq!(actions["Loop[2]/Step"].outputs, Some(json!(2)));
+}
+
+#[tokio::test]
+async fn secure_data_stays_out_of_the_history_but_reaches_later_actions() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Secret": {"type": "Compose", "inputs": "s3cr3t-value",
+                           "runtimeConfiguration": {"secureData": {"properties": ["inputs", "outputs"]}}},
+                "Uses": compose(json!("@length(outputs('Secret'))"), json!({"Secret": ["Succeeded"]}))
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    let actions = h.actions(&run);
+    assert_eq!(actions["Secret"].inputs, None);
+    assert_eq!(actions["Secret"].outputs, None);
+    assert_eq!(actions["Uses"].outputs, Some(json!(12)));
+    let with_state = h.db.actions(&run.id, true).expect("actions");
+    assert!(
+        with_state
+            .iter()
+            .all(|a| a.outputs != Some(json!("s3cr3t-value"))),
+        "secure values are deleted when the run finishes"
+    );
+}
+
+#[tokio::test]
+async fn a_workflow_action_runs_a_child_and_gets_its_response() {
+    let h = harness(
+        None,
+        &[
+            ("parent", json!({"Call": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "child"}}, "body": {"x": 20}}}}),),
+            (
+                "child",
+                json!({"Reply": {"type": "Response", "inputs": {"statusCode": 201, "body": "@add(triggerBody()?['x'], 1)"}}}),
+            ),
+        ],
+    )
+    .await;
+    let run = h.run("parent", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let outputs = h.actions(&run)["Call"].outputs.clone().expect("outputs");
+    assert_eq!(
+        (outputs["statusCode"].clone(), outputs["body"].clone()),
+        (json!(201), json!(21))
+    );
+    let child =
+        h.db.run(outputs["runId"].as_str().expect("child run id"))
+            .expect("child run");
+    assert_eq!(child.parent.as_deref(), Some(run.id.as_str()));
+}
+
+#[tokio::test]
+async fn validation_names_the_workflow_the_action_and_the_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let connections = json!({"serviceProviderConnections": {"transform": {"connector": "json-transform"}}});
+    write_project(
+        dir.path(),
+        &connections,
+        &[(
+            "broken",
+            json!({
+                "Typo": {"type": "Compse", "inputs": 1},
+                "Orphan": compose(json!(1), json!({"Missing": ["Succeeded"]})),
+                "Loop_a": compose(json!(1), json!({"Loop_b": ["Succeeded"]})),
+                "Loop_b": compose(json!(1), json!({"Loop_a": ["Succeeded"]})),
+                "Bad_expr": compose(json!({"x": "@concat('a'"}), json!({})),
+                "Unknown_fn": compose(json!("@frobnicate(1)"), json!({})),
+                "Arity": compose(json!("@add(1)"), json!({})),
+                "Ref": compose(json!("@body('Nowhere')"), json!({})),
+                "No_connection": {"type": "ServiceProvider", "inputs": {"parameters": {},
+                    "serviceProviderConfiguration": {"connectionName": "nope", "operationId": "echo"}}},
+                "No_operation": {"type": "ServiceProvider", "inputs": {"parameters": {},
+                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "frobnicate"}}},
+                "Bad_input": {"type": "ServiceProvider", "inputs": {"parameters": {"text": 5},
+                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}}
+            }),
+        )],
+    );
+    std::fs::create_dir_all(dir.path().join("malformed")).expect("dir");
+    std::fs::write(dir.path().join("malformed/workflow.json"), r#"{"definition": {"#).expect("write");
+
+    let project = Project::open(dir.path()).expect("project opens");
+    let (connections, mut problems) = Connections::load(&project, &runtime())
+        .await
+        .expect("connections");
+    problems.extend(project.problems.iter().cloned());
+    problems.extend(validate::validate(&project, &connections));
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let expect = |action: Option<&str>, path: &str, message: &str| {
+        assert!(
+            problems.iter().any(|p| p.action.as_deref() == action
+                && p.path.contains(path)
+                && p.message.contains(message)),
+            "no problem for {action:?} at {path} containing {message:?} in:\n{}",
+            text.join("\n")
+        );
+    };
+    expect(None, "$", "malformed JSON");
+    expect(
+        Some("Typo"),
+        "$.definition.actions.Typo.type",
+        "unknown action type \"Compse\"",
+    );
+    expect(
+        Some("Orphan"),
+        "runAfter.Missing",
+        "not an action at the same level",
+    );
+    expect(Some("Loop_a"), "runAfter", "cycle");
+    expect(
+        Some("Bad_expr"),
+        "$.definition.actions.Bad_expr.inputs.x",
+        "expected `,` or `)`",
+    );
+    expect(Some("Unknown_fn"), "inputs", "unknown function \"frobnicate\"");
+    expect(Some("Arity"), "inputs", "add takes 2 arguments, got 1");
+    expect(
+        Some("Ref"),
+        "inputs",
+        "body('Nowhere') names an action that does not exist",
+    );
+    expect(
+        Some("No_connection"),
+        "connectionName",
+        "connection \"nope\" is not in connections.json",
+    );
+    expect(
+        Some("No_operation"),
+        "operationId",
+        "has no operation \"frobnicate\"",
+    );
+    expect(
+        Some("Bad_input"),
+        "inputs.parameters",
+        "does not fit the input schema",
+    );
+    assert!(problems.iter().any(|p| p.workflow == "malformed"));
+}
