@@ -141,7 +141,32 @@ impl Clock for SystemClock {
         chrono::Utc::now().timestamp_millis()
     }
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        // tokio's timer ticks in whole milliseconds and rounds up, which makes a 10 ms Wait take
+        // about 11.5 ms. Short waits sleep on a blocking-pool thread instead, where the OS timer
+        // overshoots by tens of microseconds.
+        if duration < SHORT_WAIT {
+            return Box::pin(async move {
+                let _ = tokio::task::spawn_blocking(move || precise_sleep(duration)).await;
+            });
+        }
         Box::pin(tokio::time::sleep(duration))
+    }
+}
+
+/// Waits shorter than this use the precise (thread) sleep; longer ones the async timer.
+const SHORT_WAIT: Duration = Duration::from_millis(100);
+
+/// Sleeps on the OS timer to just before the deadline, then spins the last stretch: the
+/// kernel's default timer slack (50 µs) and wake-up latency would otherwise add up over a chain
+/// of short waits. The spin is bounded by `SPIN`.
+fn precise_sleep(duration: Duration) {
+    const SPIN: Duration = Duration::from_micros(200);
+    let deadline = std::time::Instant::now() + duration;
+    if let Some(coarse) = duration.checked_sub(SPIN) {
+        std::thread::sleep(coarse);
+    }
+    while std::time::Instant::now() < deadline {
+        std::hint::spin_loop();
     }
 }
 
