@@ -84,6 +84,28 @@ pub fn connect_with(
         .expect("connect")
 }
 
+/// An engine over the project in `dir`, with its history in `dir/.cordon/history.db` and a
+/// fake clock, so retry waits are recorded instead of slept.
+pub async fn workflow_engine(
+    dir: &std::path::Path,
+) -> (
+    cordon_host::workflow::Engine,
+    Arc<cordon_host::db::SqliteDb>,
+    Arc<cordon_host::workflow::retry::FakeClock>,
+) {
+    use cordon_host::workflow::{Engine, EngineOptions, project::Project, retry::FakeClock};
+    let project = Project::open(dir).expect("project opens");
+    let db =
+        Arc::new(cordon_host::db::SqliteDb::open(&dir.join(".cordon/history.db")).expect("history opens"));
+    let clock = Arc::new(FakeClock::starting_at(1_700_000_000_000));
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = clock.clone();
+    let engine = Engine::open(&project, &runtime(), options)
+        .await
+        .expect("engine opens");
+    (engine, db, clock)
+}
+
 /// A server on 127.0.0.1 with an ephemeral port, running until the test's runtime ends.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

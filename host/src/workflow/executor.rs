@@ -8,9 +8,10 @@
 //! status are replayed from the record (never run again), and an action that was in flight
 //! runs again with the same idempotency key and the next attempt number.
 //!
-//! Status rules (as in Logic Apps): a container's status, and the run's, comes from its last
-//! actions (those no sibling runs after). A `Skipped` last action counts as failed when what
-//! it was waiting on failed. `Terminate` ends the run with the status it names.
+//! Status rules (as in Logic Apps): a container, and the run, fails when one of its actions
+//! failed or timed out and no sibling that runs after that status ran to handle it; a handled
+//! failure (the try/catch pattern with `runAfter: {"X": ["Failed"]}`) leaves it succeeded.
+//! `Terminate` ends the run with the status it names.
 
 mod actions;
 mod scope;
@@ -436,65 +437,36 @@ pub fn run_set<'a>(
     })
 }
 
-/// The status of a set from its last actions (see the module docs).
+/// The status of a set: it fails when an action in it failed or timed out and no sibling that
+/// runs after that status (a handler) ran. See the module docs.
 fn set_outcome(actions: &[Action], statuses: &HashMap<&str, Status>) -> SetOutcome {
-    let mut memo: HashMap<&str, bool> = HashMap::new();
-    fn failed<'a>(
-        name: &'a str,
-        actions: &'a [Action],
-        statuses: &HashMap<&str, Status>,
-        memo: &mut HashMap<&'a str, bool>,
-        depth: usize,
-    ) -> bool {
-        if let Some(known) = memo.get(name) {
-            return *known;
-        }
-        let result = match statuses.get(name) {
-            None | Some(Status::Succeeded) | Some(Status::Running) => false,
-            Some(Status::Failed | Status::TimedOut | Status::Cancelled) => true,
-            Some(Status::Skipped) => {
-                depth < actions.len()
-                    && actions.iter().find(|a| a.name == name).is_some_and(|a| {
-                        a.run_after
-                            .keys()
-                            .any(|p| failed(p, actions, statuses, memo, depth + 1))
-                    })
-            }
+    let mut failed = Vec::new();
+    for action in actions {
+        let Some(status @ (Status::Failed | Status::TimedOut | Status::Cancelled)) =
+            statuses.get(action.name.as_str()).copied()
+        else {
+            continue;
         };
-        memo.insert(name, result);
-        result
-    }
-    let referenced: HashSet<&str> = actions
-        .iter()
-        .flat_map(|a| a.run_after.keys().map(String::as_str))
-        .collect();
-    let mut failed_names = Vec::new();
-    for action in actions.iter().filter(|a| !referenced.contains(a.name.as_str())) {
-        if failed(&action.name, actions, statuses, &mut memo, 0) {
-            failed_names.push(action.name.clone());
+        let handled = actions.iter().any(|other| {
+            other
+                .run_after
+                .get(&action.name)
+                .is_some_and(|wanted| wanted.contains(&status))
+                && statuses
+                    .get(other.name.as_str())
+                    .is_some_and(|s| *s != Status::Skipped)
+        });
+        if !handled {
+            failed.push(action.name.clone());
         }
-    }
-    // Report the actions that actually failed rather than the skipped ones after them.
-    let mut culprits: Vec<String> = actions
-        .iter()
-        .filter(|a| {
-            matches!(
-                statuses.get(a.name.as_str()),
-                Some(Status::Failed | Status::TimedOut)
-            )
-        })
-        .map(|a| a.name.clone())
-        .collect();
-    if culprits.is_empty() {
-        culprits = failed_names.clone();
     }
     SetOutcome {
-        status: if failed_names.is_empty() {
+        status: if failed.is_empty() {
             Status::Succeeded
         } else {
             Status::Failed
         },
-        failed: culprits,
+        failed,
     }
 }
 

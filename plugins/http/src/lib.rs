@@ -2,7 +2,8 @@
 //!
 //! It requests every host (`*://*:*`): what it may actually reach is exactly what the
 //! operator grants the connection. Credentials go in by secret placeholder, so the connector
-//! never holds them.
+//! never holds them. Requests other than GET, HEAD and OPTIONS carry an `Idempotency-Key`
+//! header with the call's idempotency key unless the input sets one.
 
 use std::collections::BTreeMap;
 
@@ -76,7 +77,7 @@ struct HttpOutput {
     body: Value,
 }
 
-fn request(_: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
+fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
     let method = input.method.to_ascii_uppercase();
     if !matches!(
         method.as_str(),
@@ -95,11 +96,19 @@ fn request(_: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
             pairs.append_pair(name, value);
         }
     }
+    let unsafe_method = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
     let mut request = Request::new(method, url.as_str());
     let mut has_content_type = false;
+    let mut has_idempotency_key = false;
     for (name, value) in &input.headers {
         has_content_type |= name.eq_ignore_ascii_case("content-type");
+        has_idempotency_key |= name.eq_ignore_ascii_case("idempotency-key");
         request = request.header(name, value);
+    }
+    // Every attempt of one workflow action carries the same key, so a service that honours
+    // `Idempotency-Key` (the IETF draft; Stripe and others) performs a retried create once.
+    if unsafe_method && !has_idempotency_key && !context.idempotency_key().is_empty() {
+        request = request.header("idempotency-key", context.idempotency_key());
     }
     match &input.authentication {
         None => {}

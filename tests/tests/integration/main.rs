@@ -3,6 +3,7 @@
 
 mod audit;
 mod connectors;
+mod examples;
 mod grants;
 mod limits;
 mod loading;

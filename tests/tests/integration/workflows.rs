@@ -16,8 +16,8 @@ use axum::routing::{any, get};
 use cordon_host::db::{ActionRecord, Db, RunRecord, SqliteDb, Status};
 use cordon_host::workflow::project::Project;
 use cordon_host::workflow::retry::FakeClock;
-use cordon_host::workflow::{Connections, Engine, EngineOptions, validate};
-use cordon_tests::{runtime, serve};
+use cordon_host::workflow::{Connections, Engine, validate};
+use cordon_tests::{runtime, serve, workflow_engine};
 use serde_json::{Value, json};
 
 /// A project written to a temporary directory, with its engine.
@@ -54,14 +54,7 @@ async fn harness(server: Option<SocketAddr>, workflows: &[(&str, Value)]) -> Har
         "http": {"grant": {"hosts": http_hosts}}
     });
     write_project(dir.path(), &connections, workflows);
-    let project = Project::open(dir.path()).expect("project opens");
-    let db = Arc::new(SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("db"));
-    let clock = Arc::new(FakeClock::starting_at(1_700_000_000_000));
-    let mut options = EngineOptions::new(db.clone());
-    options.clock = clock.clone();
-    let engine = Engine::open(&project, &runtime(), options)
-        .await
-        .expect("engine opens");
+    let (engine, db, clock) = workflow_engine(dir.path()).await;
     Harness {
         _dir: dir,
         engine,
