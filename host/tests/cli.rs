@@ -311,3 +311,82 @@ fn a_run_killed_with_sigkill_resumes_without_repeating_finished_actions() {
     assert_eq!(db.list_runs(&Default::default()).expect("runs").len(), 2);
     assert_eq!(counts.lock().expect("lock").0, 2);
 }
+
+#[test]
+fn validate_run_and_runs_work_on_the_quickstart() {
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/quickstart");
+    let trigger = concat!(
+        "@",
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/quickstart/orders.json"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("history.db");
+    let db = db.to_str().expect("utf-8");
+
+    let (code, out, err) = cordon(&["validate", quickstart]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok: 1 workflow, 1 connection"), "{out}");
+
+    let (code, out, err) = cordon(&["run", quickstart, "orders", "--trigger-body", trigger, "--db", db]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2 of 5 orders are at least 100, worth $420.50"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok Succeeded For_each_order[3]/Add_to_total"),
+        "{out}"
+    );
+
+    let (code, out, _) = cordon(&["runs", "list", "--project", quickstart, "--db", db, "--json"]);
+    assert_eq!(code, 0);
+    let runs: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let run_id = runs[0]["id"].as_str().expect("run id").to_owned();
+    assert_eq!(runs[0]["status"], "Succeeded");
+
+    let (code, out, _) = cordon(&["runs", "show", &run_id, "--project", quickstart, "--db", db]);
+    assert_eq!(code, 0);
+    assert!(out.contains("For_each_order [Foreach] Succeeded"), "{out}");
+    assert!(out.contains("[4]"), "iterations are listed: {out}");
+
+    let (code, _, err) = cordon(&[
+        "runs",
+        "list",
+        "--project",
+        quickstart,
+        "--db",
+        db,
+        "--status",
+        "Sideways",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--status \"Sideways\" is not one of"), "{err}");
+
+    let (code, _, err) = cordon(&["runs", "show", "no-such-run", "--project", quickstart, "--db", db]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no run with id \"no-such-run\""), "{err}");
+
+    let (code, _, err) = cordon(&["run", quickstart, "missing", "--db", db]);
+    assert_eq!(code, 2);
+    assert!(err.contains("has no workflow \"missing\""), "{err}");
+}
+
+#[test]
+fn validate_fails_with_located_problems() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections");
+    std::fs::create_dir(dir.path().join("w")).expect("dir");
+    std::fs::write(
+        dir.path().join("w/workflow.json"),
+        r#"{"kind": "Stateful", "definition": {"actions": {"A": {"type": "Compose", "inputs": "@add(1)"}}}}"#,
+    )
+    .expect("workflow");
+    let (code, out, _) = cordon(&["validate", dir.path().to_str().expect("utf-8")]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("w: action \"A\" at $.definition.actions.A.inputs: "),
+        "{out}"
+    );
+    assert!(out.contains("add takes 2 arguments, got 1"), "{out}");
+}

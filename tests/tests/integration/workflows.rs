@@ -479,6 +479,11 @@ async fn until_stops_on_its_condition_or_its_count() {
                 }),
             ),
             (
+                "timed",
+                json!({"Loop": {"type": "Until", "expression": "@equals(1, 2)", "limit": {"count": 60, "timeout": "PT1M"},
+                                "actions": {"Pause": {"type": "Wait", "inputs": {"interval": {"count": 25, "unit": "Second"}}}}}}),
+            ),
+            (
                 "limited",
                 json!({"Loop": {"type": "Until", "expression": "@equals(1, 2)", "limit": {"count": 3},
                                 "actions": {"Step": compose(json!("@iterationIndexes('Loop')"), json!({}))}}}),
@@ -490,6 +495,12 @@ async fn until_stops_on_its_condition_or_its_count() {
     assert_eq!(
         h.actions(&run)["Loop"].outputs,
         Some(json!({"iterations": 4, "limitReached": false}))
+    );
+    let run = h.run("timed", Value::Null).await;
+    assert_eq!(
+        h.actions(&run)["Loop"].outputs,
+        Some(json!({"iterations": 3, "limitReached": true})),
+        "25 s per iteration on the fake clock passes PT1M during the third"
     );
     let run = h.run("limited", Value::Null).await;
     assert_eq!(run.status, Status::Succeeded);
