@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 /// A project written to a temporary directory, with its engine.
 struct Harness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     engine: Engine,
     db: Arc<SqliteDb>,
     clock: Arc<FakeClock>,
@@ -56,7 +56,7 @@ async fn harness(server: Option<SocketAddr>, workflows: &[(&str, Value)]) -> Har
     write_project(dir.path(), &connections, workflows);
     let (engine, db, clock) = workflow_engine(dir.path()).await;
     Harness {
-        _dir: dir,
+        dir,
         engine,
         db,
         clock,
@@ -270,6 +270,7 @@ impl Service {
             .route("/throttle", any(throttle))
             .route("/concurrent", any(concurrent))
             .route("/slow", get(slow))
+            .route("/gate/{i}", get(gate))
             .with_state(self.clone())
     }
 
@@ -652,4 +653,69 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "does not fit the input schema",
     );
     assert!(problems.iter().any(|p| p.workflow == "malformed"));
+}
+
+/// `/gate/{i}` hangs on its first call for i = 2 (until the test abandons the run) and answers
+/// at once otherwise; every call is counted.
+async fn gate(State(s): State<Service>, Path(i): Path<usize>) -> &'static str {
+    if s.count(&format!("gate/{i}")) == 1 && i == 2 {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    "open"
+}
+
+#[tokio::test]
+async fn another_worker_resumes_an_abandoned_run_replaying_variables_and_loop_iterations() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let actions = json!({
+        "Init": {"type": "InitializeVariable", "inputs": {"variables": [{"name": "count", "type": "integer", "value": 0}]}},
+        "Loop": {"type": "Foreach", "foreach": "@range(0, 4)", "operationOptions": "Sequential",
+                 "actions": {
+                     "Bump": {"type": "IncrementVariable", "inputs": {"name": "count"}},
+                     "Call": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/gate/@{{item()}}")},
+                              "runAfter": {"Bump": ["Succeeded"]}}},
+                 "runAfter": {"Init": ["Succeeded"]}},
+        "Total": compose(json!("@variables('count')"), json!({"Loop": ["Succeeded"]}))
+    });
+    let h = harness(Some(addr), &[("w", actions)]).await;
+
+    // The first worker stops (as if it died) while iteration 2 waits on the gate.
+    let engine = h.engine.clone();
+    let first = tokio::spawn(async move { engine.run("w", Value::Null).await });
+    let mut waited = 0;
+    while service.calls.lock().expect("lock").get("gate/2").is_none() {
+        assert!(waited < 600, "the run never reached iteration 2");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    first.abort();
+    let _ = first.await;
+
+    // A second worker, whose clock is past the first one's lease, takes the run over.
+    let project = Project::open(h.dir.path()).expect("project");
+    let mut options = cordon_host::workflow::EngineOptions::new(h.db.clone());
+    options.clock = Arc::new(FakeClock::starting_at(1_700_000_000_000 + 120_000));
+    options.lease_owner = "other-worker:1".to_owned();
+    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    let resumed = second.resume_interrupted().await.expect("resume");
+    assert_eq!(resumed.len(), 1);
+    let run = &resumed[0];
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let records = h.actions(run);
+    assert_eq!(
+        records["Total"].outputs,
+        Some(json!(4)),
+        "replayed increments were applied once, not again"
+    );
+    let calls = service.calls.lock().expect("lock").clone();
+    assert_eq!(
+        (calls["gate/0"], calls["gate/1"], calls["gate/2"], calls["gate/3"]),
+        (1, 1, 2, 1)
+    );
+    assert_eq!(
+        records["Loop[2]/Call"].attempts, 2,
+        "the abandoned attempt counts"
+    );
+    assert_eq!(records["Loop[0]/Call"].attempts, 1);
 }

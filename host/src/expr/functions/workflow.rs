@@ -183,7 +183,7 @@ fn appsetting(args: &Args<'_>) -> Result<Value, ExprError> {
     let name = args.string(0)?;
     args.scope.appsetting(&name).map(Value::String).ok_or_else(|| {
         args.error(format!(
-            "names {name:?}, which is not set; add it to local.settings.json or the environment"
+            "names {name:?}, which is not set (add it to local.settings.json or the environment) or holds a connection's secret, which expressions may not read"
         ))
     })
 }
