@@ -66,6 +66,30 @@ enum Command {
     /// Read the run history.
     #[command(subcommand)]
     Runs(Box<workflow::RunsCommand>),
+    /// Serve a project: request triggers and the management API over HTTP.
+    ///
+    /// Runs a killed or stopped server left unfinished are resumed at start.
+    Serve {
+        /// The project directory.
+        project: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7071")]
+        listen: std::net::SocketAddr,
+        /// The run history database [default: PROJECT/.cordon/history.db].
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// How many seconds a request waits for a workflow's Response before it gets 202.
+        #[arg(long, default_value_t = 120)]
+        response_timeout: u64,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Workflow helpers.
+    #[command(subcommand)]
+    Workflows(WorkflowsCommand),
     /// Evaluate one expression template against a JSON context and print the JSON result.
     ///
     /// The context may hold `parameters`, `variables`, `actions` (name to record with
@@ -77,6 +101,20 @@ enum Command {
         /// A JSON file with the context.
         #[arg(long, value_name = "FILE")]
         context: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowsCommand {
+    /// Print the signed callback URL of a workflow's request trigger.
+    CallbackUrl {
+        /// The project directory.
+        project: PathBuf,
+        /// The workflow.
+        workflow: String,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        base: String,
     },
 }
 
@@ -157,7 +195,10 @@ struct CallArgs {
 /// Entry point of the `cordon` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    match &cli.command {
+        Command::Serve { log_json, .. } => init_tracing(*log_json, "info"),
+        _ => init_tracing(false, "warn"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -174,13 +215,18 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs go to stderr, filtered by `CORDON_LOG` (for example `info,cordon::audit=warn`).
+fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -207,6 +253,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await;
         }
         Command::Runs(command) => return workflow::runs(*command).await,
+        Command::Serve {
+            project,
+            listen,
+            db,
+            response_timeout,
+            log_json: _,
+            cache,
+        } => {
+            let config = crate::server::ServerConfig {
+                response_timeout: std::time::Duration::from_secs(response_timeout),
+            };
+            return workflow::serve(&project, listen, db.as_deref(), config, &cache).await;
+        }
+        Command::Workflows(WorkflowsCommand::CallbackUrl {
+            project,
+            workflow,
+            base,
+        }) => {
+            return workflow::callback_url(&project, &workflow, &base);
+        }
     };
     match command {
         ConnectorCommand::Builtins => {

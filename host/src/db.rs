@@ -112,6 +112,22 @@ pub struct ActionRecord {
     pub sequence: i64,
 }
 
+impl ActionRecord {
+    /// The record as people see it (`cordon runs show`, the management API): secure inputs and
+    /// outputs say that they are hidden instead of being empty.
+    pub fn for_display(&self) -> ActionRecord {
+        const HIDDEN: &str = "<secure: hidden by runtimeConfiguration.secureData>";
+        let mut shown = self.clone();
+        if self.secure_inputs {
+            shown.inputs = Some(Value::String(HIDDEN.to_owned()));
+        }
+        if self.secure_outputs {
+            shown.outputs = Some(Value::String(HIDDEN.to_owned()));
+        }
+        shown
+    }
+}
+
 /// One attempt of an action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttemptRecord {

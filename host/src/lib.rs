@@ -50,6 +50,7 @@ pub mod manifest;
 mod runtime;
 mod sandbox;
 pub mod secrets;
+pub mod server;
 pub mod workflow;
 
 pub use bindings::CONTRACT_VERSION;

@@ -213,6 +213,14 @@ impl Engine {
 
     /// Starts a run of `workflow` with `trigger_body` and runs it to its end.
     pub async fn run(&self, workflow: &str, trigger_body: Value) -> anyhow::Result<RunRecord> {
+        let run = self.accept(workflow, serde_json::json!({"headers": {}, "body": trigger_body}))?;
+        self.execute(run).await
+    }
+
+    /// Records a new run of `workflow` whose trigger produced `trigger_outputs`
+    /// (`{"headers": ..., "body": ...}`), without running it yet. Once this returns, the run
+    /// is durable: if the process dies, the next engine resumes it.
+    pub fn accept(&self, workflow: &str, trigger_outputs: Value) -> anyhow::Result<RunRecord> {
         if !self.shared.plans.contains_key(workflow) {
             let known: Vec<&str> = self.shared.plans.keys().map(String::as_str).collect();
             anyhow::bail!(
@@ -220,27 +228,44 @@ impl Engine {
                 known.join(", ")
             );
         }
-        let run = executor::create_run(&self.shared, workflow, trigger_body, None, None, None)?;
+        Ok(executor::create_run(
+            &self.shared,
+            workflow,
+            trigger_outputs,
+            None,
+            None,
+            None,
+        )?)
+    }
+
+    /// Runs an accepted run to its end.
+    pub async fn execute(&self, run: RunRecord) -> anyhow::Result<RunRecord> {
         Ok(executor::execute_run(self.shared.clone(), run).await?)
     }
 
-    /// Starts a new run with the trigger outputs of an earlier one.
-    pub async fn resubmit(&self, run_id: &str) -> anyhow::Result<RunRecord> {
+    /// Records a new run with the trigger outputs of an earlier one, without running it yet.
+    pub fn accept_resubmission(&self, run_id: &str) -> anyhow::Result<RunRecord> {
         let original = self.shared.db.run(run_id)?;
-        let body = original
-            .trigger
-            .pointer("/outputs/body")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let run = executor::create_run(
+        let outputs = original.trigger.get("outputs").cloned().unwrap_or(Value::Null);
+        Ok(executor::create_run(
             &self.shared,
             &original.workflow,
-            body,
+            outputs,
             Some(original.id.clone()),
             None,
             None,
-        )?;
-        Ok(executor::execute_run(self.shared.clone(), run).await?)
+        )?)
+    }
+
+    /// Starts a new run with the trigger outputs of an earlier one and runs it to its end.
+    pub async fn resubmit(&self, run_id: &str) -> anyhow::Result<RunRecord> {
+        let run = self.accept_resubmission(run_id)?;
+        self.execute(run).await
+    }
+
+    /// The project's workflows.
+    pub fn workflows(&self) -> impl Iterator<Item = &definition::Workflow> {
+        self.shared.plans.values().map(|p| &p.workflow)
     }
 
     /// Claims runs whose process died (or whose lease ran out) and runs them to their end.

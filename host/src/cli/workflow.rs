@@ -338,7 +338,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             if json {
                 let mut listed = Vec::new();
                 for action in &actions {
-                    let mut value = serde_json::to_value(redacted(action))?;
+                    let mut value = serde_json::to_value(action.for_display())?;
                     value["attempt_history"] = serde_json::to_value(db.attempts(&run_id, &action.path)?)?;
                     listed.push(value);
                 }
@@ -383,18 +383,6 @@ fn timestamp(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The record as shown to people: secure inputs and outputs say so instead of being empty.
-fn redacted(action: &ActionRecord) -> ActionRecord {
-    let mut shown = action.clone();
-    if action.secure_inputs {
-        shown.inputs = Some(json!("<secure: hidden by runtimeConfiguration.secureData>"));
-    }
-    if action.secure_outputs {
-        shown.outputs = Some(json!("<secure: hidden by runtimeConfiguration.secureData>"));
-    }
-    shown
-}
-
 /// The actions of a run as an indented tree: containers hold their children, loop iterations
 /// are grouped under `[i]`.
 fn action_tree(actions: &[ActionRecord], verbose: bool) -> String {
@@ -428,7 +416,7 @@ fn write_children(actions: &[ActionRecord], parent: &str, depth: usize, verbose:
             out.push_str(&format!("{indent}  error: {message}\n"));
         }
         if verbose {
-            let shown = redacted(action);
+            let shown = action.for_display();
             for (label, value) in [("inputs", &shown.inputs), ("outputs", &shown.outputs)] {
                 if let Some(value) = value.as_ref().filter(|v| !v.is_null()) {
                     out.push_str(&format!("{indent}  {label}: {value}\n"));
@@ -461,4 +449,128 @@ fn iteration_index(parent: &str) -> usize {
         .and_then(|s| s.strip_suffix(']'))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// `cordon workflows callback-url PROJECT WORKFLOW`.
+pub fn callback_url(project_path: &Path, workflow: &str, base: &str) -> anyhow::Result<ExitCode> {
+    use crate::workflow::definition::TriggerKind;
+    let project = Project::open(project_path)?;
+    let definition = project.workflow(workflow)?;
+    let triggers: Vec<&str> = definition
+        .triggers
+        .iter()
+        .filter(|t| t.kind == TriggerKind::Request)
+        .map(|t| t.name.as_str())
+        .collect();
+    if triggers.is_empty() {
+        anyhow::bail!("workflow {workflow:?} has no Request trigger, so it has no callback URL");
+    }
+    let key = crate::server::TriggerKey::for_project(&project)?;
+    for trigger in triggers {
+        println!("{}", crate::server::callback_url(base, &key, workflow, trigger));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cordon serve PROJECT`.
+pub async fn serve(
+    project_path: &Path,
+    listen: std::net::SocketAddr,
+    db: Option<&Path>,
+    config: crate::server::ServerConfig,
+    cache: &CacheArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::workflow::definition::TriggerKind;
+    let project = Project::open(project_path)?;
+    let db = open_db(project_path, db)?;
+    let mut options = EngineOptions::new(db.clone());
+    options.observer = Some(Arc::new(|event: &RunEvent| match event {
+        RunEvent::RunStarted {
+            run_id,
+            workflow,
+            resumed,
+        } => tracing::info!(run_id, workflow, resumed, "run started"),
+        RunEvent::RunFinished { run_id, status } => {
+            tracing::info!(run_id, status = status.as_str(), "run finished")
+        }
+        RunEvent::ActionFinished {
+            run_id,
+            path,
+            status,
+            attempts,
+            duration,
+            ..
+        } => tracing::debug!(
+            run_id,
+            path,
+            status = status.as_str(),
+            attempts,
+            duration_ms = duration.as_millis() as u64,
+            "action finished"
+        ),
+        RunEvent::ActionStarted { .. } => {}
+    }));
+    let engine = Engine::open(&project, &runtime(cache)?, options).await?;
+    let key = crate::server::TriggerKey::for_project(&project)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    for workflow in engine.workflows() {
+        for trigger in workflow
+            .triggers
+            .iter()
+            .filter(|t| t.kind == TriggerKind::Request)
+        {
+            println!(
+                "{} {}: {}",
+                workflow.name,
+                trigger.name,
+                crate::server::callback_url(&base, &key, &workflow.name, &trigger.name)
+            );
+        }
+    }
+    tracing::info!(%base, history = db.location(), "serving");
+
+    // Runs a previous process left unfinished go on in the background.
+    let resumer = engine.clone();
+    tokio::spawn(async move {
+        match resumer.resume_interrupted().await {
+            Ok(runs) if !runs.is_empty() => tracing::info!(count = runs.len(), "resumed interrupted runs"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot resume interrupted runs"),
+        }
+    });
+
+    let app = crate::server::router(engine, key, config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    // Runs still in flight are recorded as Running and resumed by the next start.
+    tracing::info!("stopped; unfinished runs resume on the next start");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }

@@ -238,7 +238,7 @@ pub fn lease_owner_is_dead(owner: &str) -> bool {
 pub fn create_run(
     engine: &EngineShared,
     workflow: &str,
-    trigger_body: Value,
+    trigger_outputs: Value,
     resubmitted_from: Option<String>,
     parent: Option<String>,
     run_id: Option<String>,
@@ -258,7 +258,7 @@ pub fn create_run(
             "status": "Succeeded",
             "startTime": started,
             "endTime": started,
-            "outputs": {"headers": {}, "body": trigger_body},
+            "outputs": trigger_outputs,
         }),
         response: None,
         error: None,

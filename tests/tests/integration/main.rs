@@ -8,4 +8,5 @@ mod grants;
 mod limits;
 mod loading;
 mod secrets;
+mod server;
 mod workflows;

@@ -805,11 +805,14 @@ async fn child_workflow(
         Some(run) if run.status.is_terminal() => run,
         Some(run) => execute_run(engine.clone(), run).await?,
         None => {
-            let body = inputs.get("body").cloned().unwrap_or(Value::Null);
+            let outputs = json!({
+                "headers": inputs.get("headers").cloned().unwrap_or_else(|| json!({})),
+                "body": inputs.get("body").cloned().unwrap_or(Value::Null),
+            });
             let run = create_run(
                 engine,
                 workflow,
-                body,
+                outputs,
                 None,
                 Some(call.run.run_id.clone()),
                 Some(child_id),

@@ -1,0 +1,433 @@
+//! `cordon serve`: request triggers and the management API over HTTP.
+//!
+//! Request triggers live at `POST /api/{workflow}/triggers/{trigger}/invoke?sig=SIG`, in the
+//! manner of Logic Apps callback URLs: `SIG` is an HMAC-SHA256 of `workflow/trigger` under the
+//! project's trigger key (`.cordon/trigger-key`, made on first use), so a URL works only for
+//! the trigger it was issued for; `cordon workflows callback-url` prints it. A run is recorded
+//! before the caller gets any answer, so an accepted request is never lost: a workflow with a
+//! `Response` action answers with it (or `202` with the run id when the run outlasts
+//! [`ServerConfig::response_timeout`]); one without answers `202` at once.
+//!
+//! The management API (JSON): `GET /management/workflows`, `GET /management/runs?workflow=&status=&limit=`,
+//! `GET /management/runs/{id}` (the same data as `cordon runs show --json`),
+//! `POST /management/runs/{id}/resubmit`, and `GET /healthz`.
+//!
+//! Not yet here (see the open issue): recurrence and polling triggers, run concurrency limits,
+//! cancel, enable/disable, metrics, and the management API's authentication, so bind it to
+//! loopback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+
+use crate::db::{RunFilter, Status};
+use crate::workflow::Engine;
+use crate::workflow::definition::{ActionKind, TriggerKind, all_actions};
+use crate::workflow::project::Project;
+
+/// How the server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How long a request waits for a workflow's `Response` before it gets `202`.
+    pub response_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            response_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The key request-trigger signatures are made with.
+#[derive(Clone)]
+pub struct TriggerKey(Vec<u8>);
+
+impl std::fmt::Debug for TriggerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TriggerKey(<redacted>)")
+    }
+}
+
+const KEY_FILE: &str = ".cordon/trigger-key";
+
+impl TriggerKey {
+    /// The project's key, created (32 random bytes) on first use.
+    pub fn for_project(project: &Project) -> anyhow::Result<TriggerKey> {
+        match project.dir.read_to_string(KEY_FILE) {
+            Ok(text) => Ok(TriggerKey(hex::decode(text.trim()).map_err(|e| {
+                anyhow::anyhow!("{KEY_FILE} in the project is not hex ({e}); delete it to make a new key (old callback URLs stop working)")
+            })?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no random source for the trigger key: {e}"))?;
+                project.dir.create_dir_all(".cordon")?;
+                project.dir.write(KEY_FILE, hex::encode(key))?;
+                Ok(TriggerKey(key.to_vec()))
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read {KEY_FILE} in the project: {e}")),
+        }
+    }
+
+    fn mac(&self, workflow: &str, trigger: &str) -> Hmac<Sha256> {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        mac.update(format!("{workflow}/{trigger}").as_bytes());
+        mac
+    }
+
+    pub fn signature(&self, workflow: &str, trigger: &str) -> String {
+        hex::encode(self.mac(workflow, trigger).finalize().into_bytes())
+    }
+
+    /// Constant-time check of a signature from a URL.
+    pub fn verify(&self, workflow: &str, trigger: &str, signature: &str) -> bool {
+        match hex::decode(signature) {
+            Ok(bytes) => self.mac(workflow, trigger).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The callback URL of a request trigger under `base` (such as `http://127.0.0.1:7071`).
+pub fn callback_url(base: &str, key: &TriggerKey, workflow: &str, trigger: &str) -> String {
+    format!(
+        "{}/api/{workflow}/triggers/{trigger}/invoke?sig={}",
+        base.trim_end_matches('/'),
+        key.signature(workflow, trigger)
+    )
+}
+
+#[derive(Debug)]
+struct ServerState {
+    engine: Engine,
+    key: TriggerKey,
+    config: ServerConfig,
+}
+
+/// The server's routes, built without a socket so tests and embedders can mount them.
+pub fn router(engine: Engine, key: TriggerKey, config: ServerConfig) -> Router {
+    let state = Arc::new(ServerState { engine, key, config });
+    Router::new()
+        .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
+        .route("/management/workflows", get(list_workflows))
+        .route("/management/runs", get(list_runs))
+        .route("/management/runs/{id}", get(show_run))
+        .route("/management/runs/{id}/resubmit", post(resubmit))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+fn problem(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": {"message": message.into()}}))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeQuery {
+    sig: Option<String>,
+}
+
+async fn invoke(
+    State(state): State<Arc<ServerState>>,
+    Path((workflow, trigger)): Path<(String, String)>,
+    Query(query): Query<InvokeQuery>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Check the signature before saying anything about the workflow, so an unsigned caller
+    // cannot probe which workflows exist.
+    if !query
+        .sig
+        .as_deref()
+        .is_some_and(|sig| state.key.verify(&workflow, &trigger, sig))
+    {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong sig; use the URL `cordon workflows callback-url` prints",
+        );
+    }
+    let Some(definition) = state.engine.workflows().find(|w| w.name == workflow) else {
+        return problem(StatusCode::NOT_FOUND, format!("no workflow {workflow:?}"));
+    };
+    let Some(trigger_definition) = definition
+        .triggers
+        .iter()
+        .find(|t| t.name == trigger && t.kind == TriggerKind::Request)
+    else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            format!("workflow {workflow:?} has no request trigger {trigger:?}"),
+        );
+    };
+    if let Some(wanted) = trigger_definition.inputs.get("method").and_then(Value::as_str)
+        && !wanted.eq_ignore_ascii_case(method.as_str())
+    {
+        return problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("this trigger accepts {wanted} only"),
+        );
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v,
+            Err(_) if !is_json(&headers) => Value::String(String::from_utf8_lossy(&body).into_owned()),
+            Err(e) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("the body is not valid JSON: {e}"),
+                );
+            }
+        }
+    };
+    if let Some(schema) = trigger_definition
+        .inputs
+        .get("schema")
+        .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        match jsonschema::validator_for(schema) {
+            Ok(validator) => {
+                let reasons: Vec<String> = validator
+                    .iter_errors(&body)
+                    .take(10)
+                    .map(|e| {
+                        let at = e.instance_path().to_string();
+                        if at.is_empty() {
+                            e.to_string()
+                        } else {
+                            format!("at {at}: {e}")
+                        }
+                    })
+                    .collect();
+                if !reasons.is_empty() {
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        Json(json!({"error": {"message": "the body does not fit the trigger's schema", "reasons": reasons}})),
+                    )
+                        .into_response();
+                }
+            }
+            Err(e) => {
+                return problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("the trigger's schema does not compile: {e}"),
+                );
+            }
+        }
+    }
+    let header_map: Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| name.as_str() != "authorization" && name.as_str() != "cookie")
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            )
+        })
+        .collect();
+    let run = match state
+        .engine
+        .accept(&workflow, json!({"headers": header_map, "body": body}))
+    {
+        Ok(run) => run,
+        Err(e) => {
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot record the run: {e:#}"),
+            );
+        }
+    };
+    let run_id = run.id.clone();
+    let responds = all_actions(&definition.actions)
+        .iter()
+        .any(|a| matches!(a.kind, ActionKind::Response));
+    let engine = state.engine.clone();
+    let execution = tokio::spawn(async move { engine.execute(run).await });
+    if !responds {
+        return accepted(&run_id);
+    }
+    match tokio::time::timeout(state.config.response_timeout, execution).await {
+        Ok(Ok(Ok(finished))) => match finished.response {
+            Some(response) => respond(&response, &run_id),
+            None => problem(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "run {run_id} ended {} without reaching its Response action",
+                    finished.status
+                ),
+            ),
+        },
+        Ok(Ok(Err(e))) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("run {run_id}: {e:#}")),
+        Ok(Err(e)) => problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("run {run_id} stopped: {e}"),
+        ),
+        // The run goes on; the caller can follow it by id.
+        Err(_) => accepted(&run_id),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"))
+}
+
+fn run_id_header(run_id: &str) -> (HeaderName, HeaderValue) {
+    (
+        HeaderName::from_static("x-cordon-run-id"),
+        HeaderValue::from_str(run_id).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+    )
+}
+
+fn accepted(run_id: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        [run_id_header(run_id)],
+        Json(json!({"runId": run_id})),
+    )
+        .into_response()
+}
+
+/// The workflow's Response action as the HTTP answer.
+fn respond(response: &Value, run_id: &str) -> Response {
+    let status = response
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|c| StatusCode::from_u16(c as u16).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut headers = HeaderMap::new();
+    let (name, value) = run_id_header(run_id);
+    headers.insert(name, value);
+    if let Some(map) = response.get("headers").and_then(Value::as_object) {
+        for (name, value) in map {
+            let text = value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&text))
+            {
+                headers.insert(name, value);
+            }
+        }
+    }
+    match response.get("body") {
+        Some(Value::String(text)) => (status, headers, text.clone()).into_response(),
+        Some(Value::Null) | None => (status, headers).into_response(),
+        Some(other) => (status, headers, Json(other.clone())).into_response(),
+    }
+}
+
+async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
+    let workflows: Vec<Value> = state
+        .engine
+        .workflows()
+        .map(|w| {
+            let triggers: Vec<Value> = w
+                .triggers
+                .iter()
+                .map(|t| {
+                    let kind = match &t.kind {
+                        TriggerKind::Request => "Request",
+                        TriggerKind::Recurrence => "Recurrence",
+                        TriggerKind::ServiceProvider { .. } => "ServiceProvider",
+                    };
+                    json!({"name": t.name, "type": kind})
+                })
+                .collect();
+            json!({"name": w.name, "stateful": w.stateful, "triggers": triggers, "actions": all_actions(&w.actions).len()})
+        })
+        .collect();
+    Json(json!({"workflows": workflows}))
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsQuery {
+    workflow: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_runs(State(state): State<Arc<ServerState>>, Query(query): Query<RunsQuery>) -> Response {
+    let status = match query.status.as_deref().map(|s| (s, Status::parse(s))) {
+        Some((text, None)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!("status {text:?} is not one of Running, Succeeded, Failed, Cancelled, TimedOut"),
+            );
+        }
+        Some((_, status)) => status,
+        None => None,
+    };
+    let filter = RunFilter {
+        workflow: query.workflow,
+        status,
+        limit: Some(query.limit.unwrap_or(100).min(1000)),
+    };
+    match state.engine.db().list_runs(&filter) {
+        Ok(runs) => Json(json!({"runs": runs})).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn show_run(State(state): State<Arc<ServerState>>, Path(id): Path<String>) -> Response {
+    let db = state.engine.db();
+    let run = match db.run(&id) {
+        Ok(run) => run,
+        Err(crate::db::DbError::NoSuchRun(_)) => {
+            return problem(StatusCode::NOT_FOUND, format!("no run {id:?}"));
+        }
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let actions = match db.actions(&id, false) {
+        Ok(actions) => actions,
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let mut listed = Vec::with_capacity(actions.len());
+    for action in &actions {
+        let mut value = serde_json::to_value(action.for_display()).unwrap_or(Value::Null);
+        value["attempt_history"] = db
+            .attempts(&id, &action.path)
+            .ok()
+            .and_then(|a| serde_json::to_value(a).ok())
+            .unwrap_or(Value::Null);
+        listed.push(value);
+    }
+    Json(json!({"run": run, "actions": listed})).into_response()
+}
+
+async fn resubmit(State(state): State<Arc<ServerState>>, Path(id): Path<String>) -> Response {
+    match state.engine.accept_resubmission(&id) {
+        Ok(run) => {
+            let run_id = run.id.clone();
+            let engine = state.engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = engine.execute(run).await {
+                    tracing::error!(error = %e, "resubmitted run stopped");
+                }
+            });
+            accepted(&run_id)
+        }
+        Err(e)
+            if e.downcast_ref::<crate::db::DbError>()
+                .is_some_and(|d| matches!(d, crate::db::DbError::NoSuchRun(_))) =>
+        {
+            problem(StatusCode::NOT_FOUND, format!("no run {id:?}"))
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}

@@ -1,0 +1,252 @@
+//! `cordon serve`'s routes on a real socket on loopback, called with a real HTTP client.
+
+use std::time::Duration;
+
+use cordon_host::db::{Db, Status};
+use cordon_host::server::{ServerConfig, TriggerKey, callback_url, router};
+use cordon_host::workflow::project::Project;
+use cordon_tests::{serve, workflow_engine};
+use serde_json::{Value, json};
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn write(dir: &std::path::Path, name: &str, definition: Value) {
+    std::fs::create_dir_all(dir.join(name)).expect("dir");
+    std::fs::write(
+        dir.join(name).join("workflow.json"),
+        json!({"kind": "Stateful", "definition": definition}).to_string(),
+    )
+    .expect("workflow.json");
+}
+
+#[tokio::test]
+async fn request_triggers_and_the_management_api() {
+    // The engine runs on a fake clock, so the slow workflow waits on a slow server instead.
+    let sleeper = serve(axum::Router::new().route(
+        "/sleep",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "awake"
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{sleeper}")]}}}).to_string(),
+    )
+    .expect("connections.json");
+    write(
+        dir.path(),
+        "echo",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http", "inputs": {"method": "POST", "schema": {
+                "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+            "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 201, "headers": {"x-greeting": "yes"},
+                                   "body": {"hello": "@triggerBody()?['name']", "via": "@triggerOutputs()?['headers']?['x-source']"}}}}
+        }),
+    );
+    write(
+        dir.path(),
+        "fire",
+        json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+               "actions": {"Note": {"type": "Compose", "inputs": "@triggerBody()"}}}),
+    );
+    write(
+        dir.path(),
+        "slow",
+        json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+               "actions": {"Pause": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{sleeper}/sleep")}},
+                           "Reply": {"type": "Response", "inputs": {"statusCode": 200}, "runAfter": {"Pause": ["Succeeded"]}}}}),
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let key = TriggerKey::for_project(&Project::open(dir.path()).expect("project")).expect("key");
+    let config = ServerConfig {
+        response_timeout: Duration::from_millis(200),
+    };
+    let addr = serve(router(engine, key.clone(), config)).await;
+    let base = format!("http://{addr}");
+    let http = client();
+
+    // A signed call runs the workflow and gets its Response.
+    let url = callback_url(&base, &key, "echo", "manual");
+    let response = http
+        .post(&url)
+        .header("x-source", "test")
+        .header("content-type", "application/json")
+        .body(json!({"name": "Ada"}).to_string())
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-greeting"], "yes");
+    let run_id = response.headers()["x-cordon-run-id"]
+        .to_str()
+        .expect("run id")
+        .to_owned();
+    assert_eq!(
+        response.text().await.map(|t| parse(&t)).expect("JSON"),
+        json!({"hello": "Ada", "via": "test"})
+    );
+    assert_eq!(db.run(&run_id).expect("run").status, Status::Succeeded);
+
+    // Wrong signature, wrong trigger, wrong method, a body that fails the schema.
+    let forged = url.replace("sig=", "sig=00");
+    assert_eq!(
+        http.post(&forged)
+            .header("content-type", "application/json")
+            .body(json!({"name": "x"}).to_string())
+            .send()
+            .await
+            .expect("call")
+            .status(),
+        401
+    );
+    let other = callback_url(&base, &key, "echo", "other");
+    assert_eq!(http.post(&other).send().await.expect("call").status(), 404);
+    assert_eq!(http.get(&url).send().await.expect("call").status(), 405);
+    let bad = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"name": 5}).to_string())
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(bad.status(), 400);
+    let reasons = bad.text().await.map(|t| parse(&t)).expect("JSON")["error"]["reasons"].to_string();
+    assert!(reasons.contains("/name"), "{reasons}");
+
+    // No Response action: 202 at once with the run id; the run completes in the background.
+    let fired = http
+        .post(callback_url(&base, &key, "fire", "manual"))
+        .body("plain text")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(fired.status(), 202);
+    let fired_id = fired.text().await.map(|t| parse(&t)).expect("JSON")["runId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut waited = 0;
+    while db.run(&fired_id).expect("run").status == Status::Running {
+        assert!(waited < 200, "the accepted run never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    let note = db.actions(&fired_id, false).expect("actions");
+    assert_eq!(note[0].outputs, Some(json!("plain text")));
+
+    // A run that outlasts the response timeout: 202 now, Succeeded later.
+    let slow = http
+        .post(callback_url(&base, &key, "slow", "manual"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(slow.status(), 202);
+
+    // Management API.
+    let workflows: Value = http
+        .get(format!("{base}/management/workflows"))
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .map(|t| parse(&t))
+        .expect("JSON");
+    assert_eq!(workflows["workflows"].as_array().map(Vec::len), Some(3));
+    let runs: Value = http
+        .get(format!("{base}/management/runs?workflow=echo&status=Succeeded"))
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .map(|t| parse(&t))
+        .expect("JSON");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
+    let detail: Value = http
+        .get(format!("{base}/management/runs/{run_id}"))
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .map(|t| parse(&t))
+        .expect("JSON");
+    assert_eq!(detail["actions"][0]["name"], "Reply");
+    assert_eq!(detail["actions"][0]["attempt_history"][0]["attempt"], 1);
+    assert_eq!(
+        http.get(format!("{base}/management/runs/nope"))
+            .send()
+            .await
+            .expect("call")
+            .status(),
+        404
+    );
+    assert_eq!(
+        http.get(format!("{base}/management/runs?status=Sideways"))
+            .send()
+            .await
+            .expect("call")
+            .status(),
+        400
+    );
+    let resubmitted = http
+        .post(format!("{base}/management/runs/{run_id}/resubmit"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(resubmitted.status(), 202);
+    let new_id = resubmitted.text().await.map(|t| parse(&t)).expect("JSON")["runId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut waited = 0;
+    while db.run(&new_id).expect("run").status == Status::Running {
+        assert!(waited < 200, "the resubmitted run never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    assert_eq!(
+        db.run(&new_id).expect("run").resubmitted_from.as_deref(),
+        Some(run_id.as_str())
+    );
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .expect("call")
+            .text()
+            .await
+            .expect("text"),
+        "ok"
+    );
+}
+
+#[test]
+fn a_signature_is_bound_to_its_workflow_and_trigger() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    let project = Project::open(dir.path()).expect("project");
+    let key = TriggerKey::for_project(&project).expect("key");
+    let again = TriggerKey::for_project(&project).expect("key is kept");
+    let sig = key.signature("a", "manual");
+    assert_eq!(
+        again.signature("a", "manual"),
+        sig,
+        "the key persists in the project"
+    );
+    assert!(key.verify("a", "manual", &sig));
+    assert!(!key.verify("b", "manual", &sig));
+    assert!(!key.verify("a", "other", &sig));
+    assert!(!key.verify("a", "manual", "not-hex"));
+}
