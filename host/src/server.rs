@@ -200,18 +200,7 @@ async fn invoke(
     {
         match jsonschema::validator_for(schema) {
             Ok(validator) => {
-                let reasons: Vec<String> = validator
-                    .iter_errors(&body)
-                    .take(10)
-                    .map(|e| {
-                        let at = e.instance_path().to_string();
-                        if at.is_empty() {
-                            e.to_string()
-                        } else {
-                            format!("at {at}: {e}")
-                        }
-                    })
-                    .collect();
+                let reasons = crate::manifest::schema_errors(&validator, &body, 10);
                 if !reasons.is_empty() {
                     return (
                         StatusCode::BAD_REQUEST,

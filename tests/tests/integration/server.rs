@@ -17,6 +17,30 @@ fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    let text = http
+        .get(url)
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("body");
+    parse(&text)
+}
+
+/// Waits (bounded) for a run accepted in the background to finish.
+async fn finished(db: &impl Db, run_id: &str) -> cordon_host::db::RunRecord {
+    for _ in 0..250 {
+        let run = db.run(run_id).expect("run");
+        if run.status != Status::Running {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("run {run_id} never finished");
+}
+
 fn write(dir: &std::path::Path, name: &str, definition: Value) {
     std::fs::create_dir_all(dir.join(name)).expect("dir");
     std::fs::write(
@@ -135,12 +159,7 @@ async fn request_triggers_and_the_management_api() {
         .as_str()
         .expect("id")
         .to_owned();
-    let mut waited = 0;
-    while db.run(&fired_id).expect("run").status == Status::Running {
-        assert!(waited < 200, "the accepted run never finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-    }
+    assert_eq!(finished(db.as_ref(), &fired_id).await.status, Status::Succeeded);
     let note = db.actions(&fired_id, false).expect("actions");
     assert_eq!(note[0].outputs, Some(json!("plain text")));
 
@@ -153,35 +172,15 @@ async fn request_triggers_and_the_management_api() {
     assert_eq!(slow.status(), 202);
 
     // Management API.
-    let workflows: Value = http
-        .get(format!("{base}/management/workflows"))
-        .send()
-        .await
-        .expect("call")
-        .text()
-        .await
-        .map(|t| parse(&t))
-        .expect("JSON");
+    let workflows: Value = get_json(&http, format!("{base}/management/workflows")).await;
     assert_eq!(workflows["workflows"].as_array().map(Vec::len), Some(3));
-    let runs: Value = http
-        .get(format!("{base}/management/runs?workflow=echo&status=Succeeded"))
-        .send()
-        .await
-        .expect("call")
-        .text()
-        .await
-        .map(|t| parse(&t))
-        .expect("JSON");
+    let runs: Value = get_json(
+        &http,
+        format!("{base}/management/runs?workflow=echo&status=Succeeded"),
+    )
+    .await;
     assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1));
-    let detail: Value = http
-        .get(format!("{base}/management/runs/{run_id}"))
-        .send()
-        .await
-        .expect("call")
-        .text()
-        .await
-        .map(|t| parse(&t))
-        .expect("JSON");
+    let detail: Value = get_json(&http, format!("{base}/management/runs/{run_id}")).await;
     assert_eq!(detail["actions"][0]["name"], "Reply");
     assert_eq!(detail["actions"][0]["attempt_history"][0]["attempt"], 1);
     assert_eq!(
@@ -210,14 +209,8 @@ async fn request_triggers_and_the_management_api() {
         .as_str()
         .expect("id")
         .to_owned();
-    let mut waited = 0;
-    while db.run(&new_id).expect("run").status == Status::Running {
-        assert!(waited < 200, "the resubmitted run never finished");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        waited += 1;
-    }
     assert_eq!(
-        db.run(&new_id).expect("run").resubmitted_from.as_deref(),
+        finished(db.as_ref(), &new_id).await.resubmitted_from.as_deref(),
         Some(run_id.as_str())
     );
     assert_eq!(
