@@ -219,8 +219,11 @@ pub fn main() -> ExitCode {
 fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("CORDON_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    use std::io::IsTerminal as _;
+    // Colours only on a terminal, so redirected logs stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
