@@ -200,6 +200,28 @@ fn action_from_row(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
     })
 }
 
+fn insert_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: &str,
+    path: &str,
+    a: &AttemptRecord,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            run_id,
+            path,
+            a.attempt,
+            a.status.as_str(),
+            a.started_at,
+            a.ended_at,
+            json_text(a.error.as_ref())
+        ],
+    )
+    .map(drop)
+}
+
 impl Db for SqliteDb {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError> {
         self.with(|c| {
@@ -362,11 +384,7 @@ impl Db for SqliteDb {
     fn attempt_finished(&self, run_id: &str, path: &str, a: &AttemptRecord) -> Result<(), DbError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![run_id, path, a.attempt, a.status.as_str(), a.started_at, a.ended_at, json_text(a.error.as_ref())],
-            )?;
+            insert_attempt(&tx, run_id, path, a)?;
             // The next attempt is the one in flight from now on, so a crash during the wait
             // before it does not reuse this attempt's number.
             tx.execute(
@@ -412,11 +430,7 @@ impl Db for SqliteDb {
                 ],
             )?;
             if let Some(a) = last_attempt {
-                tx.execute(
-                    "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![r.run_id, r.path, a.attempt, a.status.as_str(), a.started_at, a.ended_at, json_text(a.error.as_ref())],
-                )?;
+                insert_attempt(&tx, &r.run_id, &r.path, a)?;
             }
             if let Some((inputs, outputs)) = secure_state {
                 tx.execute(

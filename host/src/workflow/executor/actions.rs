@@ -15,7 +15,6 @@ use crate::expr::{self, Expr, Template, to_text};
 use crate::{CallInfo, ConnectorError, InvokeError};
 
 use super::super::definition::{ActionKind, SwitchCase};
-use super::super::retry::RetryPolicy;
 use super::scope::RunScope;
 use super::{ActionCall, ActionResult, Frame, RunContext, RunState, create_run, execute_run, run_set};
 
@@ -630,7 +629,7 @@ enum Attempt {
 
 async fn with_retries<F, Fut>(call: &ActionCall<'_>, mut attempt: F) -> Result<ActionResult, DbError>
 where
-    F: FnMut(u32) -> Fut,
+    F: FnMut(CallInfo) -> Fut,
     Fut: Future<Output = Attempt>,
 {
     let policy = call.action.retry.clone().unwrap_or_default();
@@ -638,10 +637,14 @@ where
     let mut number = call.previous_attempts + 1;
     loop {
         let started_at = clock.now_ms();
-        match attempt(number).await {
+        let info = CallInfo {
+            idempotency_key: call.idempotency_key(),
+            attempt: number,
+        };
+        match attempt(info).await {
             Attempt::Done(result) => return Ok(result),
             Attempt::Retryable(result, retry_after) => {
-                let Some(delay) = retry_delay(&policy, number, retry_after) else {
+                let Some(delay) = policy.delay(number, retry_after) else {
                     return Ok(result);
                 };
                 call.record_retried_attempt(AttemptRecord {
@@ -656,10 +659,6 @@ where
             }
         }
     }
-}
-
-fn retry_delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
-    policy.delay(attempt, retry_after)
 }
 
 fn invoke_failure(inputs: &Value, error: &InvokeError) -> Attempt {
@@ -703,16 +702,10 @@ async fn service_provider(
         ));
     };
     let parameters = inputs.get("parameters").cloned().unwrap_or_else(|| json!({}));
-    let key = call.idempotency_key();
-    with_retries(call, |attempt| {
+    with_retries(call, |info| {
         let parameters = &parameters;
         let inputs = &inputs;
-        let key = key.clone();
         async move {
-            let info = CallInfo {
-                idempotency_key: key,
-                attempt,
-            };
             let invocation = connection.invoke(operation, parameters, &info).await;
             match invocation.result {
                 Ok(output) => Attempt::Done(ActionResult::succeeded(
@@ -738,16 +731,10 @@ async fn http(call: &ActionCall<'_>, inputs: Value) -> Result<ActionResult, DbEr
     request.insert("fail_on_error_status".to_owned(), json!(false));
     let request = Value::Object(request);
     let connection = &call.run.engine.http;
-    let key = call.idempotency_key();
-    with_retries(call, |attempt| {
+    with_retries(call, |info| {
         let request = &request;
         let inputs = &inputs;
-        let key = key.clone();
         async move {
-            let info = CallInfo {
-                idempotency_key: key,
-                attempt,
-            };
             match connection.invoke("request", request, &info).await.result {
                 Ok(response) => {
                     let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
