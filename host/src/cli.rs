@@ -66,7 +66,7 @@ enum Command {
     /// Read the run history.
     #[command(subcommand)]
     Runs(Box<workflow::RunsCommand>),
-    /// Serve a project: request triggers and the management API over HTTP.
+    /// Serve a project: request, recurrence and polling triggers, and the management API.
     ///
     /// Runs a killed or stopped server left unfinished are resumed at start.
     Serve {
@@ -81,6 +81,10 @@ enum Command {
         /// How many seconds a request waits for a workflow's Response before it gets 202.
         #[arg(long, default_value_t = 120)]
         response_timeout: u64,
+        /// On SIGTERM or Ctrl-C, how many seconds runs in flight get to finish before the
+        /// server exits; runs still unfinished then resume on the next start.
+        #[arg(long, default_value_t = 30)]
+        grace_period: u64,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -261,11 +265,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             db,
             response_timeout,
+            grace_period,
             log_json: _,
             cache,
         } => {
             let config = crate::server::ServerConfig {
                 response_timeout: std::time::Duration::from_secs(response_timeout),
+                grace_period: std::time::Duration::from_secs(grace_period),
             };
             return workflow::serve(&project, listen, db.as_deref(), config, &cache).await;
         }

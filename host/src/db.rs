@@ -22,6 +22,8 @@ pub use sqlite::SqliteDb;
 /// The status of a run or an action, as Logic Apps names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
+    /// Accepted, waiting for a free slot under the workflow's concurrency limit.
+    Waiting,
     Running,
     Succeeded,
     Failed,
@@ -33,6 +35,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Waiting => "Waiting",
             Status::Running => "Running",
             Status::Succeeded => "Succeeded",
             Status::Failed => "Failed",
@@ -44,6 +47,7 @@ impl Status {
 
     pub fn parse(text: &str) -> Option<Status> {
         Some(match text.to_ascii_lowercase().as_str() {
+            "waiting" => Status::Waiting,
             "running" => Status::Running,
             "succeeded" => Status::Succeeded,
             "failed" => Status::Failed,
@@ -55,7 +59,7 @@ impl Status {
     }
 
     pub fn is_terminal(self) -> bool {
-        self != Status::Running
+        !matches!(self, Status::Running | Status::Waiting)
     }
 }
 
@@ -138,6 +142,44 @@ pub struct AttemptRecord {
     pub error: Option<Value>,
 }
 
+/// What the history keeps about one scheduled or polling trigger.
+///
+/// Every change goes through [`Db::fire_trigger`], which compares `version` and writes the
+/// runs a firing creates in the same transaction as the new state: a crash between the two
+/// cannot lose an item or start it twice, and two servers on one database cannot both fire
+/// one occurrence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriggerState {
+    pub workflow: String,
+    pub trigger: String,
+    /// 0 before the first write; every write adds one.
+    pub version: i64,
+    /// The connector's cursor (what its last poll returned), for polling triggers.
+    pub cursor: Option<Value>,
+    /// When the trigger is next due, in milliseconds since the Unix epoch.
+    pub next_at: Option<i64>,
+    /// When cordon first saw the trigger: the start of a recurrence without a `startTime`.
+    pub anchor: i64,
+    /// Polls that failed in a row, for back-off.
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+impl TriggerState {
+    pub fn new(workflow: &str, trigger: &str, anchor: i64) -> TriggerState {
+        TriggerState {
+            workflow: workflow.to_owned(),
+            trigger: trigger.to_owned(),
+            version: 0,
+            cursor: None,
+            next_at: None,
+            anchor,
+            failures: 0,
+            last_error: None,
+        }
+    }
+}
+
 /// Filters for [`Db::list_runs`].
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
@@ -157,9 +199,22 @@ pub enum DbError {
     NoSuchRun(String),
 }
 
+/// What [`Db::cancel_run`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    /// The run had already ended with this status; nothing changed.
+    AlreadyEnded(Status),
+}
+
 /// The run history and its leases. Implementations must be safe to share between threads.
 pub trait Db: Send + Sync + std::fmt::Debug {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError>;
+    /// Moves a `Waiting` run to `Running` once it has a slot.
+    fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError>;
+    /// Ends an unfinished run as `Cancelled`, with its unfinished actions and child runs.
+    fn cancel_run(&self, run_id: &str, now: i64) -> Result<CancelOutcome, DbError>;
+    /// Only an unfinished run changes: a run cancelled meanwhile stays cancelled.
     fn finish_run(
         &self,
         run_id: &str,
@@ -200,4 +255,21 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// is unfinished when `with_secure_state` is set (for resuming; never for display).
     fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError>;
     fn attempts(&self, run_id: &str, path: &str) -> Result<Vec<AttemptRecord>, DbError>;
+
+    /// The stored state of a trigger, if it was ever written.
+    fn trigger_state(&self, workflow: &str, trigger: &str) -> Result<Option<TriggerState>, DbError>;
+    /// In one transaction: checks that the stored version is still `state.version`, creates
+    /// `runs`, and stores `state` with the version one higher. Returns false (and writes
+    /// nothing) when another writer got there first.
+    fn fire_trigger(
+        &self,
+        state: &TriggerState,
+        runs: &[RunRecord],
+        lease_owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, DbError>;
+
+    /// Whether a workflow is enabled; workflows are enabled until disabled.
+    fn workflow_enabled(&self, workflow: &str) -> Result<bool, DbError>;
+    fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<(), DbError>;
 }

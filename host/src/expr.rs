@@ -37,7 +37,7 @@ use serde_json::Value;
 pub use functions::{FunctionInfo, lookup as lookup_function, names as function_names, parse_timestamp};
 pub use scope::{JsonScope, Scope};
 pub use value::equal as function_equals;
-pub use value::to_text;
+pub use value::{describe as describe_value, to_text};
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]

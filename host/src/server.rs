@@ -40,12 +40,15 @@ use crate::workflow::project::Project;
 pub struct ServerConfig {
     /// How long a request waits for a workflow's `Response` before it gets `202`.
     pub response_timeout: Duration,
+    /// How long runs in flight get to finish when the server stops.
+    pub grace_period: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             response_timeout: Duration::from_secs(120),
+            grace_period: Duration::from_secs(30),
         }
     }
 }

@@ -24,21 +24,26 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod connections;
 pub mod definition;
 pub mod duration;
 pub mod executor;
 pub mod project;
+pub mod recurrence;
 pub mod retry;
+pub mod scheduler;
 pub mod validate;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
-use crate::db::{Db, RunRecord};
+use crate::db::{CancelOutcome, Db, RunRecord, Status, TriggerState};
 use crate::ids::ConnectionName;
 use crate::secrets::NoSecrets;
 use crate::{Connection, ConnectionConfig, Runtime, builtin};
@@ -165,6 +170,37 @@ impl EngineOptions {
 #[derive(Debug, Clone)]
 pub struct Engine {
     shared: Arc<EngineShared>,
+    control: Arc<Control>,
+}
+
+/// What the engine tracks about runs executing in this process.
+#[derive(Debug, Default)]
+struct Control {
+    admission: admission::Admission,
+    /// Runs executing (or waiting for a slot) here, with the token that cancels each.
+    live: Mutex<HashMap<String, CancellationToken>>,
+    /// Woken whenever a live run ends, for shutdown to wait on.
+    ended: tokio::sync::Notify,
+}
+
+impl Control {
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        // Only tokens live here; a panic elsewhere cannot leave the map half-written.
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Removes a run from the live map when its execution ends, however it ends.
+struct LiveRun<'a> {
+    control: &'a Control,
+    run_id: String,
+}
+
+impl Drop for LiveRun<'_> {
+    fn drop(&mut self) {
+        self.control.live().remove(&self.run_id);
+        self.control.ended.notify_waiters();
+    }
 }
 
 impl Engine {
@@ -193,7 +229,12 @@ impl Engine {
 
     /// An engine over connections the caller already loaded and checked.
     pub fn from_parts(project: &Project, connections: Connections, options: EngineOptions) -> Engine {
+        let control = Control {
+            admission: admission::Admission::new(project.workflows.values()),
+            ..Control::default()
+        };
         Engine {
+            control: Arc::new(control),
             shared: Arc::new(executor::shared(
                 project,
                 connections.by_name,
@@ -219,8 +260,35 @@ impl Engine {
 
     /// Records a new run of `workflow` whose trigger produced `trigger_outputs`
     /// (`{"headers": ..., "body": ...}`), without running it yet. Once this returns, the run
-    /// is durable: if the process dies, the next engine resumes it.
+    /// is durable: if the process dies, the next engine resumes it. Fails with
+    /// [`admission::Busy`] when the workflow's concurrency limit has no room for another
+    /// waiting run.
     pub fn accept(&self, workflow: &str, trigger_outputs: Value) -> anyhow::Result<RunRecord> {
+        self.accept_from(workflow, None, trigger_outputs)
+    }
+
+    /// [`Engine::accept`] for a named trigger.
+    pub fn accept_from(
+        &self,
+        workflow: &str,
+        trigger: Option<&str>,
+        trigger_outputs: Value,
+    ) -> anyhow::Result<RunRecord> {
+        self.check_workflow(workflow)?;
+        let mut run = executor::new_run(&self.shared, workflow, trigger, trigger_outputs);
+        run.status = self.control.admission.reserve(workflow, &run.id, true)?;
+        if let Err(e) =
+            self.shared
+                .db
+                .create_run(&run, &self.shared.lease_owner, executor::LEASE.as_millis() as i64)
+        {
+            self.control.admission.cancel_reservation(workflow, &run.id);
+            return Err(e.into());
+        }
+        Ok(run)
+    }
+
+    fn check_workflow(&self, workflow: &str) -> anyhow::Result<()> {
         if !self.shared.plans.contains_key(workflow) {
             let known: Vec<&str> = self.shared.plans.keys().map(String::as_str).collect();
             anyhow::bail!(
@@ -228,33 +296,147 @@ impl Engine {
                 known.join(", ")
             );
         }
-        Ok(executor::create_run(
-            &self.shared,
-            workflow,
-            trigger_outputs,
-            None,
-            None,
-            None,
-        )?)
+        Ok(())
+    }
+
+    /// Records the runs a scheduled or polling trigger produced (one per entry of
+    /// `trigger_outputs`) together with the trigger's new state, in one transaction. `None`
+    /// when another writer changed the trigger's state since `state` was read: nothing was
+    /// written, and the caller should read the state again.
+    pub fn fire_trigger(
+        &self,
+        state: &TriggerState,
+        trigger_outputs: Vec<Value>,
+    ) -> anyhow::Result<Option<Vec<RunRecord>>> {
+        self.check_workflow(&state.workflow)?;
+        let mut runs: Vec<RunRecord> = trigger_outputs
+            .into_iter()
+            .map(|outputs| executor::new_run(&self.shared, &state.workflow, Some(&state.trigger), outputs))
+            .collect();
+        for run in &mut runs {
+            // Scheduled runs are never refused: the scheduler checks for room before it polls.
+            run.status = self
+                .control
+                .admission
+                .reserve(&state.workflow, &run.id, false)
+                .unwrap_or(Status::Waiting);
+        }
+        let stored = self.shared.db.fire_trigger(
+            state,
+            &runs,
+            &self.shared.lease_owner,
+            executor::LEASE.as_millis() as i64,
+        );
+        if !matches!(stored, Ok(true)) {
+            for run in &runs {
+                self.control
+                    .admission
+                    .cancel_reservation(&state.workflow, &run.id);
+            }
+        }
+        Ok(stored?.then_some(runs))
+    }
+
+    /// Whether the workflow's concurrency limit would refuse another run now.
+    pub fn is_full(&self, workflow: &str) -> bool {
+        self.control.admission.is_full(workflow)
+    }
+
+    /// Whether the workflow's triggers start runs. Disabled workflows keep their history, and
+    /// their unfinished runs go on.
+    pub fn is_enabled(&self, workflow: &str) -> anyhow::Result<bool> {
+        self.check_workflow(workflow)?;
+        Ok(self.shared.db.workflow_enabled(workflow)?)
+    }
+
+    pub fn set_enabled(&self, workflow: &str, enabled: bool) -> anyhow::Result<()> {
+        self.check_workflow(workflow)?;
+        Ok(self.shared.db.set_workflow_enabled(workflow, enabled)?)
+    }
+
+    /// Cancels a run: stops it if it executes here, and records it, its unfinished actions
+    /// and its child runs as `Cancelled`.
+    pub fn cancel(&self, run_id: &str) -> anyhow::Result<CancelOutcome> {
+        if let Some(token) = self.control.live().get(run_id) {
+            token.cancel();
+        }
+        Ok(self.shared.db.cancel_run(run_id, self.shared.clock.now_ms())?)
+    }
+
+    /// How many runs execute (or wait for a slot) in this process.
+    pub fn in_flight(&self) -> usize {
+        self.control.live().len()
+    }
+
+    /// Waits until no run executes here, or `grace` passes. Returns how many are left.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let ended = self.control.ended.notified();
+            let left = self.in_flight();
+            if left == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return self.in_flight();
+            }
+        }
+    }
+
+    /// The shared state, for the scheduler.
+    fn shared(&self) -> &Arc<EngineShared> {
+        &self.shared
     }
 
     /// Runs an accepted run to its end.
+    ///
+    /// The run first waits for a slot under its workflow's concurrency limit. Cancelling it
+    /// ([`Engine::cancel`]) drops the execution at its next await point; what it had finished
+    /// stays recorded.
     pub async fn execute(&self, run: RunRecord) -> anyhow::Result<RunRecord> {
-        Ok(executor::execute_run(self.shared.clone(), run).await?)
+        let token = CancellationToken::new();
+        self.control.live().insert(run.id.clone(), token.clone());
+        let _live = LiveRun {
+            control: &self.control,
+            run_id: run.id.clone(),
+        };
+        let run_id = run.id.clone();
+        let execution = async {
+            let _slot = self.control.admission.enter(&run.workflow, &run.id).await;
+            if run.status == Status::Waiting {
+                self.shared.db.start_waiting_run(&run.id)?;
+            }
+            executor::execute_run(self.shared.clone(), run).await
+        };
+        tokio::select! {
+            biased;
+            () = token.cancelled() => {
+                // Record again after the drop: an action may have been marked Running
+                // between the cancel and the drop.
+                self.shared.db.cancel_run(&run_id, self.shared.clock.now_ms())?;
+                Ok(self.shared.db.run(&run_id)?)
+            }
+            finished = execution => Ok(finished?),
+        }
     }
 
     /// Records a new run with the trigger outputs of an earlier one, without running it yet.
     pub fn accept_resubmission(&self, run_id: &str) -> anyhow::Result<RunRecord> {
         let original = self.shared.db.run(run_id)?;
         let outputs = original.trigger.get("outputs").cloned().unwrap_or(Value::Null);
-        Ok(executor::create_run(
-            &self.shared,
-            &original.workflow,
-            outputs,
-            Some(original.id.clone()),
-            None,
-            None,
-        )?)
+        let trigger = original.trigger.get("name").and_then(Value::as_str);
+        let mut run = executor::new_run(&self.shared, &original.workflow, trigger, outputs);
+        run.resubmitted_from = Some(original.id.clone());
+        run.status = self.control.admission.reserve(&run.workflow, &run.id, true)?;
+        if let Err(e) =
+            self.shared
+                .db
+                .create_run(&run, &self.shared.lease_owner, executor::LEASE.as_millis() as i64)
+        {
+            self.control.admission.cancel_reservation(&run.workflow, &run.id);
+            return Err(e.into());
+        }
+        Ok(run)
     }
 
     /// Starts a new run with the trigger outputs of an earlier one and runs it to its end.
@@ -278,10 +460,14 @@ impl Engine {
             now,
             &executor::lease_owner_is_dead,
         )?;
-        let mut finished = Vec::new();
-        for run in claimed.into_iter().filter(|r| r.parent.is_none()) {
-            finished.push(executor::execute_run(self.shared.clone(), run).await?);
-        }
-        Ok(finished)
+        // Concurrently, each through its workflow's concurrency limit, in start order.
+        let executions = claimed
+            .into_iter()
+            .filter(|r| r.parent.is_none())
+            .map(|run| self.execute(run));
+        futures_util::future::join_all(executions)
+            .await
+            .into_iter()
+            .collect()
     }
 }

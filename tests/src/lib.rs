@@ -161,7 +161,15 @@ pub struct FakeGithub {
     pub issues: Arc<Mutex<Vec<Value>>>,
     /// Idempotency keys of accepted creates, to show retries do not duplicate.
     pub seen_keys: Arc<Mutex<Vec<String>>>,
+    /// How many times the issues were listed (polled).
+    pub lists: Arc<std::sync::atomic::AtomicUsize>,
+    /// Answers for the next list requests instead of the issues: status and `Retry-After`
+    /// seconds.
+    pub failures: Arc<Mutex<std::collections::VecDeque<ListFailure>>>,
 }
+
+/// A status code and `Retry-After` seconds for [`FakeGithub::fail_next`].
+pub type ListFailure = (u16, Option<u64>);
 
 pub const FAKE_GITHUB_TOKEN: &str = "ghp-test-token-0123456789";
 
@@ -173,6 +181,18 @@ impl FakeGithub {
                 get(list_issues).post(create_issue),
             )
             .with_state(self.clone())
+    }
+
+    /// The next list request answers `status` (with `Retry-After: retry_after` seconds).
+    pub fn fail_next(&self, status: u16, retry_after: Option<u64>) {
+        self.failures
+            .lock()
+            .expect("lock")
+            .push_back((status, retry_after));
+    }
+
+    pub fn list_count(&self) -> usize {
+        self.lists.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn add(&self, title: &str) -> u64 {
@@ -202,6 +222,16 @@ async fn list_issues(
             Json(json!({"message": "Bad credentials"})),
         )
             .into_response();
+    }
+    fake.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let failure = fake.failures.lock().expect("lock").pop_front();
+    if let Some((status, retry_after)) = failure {
+        let status = StatusCode::from_u16(status).expect("status");
+        let mut response = (status, Json(json!({"message": "failing as asked"}))).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert("retry-after", seconds.into());
+        }
+        return response;
     }
     let mut issues = fake.issues.lock().expect("lock").clone();
     issues.reverse(); // newest first, as GitHub sorts by created desc

@@ -5,6 +5,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -542,13 +543,45 @@ pub async fn serve(
         }
     });
 
-    let app = crate::server::router(engine, key, config);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the server stopped")?;
-    // Runs still in flight are recorded as Running and resumed by the next start.
-    tracing::info!("stopped; unfinished runs resume on the next start");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let scheduler = crate::workflow::scheduler::Scheduler::new(engine.clone());
+    for (workflow, trigger) in scheduler.triggers() {
+        tracing::info!(workflow, trigger, "scheduled");
+    }
+    let scheduled = scheduler.spawn(stop.clone());
+
+    let grace = config.grace_period;
+    let app = crate::server::router(engine.clone(), key, config);
+    let http = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        }
+    });
+    shutdown_signal().await;
+    // Stop taking work: no new connections, no more trigger firings. Then give the runs in
+    // flight the grace period. Whatever is unfinished after it stays recorded as it stands
+    // (each finished action is already in the history) and resumes on the next start.
+    tracing::info!(
+        in_flight = engine.in_flight(),
+        grace_s = grace.as_secs(),
+        "stopping"
+    );
+    stop.cancel();
+    let _ = scheduled.await;
+    let left = engine.drain(grace).await;
+    // Requests still waiting for a Response get no answer now; their runs are recorded.
+    let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
+    if left > 0 {
+        tracing::warn!(
+            unfinished = left,
+            "grace period over; unfinished runs resume on the next start"
+        );
+    } else {
+        tracing::info!("stopped; every run in flight finished");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,9 +9,11 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{ActionRecord, AttemptRecord, Db, DbError, RunFilter, RunRecord, Status};
+use super::{
+    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, RunFilter, RunRecord, Status, TriggerState,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -67,8 +69,29 @@ CREATE TABLE IF NOT EXISTS secure_state (
     outputs TEXT NOT NULL,
     PRIMARY KEY (run_id, path)
 );
-PRAGMA user_version = 1;
+-- Scheduled and polling triggers: cursor, next due time, and a version compared on write.
+CREATE TABLE IF NOT EXISTS triggers (
+    workflow TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    cursor TEXT,
+    next_at INTEGER,
+    anchor INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (workflow, trigger)
+);
+-- Workflows an operator disabled (or enabled again); absent means enabled.
+CREATE TABLE IF NOT EXISTS workflow_settings (
+    workflow TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL
+);
+PRAGMA user_version = 2;
 ";
+
+/// The schema this build writes. Version 1 files (before triggers and workflow settings) are
+/// upgraded in place: the new tables are created and nothing else changes.
+const SCHEMA_VERSION: i64 = 2;
 
 /// The run history in a SQLite file.
 #[derive(Debug)]
@@ -135,7 +158,7 @@ impl SqliteDb {
             reason,
         };
         let version = setup().map_err(|e| open_error(e.to_string()))?;
-        if version > 1 {
+        if version > SCHEMA_VERSION {
             return Err(open_error(format!(
                 "the file was written by a newer cordon (schema version {version}); upgrade cordon"
             )));
@@ -200,6 +223,42 @@ fn action_from_row(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
     })
 }
 
+fn insert_run(c: &Connection, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT INTO runs (id, workflow, status, trigger, response, error, started_at, ended_at,
+                           resubmitted_from, parent, lease_owner, lease_expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            run.id,
+            run.workflow,
+            run.status.as_str(),
+            run.trigger.to_string(),
+            json_text(run.response.as_ref()),
+            json_text(run.error.as_ref()),
+            run.started_at,
+            run.ended_at,
+            run.resubmitted_from,
+            run.parent,
+            lease_owner,
+            run.started_at + lease_ms,
+        ],
+    )
+    .map(drop)
+}
+
+fn trigger_from_row(row: &Row<'_>) -> rusqlite::Result<TriggerState> {
+    Ok(TriggerState {
+        workflow: row.get("workflow")?,
+        trigger: row.get("trigger")?,
+        version: row.get("version")?,
+        cursor: json_column(row, "cursor")?,
+        next_at: row.get("next_at")?,
+        anchor: row.get("anchor")?,
+        failures: row.get("failures")?,
+        last_error: row.get("last_error")?,
+    })
+}
+
 fn insert_attempt(
     tx: &rusqlite::Transaction<'_>,
     run_id: &str,
@@ -224,28 +283,67 @@ fn insert_attempt(
 
 impl Db for SqliteDb {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError> {
+        self.with(|c| insert_run(c, run, lease_owner, lease_ms))
+    }
+
+    fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError> {
         self.with(|c| {
             c.execute(
-                "INSERT INTO runs (id, workflow, status, trigger, response, error, started_at, ended_at,
-                                   resubmitted_from, parent, lease_owner, lease_expires)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    run.id,
-                    run.workflow,
-                    run.status.as_str(),
-                    run.trigger.to_string(),
-                    json_text(run.response.as_ref()),
-                    json_text(run.error.as_ref()),
-                    run.started_at,
-                    run.ended_at,
-                    run.resubmitted_from,
-                    run.parent,
-                    lease_owner,
-                    run.started_at + lease_ms,
-                ],
+                "UPDATE runs SET status = 'Running' WHERE id = ?1 AND status = 'Waiting'",
+                params![run_id],
             )
             .map(drop)
         })
+    }
+
+    fn cancel_run(&self, run_id: &str, now: i64) -> Result<CancelOutcome, DbError> {
+        let outcome = self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let status: Option<String> = tx
+                .query_row("SELECT status FROM runs WHERE id = ?1", params![run_id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(status) = status
+                .as_deref()
+                .map(|s| Status::parse(s).unwrap_or(Status::Failed))
+            else {
+                return Ok(None);
+            };
+            if status.is_terminal() {
+                return Ok(Some(CancelOutcome::AlreadyEnded(status)));
+            }
+            let error = json!({"code": "Cancelled", "message": "the run was cancelled"}).to_string();
+            // The run, and the child runs it started (a child workflow's own children too).
+            let mut ids = vec![run_id.to_owned()];
+            let mut index = 0;
+            while index < ids.len() {
+                let mut statement =
+                    tx.prepare("SELECT id FROM runs WHERE parent = ?1 AND status IN ('Running', 'Waiting')")?;
+                let children: Vec<String> = statement
+                    .query_map(params![ids[index]], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids.extend(children);
+                index += 1;
+            }
+            for id in &ids {
+                tx.execute(
+                    "UPDATE runs SET status = 'Cancelled', error = ?2, ended_at = ?3,
+                                     lease_owner = NULL, lease_expires = NULL
+                     WHERE id = ?1",
+                    params![id, error, now],
+                )?;
+                tx.execute(
+                    "UPDATE actions SET status = 'Cancelled', ended_at = ?2
+                     WHERE run_id = ?1 AND status = 'Running'",
+                    params![id, now],
+                )?;
+                tx.execute("DELETE FROM secure_state WHERE run_id = ?1", params![id])?;
+            }
+            tx.commit()?;
+            Ok(Some(CancelOutcome::Cancelled))
+        })?;
+        outcome.ok_or_else(|| DbError::NoSuchRun(run_id.to_owned()))
     }
 
     fn finish_run(
@@ -261,7 +359,7 @@ impl Db for SqliteDb {
             tx.execute(
                 "UPDATE runs SET status = ?2, response = ?3, error = ?4, ended_at = ?5,
                                  lease_owner = NULL, lease_expires = NULL
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND status IN ('Running', 'Waiting')",
                 params![
                     run_id,
                     status.as_str(),
@@ -313,8 +411,10 @@ impl Db for SqliteDb {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let candidates: Vec<(String, Option<String>, Option<i64>)> = {
-                let mut statement =
-                    tx.prepare("SELECT id, lease_owner, lease_expires FROM runs WHERE status = 'Running'")?;
+                let mut statement = tx.prepare(
+                    "SELECT id, lease_owner, lease_expires FROM runs
+                     WHERE status IN ('Running', 'Waiting') ORDER BY started_at, id",
+                )?;
                 statement
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()?
@@ -346,7 +446,8 @@ impl Db for SqliteDb {
     fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError> {
         self.with(|c| {
             c.execute(
-                "UPDATE runs SET lease_expires = ?2 WHERE lease_owner = ?1 AND status = 'Running'",
+                "UPDATE runs SET lease_expires = ?2
+                 WHERE lease_owner = ?1 AND status IN ('Running', 'Waiting')",
                 params![lease_owner, now + lease_ms],
             )
             .map(drop)
@@ -481,6 +582,85 @@ impl Db for SqliteDb {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn trigger_state(&self, workflow: &str, trigger: &str) -> Result<Option<TriggerState>, DbError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT * FROM triggers WHERE workflow = ?1 AND trigger = ?2",
+                params![workflow, trigger],
+                trigger_from_row,
+            )
+            .optional()
+        })
+    }
+
+    fn fire_trigger(
+        &self,
+        state: &TriggerState,
+        runs: &[RunRecord],
+        lease_owner: &str,
+        lease_ms: i64,
+    ) -> Result<bool, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let stored: i64 = tx
+                .query_row(
+                    "SELECT version FROM triggers WHERE workflow = ?1 AND trigger = ?2",
+                    params![state.workflow, state.trigger],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            if stored != state.version {
+                return Ok(false);
+            }
+            for run in runs {
+                insert_run(&tx, run, lease_owner, lease_ms)?;
+            }
+            tx.execute(
+                "INSERT INTO triggers (workflow, trigger, version, cursor, next_at, anchor, failures, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (workflow, trigger) DO UPDATE SET version = excluded.version,
+                     cursor = excluded.cursor, next_at = excluded.next_at, anchor = excluded.anchor,
+                     failures = excluded.failures, last_error = excluded.last_error",
+                params![
+                    state.workflow,
+                    state.trigger,
+                    state.version + 1,
+                    json_text(state.cursor.as_ref()),
+                    state.next_at,
+                    state.anchor,
+                    state.failures,
+                    state.last_error,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn workflow_enabled(&self, workflow: &str) -> Result<bool, DbError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT enabled FROM workflow_settings WHERE workflow = ?1",
+                params![workflow],
+                |r| r.get::<_, bool>(0),
+            )
+            .optional()
+        })
+        .map(|enabled| enabled.unwrap_or(true))
+    }
+
+    fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO workflow_settings (workflow, enabled) VALUES (?1, ?2)
+                 ON CONFLICT (workflow) DO UPDATE SET enabled = excluded.enabled",
+                params![workflow, enabled],
+            )
+            .map(drop)
         })
     }
 }

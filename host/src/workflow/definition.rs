@@ -12,6 +12,7 @@ use crate::db::Status;
 
 use super::Problem;
 use super::duration::parse_iso8601_duration;
+use super::recurrence::Recurrence;
 use super::retry::RetryPolicy;
 
 /// A parsed `workflow.json`.
@@ -30,7 +31,28 @@ pub struct Trigger {
     pub name: String,
     pub kind: TriggerKind,
     pub inputs: Value,
+    /// When a `Recurrence` trigger fires, or how often a polling trigger polls.
+    pub recurrence: Option<Recurrence>,
+    /// `splitOn`: an expression over the trigger's outputs whose array becomes one run per item.
+    pub split_on: Option<String>,
+    /// `conditions[].expression`: every one must be true for a run to start.
+    pub conditions: Vec<String>,
+    /// `runtimeConfiguration.concurrency`: how many runs of the workflow run at once.
+    pub concurrency: Option<RunConcurrency>,
 }
+
+/// `runtimeConfiguration.concurrency` of a trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunConcurrency {
+    /// Runs in progress at once (`runs`, 1 to 100).
+    pub runs: usize,
+    /// Runs that may wait for a slot (`maximumWaitingRuns`, 0 to 200); beyond it a request
+    /// trigger answers 429.
+    pub maximum_waiting_runs: usize,
+}
+
+/// Logic Apps' default `maximumWaitingRuns` when only `runs` is set.
+pub const DEFAULT_MAXIMUM_WAITING_RUNS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TriggerKind {
@@ -333,10 +355,123 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
             return None;
         }
     };
+    let recurrence = match (value.get("recurrence"), &kind) {
+        (Some(recurrence), TriggerKind::Recurrence | TriggerKind::ServiceProvider { .. }) => {
+            match Recurrence::parse(recurrence) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    reader.problem(Some(name), &format!("{path}.recurrence{}", e.path), e.message);
+                    None
+                }
+            }
+        }
+        (None, TriggerKind::Recurrence) => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.recurrence"),
+                "a Recurrence trigger needs \"recurrence\", such as {\"frequency\": \"Hour\", \"interval\": 1}",
+            );
+            None
+        }
+        (None, TriggerKind::ServiceProvider { .. }) => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.recurrence"),
+                "a polling trigger needs \"recurrence\" to say how often it polls, such as {\"frequency\": \"Minute\", \"interval\": 1}",
+            );
+            None
+        }
+        (_, TriggerKind::Request) => None,
+    };
+    let split_on = match value.get("splitOn") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.splitOn"),
+                "splitOn must be an expression such as \"@triggerBody()\"",
+            );
+            None
+        }
+    };
+    let mut conditions = Vec::new();
+    if let Some(list) = value.get("conditions") {
+        let items = list.as_array().cloned().unwrap_or_default();
+        if !list.is_array() {
+            reader.problem(
+                Some(name),
+                &format!("{path}.conditions"),
+                "conditions must be a list of {\"expression\": \"@...\"}",
+            );
+        }
+        for (i, item) in items.iter().enumerate() {
+            match item.get("expression").and_then(Value::as_str) {
+                Some(text) => conditions.push(text.to_owned()),
+                None => reader.problem(
+                    Some(name),
+                    &format!("{path}.conditions[{i}].expression"),
+                    "a condition needs an \"expression\" string such as \"@equals(triggerBody()?['state'], 'open')\"",
+                ),
+            }
+        }
+    }
+    let concurrency = value.pointer("/runtimeConfiguration/concurrency").and_then(|c| {
+        read_run_concurrency(
+            reader,
+            name,
+            c,
+            &format!("{path}.runtimeConfiguration.concurrency"),
+        )
+    });
     Some(Trigger {
         name: name.to_owned(),
         kind,
         inputs,
+        recurrence,
+        split_on,
+        conditions,
+        concurrency,
+    })
+}
+
+fn read_run_concurrency(
+    reader: &mut Reader<'_>,
+    name: &str,
+    value: &Value,
+    path: &str,
+) -> Option<RunConcurrency> {
+    let runs = match value.get("runs") {
+        None => return None,
+        Some(v) => match v.as_u64().filter(|n| (1..=100).contains(n)) {
+            Some(n) => n as usize,
+            None => {
+                reader.problem(
+                    Some(name),
+                    &format!("{path}.runs"),
+                    "runs must be a whole number from 1 to 100",
+                );
+                return None;
+            }
+        },
+    };
+    let maximum_waiting_runs = match value.get("maximumWaitingRuns") {
+        None => DEFAULT_MAXIMUM_WAITING_RUNS,
+        Some(v) => match v.as_u64().filter(|n| *n <= 200) {
+            Some(n) => n as usize,
+            None => {
+                reader.problem(
+                    Some(name),
+                    &format!("{path}.maximumWaitingRuns"),
+                    "maximumWaitingRuns must be a whole number from 0 to 200",
+                );
+                return None;
+            }
+        },
+    };
+    Some(RunConcurrency {
+        runs,
+        maximum_waiting_runs,
     })
 }
 

@@ -194,6 +194,15 @@ impl RunContext {
     }
 }
 
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A boxed future; the executor recurses through containers.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -243,14 +252,37 @@ pub fn create_run(
     parent: Option<String>,
     run_id: Option<String>,
 ) -> Result<RunRecord, DbError> {
+    let mut run = new_run(engine, workflow, None, trigger_outputs);
+    run.resubmitted_from = resubmitted_from;
+    run.parent = parent;
+    if let Some(id) = run_id {
+        run.id = id;
+    }
+    engine
+        .db
+        .create_run(&run, &engine.lease_owner, LEASE.as_millis() as i64)?;
+    Ok(run)
+}
+
+/// The record of a new run of `workflow`, not yet stored. `trigger` names the trigger that
+/// fired (the workflow's first trigger when `None`).
+pub fn new_run(
+    engine: &EngineShared,
+    workflow: &str,
+    trigger: Option<&str>,
+    trigger_outputs: Value,
+) -> RunRecord {
     let now = engine.clock.now_ms();
-    let plan = engine.plans.get(workflow);
-    let trigger_name = plan
-        .and_then(|p| p.workflow.triggers.first())
-        .map_or_else(|| "manual".to_owned(), |t| t.name.clone());
+    let trigger_name = trigger.map(str::to_owned).unwrap_or_else(|| {
+        engine
+            .plans
+            .get(workflow)
+            .and_then(|p| p.workflow.triggers.first())
+            .map_or_else(|| "manual".to_owned(), |t| t.name.clone())
+    });
     let started = scope_time(now);
-    let run = RunRecord {
-        id: run_id.unwrap_or_else(|| new_run_id(now)),
+    RunRecord {
+        id: new_run_id(now),
         workflow: workflow.to_owned(),
         status: Status::Running,
         trigger: json!({
@@ -264,13 +296,9 @@ pub fn create_run(
         error: None,
         started_at: now,
         ended_at: None,
-        resubmitted_from,
-        parent,
-    };
-    engine
-        .db
-        .create_run(&run, &engine.lease_owner, LEASE.as_millis() as i64)?;
-    Ok(run)
+        resubmitted_from: None,
+        parent: None,
+    }
 }
 
 fn scope_time(ms: i64) -> String {
@@ -316,10 +344,11 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         resumed,
     });
 
-    // Keep the lease while the run is in flight.
-    let heartbeat = {
+    // Keep the lease while the run is in flight; the guard stops it however this ends,
+    // including when the run is cancelled and this future dropped.
+    let _heartbeat = {
         let engine = engine.clone();
-        tokio::spawn(async move {
+        let heartbeat = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 3).await;
                 let now = chrono::Utc::now().timestamp_millis();
@@ -330,10 +359,10 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
                     tracing::warn!(error = %e, "cannot renew run leases");
                 }
             }
-        })
+        });
+        AbortOnDrop(heartbeat)
     };
     let outcome = run_set(&context, &plan.workflow.actions, &Frame::default()).await;
-    heartbeat.abort();
 
     let (status, error) = match context.state().terminated.clone() {
         Some((status, error)) => (status, error),

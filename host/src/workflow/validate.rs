@@ -99,8 +99,55 @@ impl Checker<'_> {
         for action in &self.workflow.actions {
             self.check_action(action, &known, false);
         }
+        let mut concurrency = None;
         for trigger in &self.workflow.triggers {
             let path = format!("$.definition.triggers.{}", trigger.name);
+            // Trigger expressions see parameters, app settings and the trigger's own outputs.
+            let mut sources: Vec<(String, Value)> = trigger
+                .conditions
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    (
+                        format!("{path}.conditions[{i}].expression"),
+                        Value::String(c.clone()),
+                    )
+                })
+                .collect();
+            if let Some(split_on) = &trigger.split_on {
+                sources.push((format!("{path}.splitOn"), Value::String(split_on.clone())));
+            }
+            let trigger_known = Known {
+                parameters: known.parameters.clone(),
+                ..Known::default()
+            };
+            for (source_path, value) in &sources {
+                for (template_path, parsed) in templates_in(value, source_path) {
+                    match parsed {
+                        Ok(template) => {
+                            self.check_references(&trigger.name, &template_path, &template, &trigger_known)
+                        }
+                        Err(e) => self.problem(Some(&trigger.name), &template_path, e.message),
+                    }
+                }
+            }
+            if trigger.split_on.is_some() && trigger.kind == TriggerKind::Request {
+                self.problem(
+                    Some(&trigger.name),
+                    &format!("{path}.splitOn"),
+                    "splitOn applies to polling triggers; a request starts one run",
+                );
+            }
+            if let Some(c) = trigger.concurrency {
+                if concurrency.is_some_and(|seen| seen != c) {
+                    self.problem(
+                        Some(&trigger.name),
+                        &format!("{path}.runtimeConfiguration.concurrency"),
+                        "the workflow's triggers set different concurrency limits; the limit is per workflow, so set it once",
+                    );
+                }
+                concurrency = Some(c);
+            }
             if let TriggerKind::ServiceProvider {
                 connection,
                 operation,
@@ -349,6 +396,7 @@ impl Checker<'_> {
     }
 }
 
+#[derive(Default)]
 struct Known<'a> {
     actions: HashSet<&'a str>,
     loops: HashSet<&'a str>,

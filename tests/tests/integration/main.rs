@@ -9,4 +9,5 @@ mod limits;
 mod loading;
 mod secrets;
 mod server;
+mod triggers;
 mod workflows;

@@ -94,6 +94,7 @@ async fn request_triggers_and_the_management_api() {
     let key = TriggerKey::for_project(&Project::open(dir.path()).expect("project")).expect("key");
     let config = ServerConfig {
         response_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
     };
     let addr = serve(router(engine, key.clone(), config)).await;
     let base = format!("http://{addr}");

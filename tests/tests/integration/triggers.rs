@@ -1,0 +1,316 @@
+//! Recurrence and polling triggers, stepped by the tests at chosen instants
+//! (`Scheduler::tick`), against real connectors and a fake GitHub on loopback.
+
+use std::net::SocketAddr;
+
+use cordon_host::db::{Db, RunFilter, RunRecord, Status};
+use cordon_host::workflow::Engine;
+use cordon_host::workflow::scheduler::Scheduler;
+use cordon_tests::{FAKE_GITHUB_TOKEN, FakeGithub, serve, workflow_engine};
+use serde_json::{Value, json};
+
+/// 2026-01-01T00:00:00Z.
+const T0: i64 = 1_767_225_600_000;
+const SECOND: i64 = 1000;
+const MINUTE: i64 = 60 * SECOND;
+
+fn write_project(dir: &std::path::Path, github: Option<SocketAddr>, workflows: &[(&str, Value)]) {
+    let connections = match github {
+        Some(addr) => json!({"serviceProviderConnections": {"github": {
+            "connector": "github",
+            "parameterValues": {"base_url": format!("http://{addr}"), "token": "@appsetting('GITHUB_TOKEN')"},
+            "grant": {"hosts": [format!("http://{addr}")], "secrets": [{"name": "token"}]}
+        }}}),
+        None => json!({"serviceProviderConnections": {}}),
+    };
+    std::fs::write(dir.join("connections.json"), connections.to_string()).expect("write connections.json");
+    std::fs::write(
+        dir.join("local.settings.json"),
+        json!({"Values": {"GITHUB_TOKEN": FAKE_GITHUB_TOKEN}}).to_string(),
+    )
+    .expect("write local.settings.json");
+    for (name, definition) in workflows {
+        std::fs::create_dir_all(dir.join(name)).expect("workflow dir");
+        let workflow = json!({"definition": definition, "kind": "Stateful"});
+        std::fs::write(dir.join(name).join("workflow.json"), workflow.to_string())
+            .expect("write workflow.json");
+    }
+}
+
+fn recurrence_workflow(recurrence: Value) -> Value {
+    json!({
+        "triggers": {"Every": {"type": "Recurrence", "recurrence": recurrence}},
+        "actions": {"Scheduled": {"type": "Compose", "inputs": "@triggerBody()?['scheduledTime']"}}
+    })
+}
+
+fn polling_workflow(recurrence: Value) -> Value {
+    json!({
+        "triggers": {"When_an_issue_is_opened": {
+            "type": "ServiceProvider",
+            "inputs": {
+                "parameters": {"owner": "acme", "repo": "widgets"},
+                "serviceProviderConfiguration": {"connectionName": "github", "operationId": "new_issue"}
+            },
+            "recurrence": recurrence,
+            "splitOn": "@triggerBody()",
+            "conditions": [{"expression": "@not(startsWith(triggerBody()?['title'], 'skip'))"}]
+        }},
+        "actions": {"Title": {"type": "Compose", "inputs": "@triggerBody()?['title']"}}
+    })
+}
+
+async fn tick(scheduler: &Scheduler, at: i64) -> Vec<RunRecord> {
+    scheduler.tick(at).await.expect("tick")
+}
+
+async fn output_of(engine: &Engine, run: RunRecord, action: &str) -> Value {
+    let run_id = run.id.clone();
+    let finished = engine.execute(run).await.expect("run executes");
+    assert_eq!(
+        finished.status,
+        Status::Succeeded,
+        "run {run_id}: {:?}",
+        finished.error
+    );
+    let actions = engine.db().actions(&run_id, false).expect("actions");
+    actions
+        .iter()
+        .find(|a| a.name == action)
+        .and_then(|a| a.outputs.clone())
+        .expect("action has outputs")
+}
+
+#[tokio::test]
+async fn a_recurrence_fires_once_per_occurrence_and_folds_missed_ones_into_one_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let every_minute = json!({"frequency": "Minute", "interval": 1, "startTime": "2026-01-01T00:00:00Z"});
+    write_project(dir.path(), None, &[("tick", recurrence_workflow(every_minute))]);
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+
+    assert!(tick(&scheduler, T0 - SECOND).await.is_empty(), "before startTime");
+    assert_eq!(tick(&scheduler, T0).await.len(), 1, "the first occurrence");
+    assert!(
+        tick(&scheduler, T0).await.is_empty(),
+        "an occurrence never fires twice"
+    );
+    assert!(tick(&scheduler, T0 + 30 * SECOND).await.is_empty());
+    assert_eq!(tick(&scheduler, T0 + MINUTE).await.len(), 1);
+
+    // Two steps racing for one occurrence: the version check lets one through.
+    let (a, b) = tokio::join!(scheduler.tick(T0 + 2 * MINUTE), scheduler.tick(T0 + 2 * MINUTE));
+    assert_eq!(a.expect("tick").len() + b.expect("tick").len(), 1);
+
+    // Down from 00:02 to 00:10:05: the eight occurrences 00:03..00:10 fold into one run.
+    let folded = tick(&scheduler, T0 + 10 * MINUTE + 5 * SECOND).await;
+    assert_eq!(folded.len(), 1);
+    assert_eq!(
+        folded[0].trigger["outputs"]["body"],
+        json!({"scheduledTime": "2026-01-01T00:10:00.000Z", "missedOccurrences": 7})
+    );
+    assert_eq!(folded[0].trigger["name"], "Every");
+    let scheduled = output_of(&engine, folded[0].clone(), "Scheduled").await;
+    assert_eq!(scheduled, json!("2026-01-01T00:10:00.000Z"));
+    assert!(tick(&scheduler, T0 + 10 * MINUTE + 30 * SECOND).await.is_empty());
+    assert_eq!(tick(&scheduler, T0 + 11 * MINUTE).await.len(), 1);
+
+    // Disabled: nothing fires, and what fell due meanwhile is skipped, not caught up.
+    engine.set_enabled("tick", false).expect("disable");
+    assert!(tick(&scheduler, T0 + 12 * MINUTE).await.is_empty());
+    assert!(tick(&scheduler, T0 + 15 * MINUTE).await.is_empty());
+    engine.set_enabled("tick", true).expect("enable");
+    assert!(tick(&scheduler, T0 + 15 * MINUTE + SECOND).await.is_empty());
+    assert_eq!(tick(&scheduler, T0 + 16 * MINUTE).await.len(), 1);
+
+    let recorded = db
+        .list_runs(&RunFilter {
+            workflow: Some("tick".into()),
+            ..RunFilter::default()
+        })
+        .expect("runs");
+    assert_eq!(
+        recorded.len(),
+        6,
+        "00:00, 00:01, 00:02, 00:10 (folded), 00:11, 00:16"
+    );
+}
+
+#[tokio::test]
+async fn a_recurrence_without_start_time_fires_at_first_sight_and_an_edit_reschedules_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(
+        dir.path(),
+        None,
+        &[(
+            "hourly",
+            recurrence_workflow(json!({"frequency": "Hour", "interval": 1})),
+        )],
+    );
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine);
+    assert_eq!(
+        tick(&scheduler, T0 + 17 * SECOND).await.len(),
+        1,
+        "fires when first seen"
+    );
+    assert!(tick(&scheduler, T0 + 59 * MINUTE).await.is_empty());
+
+    // The schedule is edited to daily at 06:00 and the server restarted at 00:30: no catch-up,
+    // and the old hourly occurrence at 01:00:17 no longer fires.
+    write_project(
+        dir.path(),
+        None,
+        &[(
+            "hourly",
+            recurrence_workflow(json!({"frequency": "Day", "schedule": {"hours": [6], "minutes": [0]}})),
+        )],
+    );
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine);
+    assert!(tick(&scheduler, T0 + 61 * MINUTE).await.is_empty());
+    let runs = tick(&scheduler, T0 + 6 * 60 * MINUTE).await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].trigger["outputs"]["body"]["scheduledTime"],
+        "2026-01-01T06:00:00.000Z"
+    );
+}
+
+#[tokio::test]
+async fn a_polling_trigger_starts_one_run_per_new_item_exactly_once() {
+    let fake = FakeGithub::default();
+    fake.add("opened before the trigger existed");
+    let addr = serve(fake.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let every_minute = json!({"frequency": "Minute", "interval": 1, "startTime": "2026-01-01T00:00:00Z"});
+    write_project(
+        dir.path(),
+        Some(addr),
+        &[("issues", polling_workflow(every_minute))],
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+
+    assert!(
+        tick(&scheduler, T0).await.is_empty(),
+        "the first poll only records the cursor"
+    );
+    assert_eq!(fake.list_count(), 1);
+    fake.add("a");
+    fake.add("skip: filtered by the trigger's condition");
+    fake.add("c");
+    assert!(tick(&scheduler, T0 + 30 * SECOND).await.is_empty(), "not due");
+    assert_eq!(fake.list_count(), 1, "nothing polls before the occurrence");
+
+    let runs = tick(&scheduler, T0 + MINUTE).await;
+    assert_eq!(
+        runs.len(),
+        2,
+        "splitOn: one run per item the condition lets through"
+    );
+    let mut titles = Vec::new();
+    for run in runs {
+        titles.push(output_of(&engine, run, "Title").await);
+    }
+    titles.sort_by_key(|t| t.to_string());
+    assert_eq!(titles, vec![json!("a"), json!("c")]);
+    let state = db
+        .trigger_state("issues", "When_an_issue_is_opened")
+        .expect("state")
+        .expect("stored");
+    assert_eq!(state.cursor, Some(json!({"last_number": 4})));
+
+    assert!(
+        tick(&scheduler, T0 + 2 * MINUTE).await.is_empty(),
+        "no item twice"
+    );
+
+    // A second server on the same history polls the same new item at the same time: the
+    // cursor and the runs are written together under a version check, so one run results.
+    fake.add("d");
+    let (second, _, _) = workflow_engine(dir.path()).await;
+    let other = Scheduler::new(second);
+    let (a, b) = tokio::join!(scheduler.tick(T0 + 3 * MINUTE), other.tick(T0 + 3 * MINUTE));
+    let started: Vec<RunRecord> = a.expect("tick").into_iter().chain(b.expect("tick")).collect();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].trigger["outputs"]["body"]["title"], "d");
+    let recorded = db
+        .list_runs(&RunFilter {
+            workflow: Some("issues".into()),
+            ..RunFilter::default()
+        })
+        .expect("runs");
+    assert_eq!(recorded.len(), 3);
+}
+
+#[tokio::test]
+async fn a_failing_poll_backs_off_and_honours_retry_after_without_holding_up_others() {
+    let fake = FakeGithub::default();
+    let addr = serve(fake.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let every_second = json!({"frequency": "Second", "interval": 1, "startTime": "2026-01-01T00:00:00Z"});
+    write_project(
+        dir.path(),
+        Some(addr),
+        &[
+            ("issues", polling_workflow(every_second.clone())),
+            ("steady", recurrence_workflow(every_second)),
+        ],
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine);
+    let state = || {
+        db.trigger_state("issues", "When_an_issue_is_opened")
+            .expect("state")
+            .expect("stored")
+    };
+
+    assert_eq!(
+        tick(&scheduler, T0).await.len(),
+        1,
+        "steady fires; issues records its cursor"
+    );
+    assert_eq!(fake.list_count(), 1);
+
+    fake.fail_next(429, Some(120));
+    assert_eq!(
+        tick(&scheduler, T0 + SECOND).await.len(),
+        1,
+        "steady is not held up"
+    );
+    assert_eq!(fake.list_count(), 2);
+    let throttled = state();
+    assert_eq!(throttled.failures, 1);
+    assert_eq!(
+        throttled.next_at,
+        Some(T0 + SECOND + 120 * SECOND),
+        "Retry-After: 120"
+    );
+    assert!(
+        throttled
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("rate limited")),
+        "{:?}",
+        throttled.last_error
+    );
+    assert_eq!(tick(&scheduler, T0 + 60 * SECOND).await.len(), 1);
+    assert_eq!(fake.list_count(), 2, "no poll inside Retry-After");
+    tick(&scheduler, T0 + 121 * SECOND).await;
+    assert_eq!(fake.list_count(), 3);
+    assert_eq!(state().failures, 0, "a good poll clears the failures");
+
+    // Server errors back off 5 s, then 10 s.
+    fake.fail_next(500, None);
+    fake.fail_next(500, None);
+    tick(&scheduler, T0 + 122 * SECOND).await;
+    assert_eq!(state().next_at, Some(T0 + 127 * SECOND));
+    tick(&scheduler, T0 + 126 * SECOND).await;
+    assert_eq!(fake.list_count(), 4, "backing off");
+    tick(&scheduler, T0 + 127 * SECOND).await;
+    assert_eq!((fake.list_count(), state().failures), (5, 2));
+    assert_eq!(state().next_at, Some(T0 + 137 * SECOND));
+    tick(&scheduler, T0 + 137 * SECOND).await;
+    assert_eq!((fake.list_count(), state().failures), (6, 0));
+}
