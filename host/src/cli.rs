@@ -272,6 +272,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = crate::server::ServerConfig {
                 response_timeout: std::time::Duration::from_secs(response_timeout),
                 grace_period: std::time::Duration::from_secs(grace_period),
+                ..crate::server::ServerConfig::default()
             };
             return workflow::serve(&project, listen, db.as_deref(), config, &cache).await;
         }

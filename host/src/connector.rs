@@ -85,6 +85,10 @@ pub struct PollOutput {
 }
 
 impl Connector {
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     pub(crate) fn new(
         runtime: Runtime,
         pre: PluginPre<SandboxState>,
@@ -403,6 +407,14 @@ impl Connection {
         let log = state.host.log.finish(&redactor);
         drop(store);
         emit_log(self, operation, &log);
+        runtime.metrics().invocation(
+            self.connector.manifest().id.as_str(),
+            match kind {
+                OperationKind::Action => "invoke",
+                OperationKind::Trigger => "poll",
+            },
+            result.as_ref().map_or_else(InvokeError::kind, |_| "ok"),
+        );
         Invocation {
             result,
             log,

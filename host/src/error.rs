@@ -121,6 +121,28 @@ pub enum InvokeError {
 }
 
 impl InvokeError {
+    /// A short, fixed name for the kind of failure, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InvokeError::UnknownOperation { .. } => "unknown_operation",
+            InvokeError::InvalidInput { .. } => "invalid_input",
+            InvokeError::Connector(e) => match e {
+                ConnectorError::InvalidInput { .. } => "connector_invalid_input",
+                ConnectorError::Unauthorized { .. } => "connector_unauthorized",
+                ConnectorError::NotFound { .. } => "connector_not_found",
+                ConnectorError::RateLimited { .. } => "connector_rate_limited",
+                ConnectorError::Transient { .. } => "connector_transient",
+                ConnectorError::Permanent { .. } => "connector_permanent",
+            },
+            InvokeError::DeadlineExceeded(_) => "deadline_exceeded",
+            InvokeError::MemoryLimit(_) => "memory_limit",
+            InvokeError::OutputTooLarge { .. } => "output_too_large",
+            InvokeError::InvalidOutput(_) => "invalid_output",
+            InvokeError::Trap(_) => "trap",
+            InvokeError::Host(_) => "host",
+        }
+    }
+
     /// Whether retrying the same call may succeed: transient and rate-limited connector
     /// errors and deadline overruns.
     pub fn is_retryable(&self) -> bool {

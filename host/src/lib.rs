@@ -47,6 +47,7 @@ pub mod host_pattern;
 pub mod ids;
 pub mod limits;
 pub mod manifest;
+pub mod metrics;
 mod runtime;
 mod sandbox;
 pub mod secrets;

@@ -64,6 +64,7 @@ pub(crate) struct RuntimeInner {
     configuration_hash: String,
     pub(crate) name_lookup: Arc<dyn NameLookup>,
     loaded: Mutex<HashMap<String, Connector>>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for RuntimeInner {
@@ -97,6 +98,7 @@ impl Runtime {
         let cache = config.cache_dir.as_deref().map(ArtifactCache::open).transpose()?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
+                metrics: Arc::default(),
                 configuration_hash: crate::engine::configuration_hash(&engine),
                 engine,
                 linker,
@@ -110,6 +112,11 @@ impl Runtime {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The metrics of this runtime and of the engines built on it.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
     }
 
     /// Loads a connector from a file.
@@ -346,6 +353,8 @@ impl Runtime {
             deadline,
             http_requests: 0,
             limits: limits.clone(),
+            metrics: self.inner.metrics.clone(),
+            _instance: self.inner.metrics.instance(),
         };
         let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));
         store.limiter(|state| &mut state.limiter);

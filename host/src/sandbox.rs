@@ -136,12 +136,17 @@ pub(crate) struct ConnectorHost {
     pub(crate) deadline: Instant,
     pub(crate) http_requests: u32,
     pub(crate) limits: Arc<Limits>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// Counts this store in `cordon_live_instances` while it lives.
+    pub(crate) _instance: crate::metrics::LiveInstance,
 }
 
 impl ConnectorHost {
     fn deny(&self, mut denial: Denial) -> String {
         denial.asked = self.redactor.redact(&denial.asked);
         audit::denied(self.grant.connector(), self.grant.connection(), &denial);
+        self.metrics
+            .denial(self.grant.connector().as_str(), denial.kind.as_str());
         denial.to_string()
     }
 

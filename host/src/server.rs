@@ -1,4 +1,4 @@
-//! `cordon serve`: request triggers and the management API over HTTP.
+//! `cordon serve`: request triggers, the management API and metrics over HTTP.
 //!
 //! Request triggers live at `POST /api/{workflow}/triggers/{trigger}/invoke?sig=SIG`, in the
 //! manner of Logic Apps callback URLs: `SIG` is an HMAC-SHA256 of `workflow/trigger` under the
@@ -6,22 +6,28 @@
 //! the trigger it was issued for; `cordon workflows callback-url` prints it. A run is recorded
 //! before the caller gets any answer, so an accepted request is never lost: a workflow with a
 //! `Response` action answers with it (or `202` with the run id when the run outlasts
-//! [`ServerConfig::response_timeout`]); one without answers `202` at once.
+//! [`ServerConfig::response_timeout`]); one without answers `202` at once. A disabled
+//! workflow answers `409`; one whose concurrency limit has no room for another waiting run
+//! answers `429` with `Retry-After`.
 //!
-//! The management API (JSON): `GET /management/workflows`, `GET /management/runs?workflow=&status=&limit=`,
-//! `GET /management/runs/{id}` (the same data as `cordon runs show --json`),
-//! `POST /management/runs/{id}/resubmit`, and `GET /healthz`.
+//! The management API (JSON), every route behind `Authorization: Bearer KEY` with the
+//! project's management key (`.cordon/management-key`, made on first use):
+//! - `GET /management/workflows`, `POST /management/workflows/{name}/enable|disable`;
+//! - `GET /management/runs?workflow=&status=&limit=`, `GET /management/runs/{id}` (the same
+//!   data as `cordon runs show --json`), `POST /management/runs/{id}/resubmit|cancel`;
+//! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 //!
-//! Not yet here (see the open issue): recurrence and polling triggers, run concurrency limits,
-//! cancel, enable/disable, metrics, and the management API's authentication, so bind it to
-//! loopback.
+//! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
+//! answers) need no key, for load balancers and orchestrators.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -30,8 +36,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
-use crate::db::{RunFilter, Status};
+use crate::db::{CancelOutcome, RunFilter, Status};
 use crate::workflow::Engine;
+use crate::workflow::admission::Busy;
 use crate::workflow::definition::{ActionKind, TriggerKind, all_actions};
 use crate::workflow::project::Project;
 
@@ -42,6 +49,9 @@ pub struct ServerConfig {
     pub response_timeout: Duration,
     /// How long runs in flight get to finish when the server stops.
     pub grace_period: Duration,
+    /// Whether the server takes work: `/readyz` answers 503 once this is false (set it when
+    /// shutting down). Starts true.
+    pub ready: Arc<AtomicBool>,
 }
 
 impl Default for ServerConfig {
@@ -49,7 +59,25 @@ impl Default for ServerConfig {
         ServerConfig {
             response_timeout: Duration::from_secs(120),
             grace_period: Duration::from_secs(30),
+            ready: Arc::new(AtomicBool::new(true)),
         }
+    }
+}
+
+/// 32 random bytes kept as hex in a file of the project, made on first use.
+fn project_key(project: &Project, file: &str) -> anyhow::Result<Vec<u8>> {
+    match project.dir.read_to_string(file) {
+        Ok(text) => hex::decode(text.trim()).map_err(|e| {
+            anyhow::anyhow!("{file} in the project is not hex ({e}); delete it to make a new key")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no random source for {file}: {e}"))?;
+            project.dir.create_dir_all(".cordon")?;
+            project.dir.write(file, hex::encode(key))?;
+            Ok(key.to_vec())
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read {file} in the project: {e}")),
     }
 }
 
@@ -63,24 +91,10 @@ impl std::fmt::Debug for TriggerKey {
     }
 }
 
-const KEY_FILE: &str = ".cordon/trigger-key";
-
 impl TriggerKey {
-    /// The project's key, created (32 random bytes) on first use.
+    /// The project's key (`.cordon/trigger-key`); replacing it invalidates every callback URL.
     pub fn for_project(project: &Project) -> anyhow::Result<TriggerKey> {
-        match project.dir.read_to_string(KEY_FILE) {
-            Ok(text) => Ok(TriggerKey(hex::decode(text.trim()).map_err(|e| {
-                anyhow::anyhow!("{KEY_FILE} in the project is not hex ({e}); delete it to make a new key (old callback URLs stop working)")
-            })?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no random source for the trigger key: {e}"))?;
-                project.dir.create_dir_all(".cordon")?;
-                project.dir.write(KEY_FILE, hex::encode(key))?;
-                Ok(TriggerKey(key.to_vec()))
-            }
-            Err(e) => Err(anyhow::anyhow!("cannot read {KEY_FILE} in the project: {e}")),
-        }
+        project_key(project, ".cordon/trigger-key").map(TriggerKey)
     }
 
     fn mac(&self, workflow: &str, trigger: &str) -> Hmac<Sha256> {
@@ -103,6 +117,40 @@ impl TriggerKey {
     }
 }
 
+/// The bearer token of the management API and `/metrics`.
+#[derive(Clone)]
+pub struct ManagementKey(String);
+
+impl std::fmt::Debug for ManagementKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManagementKey(<redacted>)")
+    }
+}
+
+/// Where the management key is kept, relative to the project.
+pub const MANAGEMENT_KEY_FILE: &str = ".cordon/management-key";
+
+impl ManagementKey {
+    /// The project's key (`.cordon/management-key`).
+    pub fn for_project(project: &Project) -> anyhow::Result<ManagementKey> {
+        project_key(project, MANAGEMENT_KEY_FILE).map(|k| ManagementKey(hex::encode(k)))
+    }
+
+    /// The token to send as `Authorization: Bearer TOKEN`.
+    pub fn token(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with an `Authorization` header value.
+    fn admits(&self, header: Option<&str>) -> bool {
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let (a, b) = (token.trim().as_bytes(), self.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
 /// The callback URL of a request trigger under `base` (such as `http://127.0.0.1:7071`).
 pub fn callback_url(base: &str, key: &TriggerKey, workflow: &str, trigger: &str) -> String {
     format!(
@@ -112,24 +160,154 @@ pub fn callback_url(base: &str, key: &TriggerKey, workflow: &str, trigger: &str)
     )
 }
 
+/// The keys the server checks.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub trigger: TriggerKey,
+    pub management: ManagementKey,
+}
+
+impl Keys {
+    pub fn for_project(project: &Project) -> anyhow::Result<Keys> {
+        Ok(Keys {
+            trigger: TriggerKey::for_project(project)?,
+            management: ManagementKey::for_project(project)?,
+        })
+    }
+}
+
 #[derive(Debug)]
 struct ServerState {
     engine: Engine,
-    key: TriggerKey,
+    keys: Keys,
     config: ServerConfig,
 }
 
 /// The server's routes, built without a socket so tests and embedders can mount them.
-pub fn router(engine: Engine, key: TriggerKey, config: ServerConfig) -> Router {
-    let state = Arc::new(ServerState { engine, key, config });
-    Router::new()
-        .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
+pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
+    let state = Arc::new(ServerState { engine, keys, config });
+    let managed = Router::new()
         .route("/management/workflows", get(list_workflows))
+        .route("/management/workflows/{name}/enable", post(enable_workflow))
+        .route("/management/workflows/{name}/disable", post(disable_workflow))
         .route("/management/runs", get(list_runs))
         .route("/management/runs/{id}", get(show_run))
         .route("/management/runs/{id}/resubmit", post(resubmit))
+        .route("/management/runs/{id}/cancel", post(cancel))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_management_key,
+        ));
+    Router::new()
+        .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .merge(managed)
         .with_state(state)
+}
+
+async fn require_management_key(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    if !state.keys.management.admits(header) {
+        tracing::warn!(
+            target: "cordon::audit",
+            event = "management_denied",
+            path = request.uri().path(),
+            "management request without a valid key"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer")],
+            Json(json!({"error": {"message": format!("send Authorization: Bearer KEY with the key in the project's {MANAGEMENT_KEY_FILE}")}})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(state): State<Arc<ServerState>>) -> Response {
+    if !state.config.ready.load(Ordering::SeqCst) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match state.engine.db().list_runs(&RunFilter {
+        limit: Some(1),
+        ..RunFilter::default()
+    }) {
+        Ok(_) => "ready".into_response(),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the run history does not answer: {e}"),
+        ),
+    }
+}
+
+async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
+    let metrics = state.engine.metrics();
+    metrics.set_runs_in_flight(state.engine.in_flight());
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+async fn enable_workflow(State(state): State<Arc<ServerState>>, Path(name): Path<String>) -> Response {
+    set_enabled(&state, &name, true)
+}
+
+async fn disable_workflow(State(state): State<Arc<ServerState>>, Path(name): Path<String>) -> Response {
+    set_enabled(&state, &name, false)
+}
+
+fn set_enabled(state: &ServerState, name: &str, enabled: bool) -> Response {
+    if !state.engine.workflows().any(|w| w.name == name) {
+        return problem(StatusCode::NOT_FOUND, format!("no workflow {name:?}"));
+    }
+    match state.engine.set_enabled(name, enabled) {
+        Ok(()) => {
+            tracing::info!(workflow = name, enabled, "workflow state changed");
+            Json(json!({"name": name, "enabled": enabled})).into_response()
+        }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
+async fn cancel(State(state): State<Arc<ServerState>>, Path(id): Path<String>) -> Response {
+    match state.engine.cancel(&id) {
+        Ok(CancelOutcome::Cancelled) => Json(json!({"runId": id, "status": "Cancelled"})).into_response(),
+        Ok(CancelOutcome::AlreadyEnded(status)) => problem(
+            StatusCode::CONFLICT,
+            format!("run {id} already ended {status}; only unfinished runs can be cancelled"),
+        ),
+        Err(e) if is_no_such_run(&e) => problem(StatusCode::NOT_FOUND, format!("no run {id:?}")),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
+fn is_no_such_run(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::db::DbError>()
+        .is_some_and(|d| matches!(d, crate::db::DbError::NoSuchRun(_)))
+}
+
+/// 429 for a workflow whose concurrency limit has no room.
+fn busy(e: &Busy) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", "1")],
+        Json(json!({"error": {"code": "WorkflowBusy", "message": e.to_string()}})),
+    )
+        .into_response()
 }
 
 fn problem(status: StatusCode, message: impl Into<String>) -> Response {
@@ -154,7 +332,7 @@ async fn invoke(
     if !query
         .sig
         .as_deref()
-        .is_some_and(|sig| state.key.verify(&workflow, &trigger, sig))
+        .is_some_and(|sig| state.keys.trigger.verify(&workflow, &trigger, sig))
     {
         return problem(
             StatusCode::UNAUTHORIZED,
@@ -174,6 +352,18 @@ async fn invoke(
             format!("workflow {workflow:?} has no request trigger {trigger:?}"),
         );
     };
+    match state.engine.is_enabled(&workflow) {
+        Ok(true) => {}
+        Ok(false) => {
+            return problem(
+                StatusCode::CONFLICT,
+                format!(
+                    "workflow {workflow:?} is disabled; enable it with POST /management/workflows/{workflow}/enable"
+                ),
+            );
+        }
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
     if let Some(wanted) = trigger_definition.inputs.get("method").and_then(Value::as_str)
         && !wanted.eq_ignore_ascii_case(method.as_str())
     {
@@ -230,11 +420,15 @@ async fn invoke(
             )
         })
         .collect();
-    let run = match state
-        .engine
-        .accept(&workflow, json!({"headers": header_map, "body": body}))
-    {
+    let run = match state.engine.accept_from(
+        &workflow,
+        Some(&trigger),
+        json!({"headers": header_map, "body": body}),
+    ) {
         Ok(run) => run,
+        Err(e) if e.downcast_ref::<Busy>().is_some() => {
+            return busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()));
+        }
         Err(e) => {
             return problem(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -341,7 +535,8 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                     json!({"name": t.name, "type": kind})
                 })
                 .collect();
-            json!({"name": w.name, "stateful": w.stateful, "triggers": triggers, "actions": all_actions(&w.actions).len()})
+            let enabled = state.engine.is_enabled(&w.name).unwrap_or(true);
+            json!({"name": w.name, "enabled": enabled, "stateful": w.stateful, "triggers": triggers, "actions": all_actions(&w.actions).len()})
         })
         .collect();
     Json(json!({"workflows": workflows}))
@@ -359,7 +554,9 @@ async fn list_runs(State(state): State<Arc<ServerState>>, Query(query): Query<Ru
         Some((text, None)) => {
             return problem(
                 StatusCode::BAD_REQUEST,
-                format!("status {text:?} is not one of Running, Succeeded, Failed, Cancelled, TimedOut"),
+                format!(
+                    "status {text:?} is not one of Waiting, Running, Succeeded, Failed, Cancelled, TimedOut"
+                ),
             );
         }
         Some((_, status)) => status,
@@ -414,11 +611,9 @@ async fn resubmit(State(state): State<Arc<ServerState>>, Path(id): Path<String>)
             });
             accepted(&run_id)
         }
-        Err(e)
-            if e.downcast_ref::<crate::db::DbError>()
-                .is_some_and(|d| matches!(d, crate::db::DbError::NoSuchRun(_))) =>
-        {
-            problem(StatusCode::NOT_FOUND, format!("no run {id:?}"))
+        Err(e) if is_no_such_run(&e) => problem(StatusCode::NOT_FOUND, format!("no run {id:?}")),
+        Err(e) if e.downcast_ref::<Busy>().is_some() => {
+            busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }

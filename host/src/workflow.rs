@@ -252,6 +252,11 @@ impl Engine {
         &self.shared.db
     }
 
+    /// The metrics this engine (and its runtime) records.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.shared.metrics
+    }
+
     /// Starts a run of `workflow` with `trigger_body` and runs it to its end.
     pub async fn run(&self, workflow: &str, trigger_body: Value) -> anyhow::Result<RunRecord> {
         let run = self.accept(workflow, serde_json::json!({"headers": {}, "body": trigger_body}))?;

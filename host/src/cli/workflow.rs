@@ -512,7 +512,7 @@ pub async fn serve(
         RunEvent::ActionStarted { .. } => {}
     }));
     let engine = Engine::open(&project, &runtime(cache)?, options).await?;
-    let key = crate::server::TriggerKey::for_project(&project)?;
+    let keys = crate::server::Keys::for_project(&project)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
@@ -527,11 +527,16 @@ pub async fn serve(
                 "{} {}: {}",
                 workflow.name,
                 trigger.name,
-                crate::server::callback_url(&base, &key, &workflow.name, &trigger.name)
+                crate::server::callback_url(&base, &keys.trigger, &workflow.name, &trigger.name)
             );
         }
     }
-    tracing::info!(%base, history = db.location(), "serving");
+    tracing::info!(
+        %base,
+        history = db.location(),
+        management_key = %project.root.join(crate::server::MANAGEMENT_KEY_FILE).display(),
+        "serving"
+    );
 
     // Runs a previous process left unfinished go on in the background.
     let resumer = engine.clone();
@@ -551,7 +556,8 @@ pub async fn serve(
     let scheduled = scheduler.spawn(stop.clone());
 
     let grace = config.grace_period;
-    let app = crate::server::router(engine.clone(), key, config);
+    let ready = config.ready.clone();
+    let app = crate::server::router(engine.clone(), keys, config);
     let http = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -569,6 +575,7 @@ pub async fn serve(
         grace_s = grace.as_secs(),
         "stopping"
     );
+    ready.store(false, std::sync::atomic::Ordering::SeqCst);
     stop.cancel();
     let _ = scheduled.await;
     let left = engine.drain(grace).await;

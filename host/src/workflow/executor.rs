@@ -127,6 +127,8 @@ pub struct EngineShared {
     pub clock: Arc<dyn Clock>,
     pub lease_owner: String,
     pub observer: Option<Observer>,
+    /// The runtime's metrics (the connections all share one runtime).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for EngineShared {
@@ -387,6 +389,7 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         error.as_ref(),
         engine.clock.now_ms(),
     )?;
+    engine.metrics.run_finished(&run.workflow, status.as_str());
     engine.emit(RunEvent::RunFinished {
         run_id: run.id.clone(),
         status,
@@ -758,12 +761,19 @@ fn run_action<'a>(
         live.inputs = Some(inputs);
         live.outputs = Some(outputs);
         run.state().records.insert(path.clone(), live);
+        let duration = Duration::from_millis(ended_at.saturating_sub(started_at) as u64);
+        run.engine.metrics.action_finished(
+            &run.plan.workflow.name,
+            &record.kind,
+            record.status.as_str(),
+            duration.as_secs_f64(),
+        );
         run.engine.emit(RunEvent::ActionFinished {
             run_id: run.run_id.clone(),
             path,
             status: record.status,
             attempts,
-            duration: Duration::from_millis(ended_at.saturating_sub(started_at) as u64),
+            duration,
             error: record
                 .error
                 .as_ref()
@@ -797,6 +807,7 @@ pub fn shared(
     observer: Option<Observer>,
 ) -> EngineShared {
     EngineShared {
+        metrics: http.connector().runtime().metrics().clone(),
         plans: project
             .workflows
             .iter()

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cordon_host::db::{Db, Status};
-use cordon_host::server::{ServerConfig, TriggerKey, callback_url, router};
+use cordon_host::server::{Keys, ServerConfig, TriggerKey, callback_url, router};
 use cordon_host::workflow::project::Project;
 use cordon_tests::{serve, workflow_engine};
 use serde_json::{Value, json};
@@ -11,6 +11,23 @@ use serde_json::{Value, json};
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
+/// A client that sends the management key with every request.
+fn operator(keys: &Keys) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", keys.management.token())
+            .parse()
+            .expect("header"),
+    );
+    reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 fn parse(text: &str) -> Value {
@@ -91,12 +108,13 @@ async fn request_triggers_and_the_management_api() {
                            "Reply": {"type": "Response", "inputs": {"statusCode": 200}, "runAfter": {"Pause": ["Succeeded"]}}}}),
     );
     let (engine, db, _clock) = workflow_engine(dir.path()).await;
-    let key = TriggerKey::for_project(&Project::open(dir.path()).expect("project")).expect("key");
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let key = keys.trigger.clone();
     let config = ServerConfig {
         response_timeout: Duration::from_millis(200),
         ..ServerConfig::default()
     };
-    let addr = serve(router(engine, key.clone(), config)).await;
+    let addr = serve(router(engine, keys.clone(), config)).await;
     let base = format!("http://{addr}");
     let http = client();
 
@@ -172,7 +190,25 @@ async fn request_triggers_and_the_management_api() {
         .expect("call");
     assert_eq!(slow.status(), 202);
 
-    // Management API.
+    // Management API: only with the management key.
+    assert_eq!(
+        http.get(format!("{base}/management/workflows"))
+            .send()
+            .await
+            .expect("call")
+            .status(),
+        401
+    );
+    assert_eq!(
+        http.get(format!("{base}/metrics"))
+            .header("authorization", "Bearer wrong")
+            .send()
+            .await
+            .expect("call")
+            .status(),
+        401
+    );
+    let http = operator(&keys);
     let workflows: Value = get_json(&http, format!("{base}/management/workflows")).await;
     assert_eq!(workflows["workflows"].as_array().map(Vec::len), Some(3));
     let runs: Value = get_json(
@@ -243,4 +279,172 @@ fn a_signature_is_bound_to_its_workflow_and_trigger() {
     assert!(!key.verify("b", "manual", &sig));
     assert!(!key.verify("a", "other", &sig));
     assert!(!key.verify("a", "manual", "not-hex"));
+}
+
+/// A server whose `/hold` requests wait until the test lets them go (bounded at 20 s).
+#[derive(Clone)]
+struct Gate {
+    open: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            open: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+
+    fn router(&self) -> axum::Router {
+        let gate = self.clone();
+        axum::Router::new().route(
+            "/hold",
+            axum::routing::get(move || {
+                let gate = gate.clone();
+                async move {
+                    match tokio::time::timeout(Duration::from_secs(20), gate.open.acquire()).await {
+                        Ok(Ok(permit)) => {
+                            permit.forget();
+                            "released"
+                        }
+                        _ => "timed out",
+                    }
+                }
+            }),
+        )
+    }
+
+    fn release(&self, count: usize) {
+        self.open.add_permits(count);
+    }
+}
+
+async fn status_of(db: &impl Db, run_id: &str, wanted: Status) {
+    for _ in 0..250 {
+        if db.run(run_id).expect("run").status == wanted {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "run {run_id} is {} and never became {wanted}",
+        db.run(run_id).expect("run").status
+    );
+}
+
+fn run_id_of(text: &str) -> String {
+    parse(text)["runId"].as_str().expect("runId").to_owned()
+}
+
+#[tokio::test]
+async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
+    let gate = Gate::new();
+    let held = serve(gate.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{held}")]}}}).to_string(),
+    )
+    .expect("connections.json");
+    write(
+        dir.path(),
+        "queue",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http",
+                "runtimeConfiguration": {"concurrency": {"runs": 1, "maximumWaitingRuns": 1}}}},
+            "actions": {"Hold": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{held}/hold")}}}
+        }),
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let base = format!("http://{addr}");
+    let url = callback_url(&base, &keys.trigger, "queue", "manual");
+    let http = client();
+    let ops = operator(&keys);
+    let post = |url: String| {
+        let http = http.clone();
+        async move {
+            let response = http.post(url).send().await.expect("call");
+            let status = response.status().as_u16();
+            (status, response.text().await.expect("body"))
+        }
+    };
+
+    // One runs, one waits, the third is refused.
+    let (code, body) = post(url.clone()).await;
+    assert_eq!(code, 202);
+    let first = run_id_of(&body);
+    status_of(db.as_ref(), &first, Status::Running).await;
+    let (code, body) = post(url.clone()).await;
+    assert_eq!(code, 202);
+    let second = run_id_of(&body);
+    assert_eq!(db.run(&second).expect("run").status, Status::Waiting);
+    let (code, body) = post(url.clone()).await;
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("runtimeConfiguration.concurrency"), "{body}");
+
+    // Cancel the running one: the waiting one takes its slot.
+    let cancelled = ops
+        .post(format!("{base}/management/runs/{first}/cancel"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(cancelled.status(), 200);
+    status_of(db.as_ref(), &first, Status::Cancelled).await;
+    let hold = db.actions(&first, false).expect("actions");
+    assert_eq!(
+        hold[0].status,
+        Status::Cancelled,
+        "the action in flight is cancelled too"
+    );
+    status_of(db.as_ref(), &second, Status::Running).await;
+    let again = ops
+        .post(format!("{base}/management/runs/{first}/cancel"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(again.status(), 409, "an ended run cannot be cancelled");
+    gate.release(1);
+    status_of(db.as_ref(), &second, Status::Succeeded).await;
+
+    // Disabled workflows refuse requests with 409 until enabled again.
+    let disabled = ops
+        .post(format!("{base}/management/workflows/queue/disable"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(disabled.status(), 200);
+    let listed = get_json(&ops, format!("{base}/management/workflows")).await;
+    assert_eq!(listed["workflows"][0]["enabled"], false);
+    let (code, body) = post(url.clone()).await;
+    assert_eq!(code, 409, "{body}");
+    ops.post(format!("{base}/management/workflows/queue/enable"))
+        .send()
+        .await
+        .expect("call");
+    gate.release(1);
+    let (code, body) = post(url.clone()).await;
+    assert_eq!(code, 202);
+    status_of(db.as_ref(), &run_id_of(&body), Status::Succeeded).await;
+
+    // Readiness without a key; metrics with one.
+    let ready = http.get(format!("{base}/readyz")).send().await.expect("call");
+    assert_eq!(ready.status(), 200);
+    let metrics = ops
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("call")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "cordon_runs_total{workflow=\"queue\",status=\"Succeeded\"}",
+        "cordon_runs_in_flight 0",
+        "cordon_action_duration_seconds_count{workflow=\"queue\",type=\"Http\",status=\"Succeeded\"} 2",
+        "cordon_connector_invocations_total{connector=\"http\",call=\"invoke\",outcome=\"ok\"}",
+        "cordon_live_instances",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
 }
