@@ -390,3 +390,6 @@ fn validate_fails_with_located_problems() {
     );
     assert!(out.contains("add takes 2 arguments, got 1"), "{out}");
 }
+
+#[path = "cli/serve.rs"]
+mod serve;
