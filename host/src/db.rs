@@ -199,6 +199,17 @@ pub enum DbError {
     NoSuchRun(String),
 }
 
+/// An action's final record, as [`Db::actions_finished`] and [`Db::finish_run`] write it.
+#[derive(Debug, Clone)]
+pub struct FinishedAction {
+    pub record: ActionRecord,
+    /// The attempt that ended the action; `None` for a skipped action.
+    pub last_attempt: Option<AttemptRecord>,
+    /// For an action with secure inputs or outputs: the real values (`inputs`, `outputs`),
+    /// kept out of `record` and stored only until the run ends.
+    pub secure_state: Option<(Value, Value)>,
+}
+
 /// What [`Db::cancel_run`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -214,7 +225,9 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError>;
     /// Ends an unfinished run as `Cancelled`, with its unfinished actions and child runs.
     fn cancel_run(&self, run_id: &str, now: i64) -> Result<CancelOutcome, DbError>;
-    /// Only an unfinished run changes: a run cancelled meanwhile stays cancelled.
+    /// Ends the run, together with the final records of its actions that were not written yet
+    /// (see [`FinishedAction`]), in one transaction. Only an unfinished run changes: a run
+    /// cancelled meanwhile stays cancelled, and the answer is then `false`.
     fn finish_run(
         &self,
         run_id: &str,
@@ -222,7 +235,8 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         response: Option<&Value>,
         error: Option<&Value>,
         ended_at: i64,
-    ) -> Result<(), DbError>;
+        last_actions: &[FinishedAction],
+    ) -> Result<bool, DbError>;
     fn run(&self, run_id: &str) -> Result<RunRecord, DbError>;
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError>;
 
@@ -243,14 +257,9 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// Records one finished attempt that will be retried; the action's attempt count moves to
     /// the next attempt.
     fn attempt_finished(&self, run_id: &str, path: &str, attempt: &AttemptRecord) -> Result<(), DbError>;
-    /// Records the action's final state and its last attempt, in one transaction. For secure
-    /// actions, inputs and outputs are kept only until the run finishes.
-    fn action_finished(
-        &self,
-        record: &ActionRecord,
-        last_attempt: Option<&AttemptRecord>,
-        secure_state: Option<(&Value, &Value)>,
-    ) -> Result<(), DbError>;
+    /// Records the final state of each action and its last attempt, all in one transaction.
+    /// For secure actions, inputs and outputs are kept only until the run finishes.
+    fn actions_finished(&self, finished: &[FinishedAction]) -> Result<(), DbError>;
     /// Every action record of a run in start order, with secure state filled in while the run
     /// is unfinished when `with_secure_state` is set (for resuming; never for display).
     fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError>;

@@ -20,6 +20,7 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
 //! answers) need no key, for load balancers and orchestrators.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,8 +40,9 @@ use sha2::Sha256;
 use crate::db::{CancelOutcome, RunFilter, Status};
 use crate::workflow::Engine;
 use crate::workflow::admission::Busy;
-use crate::workflow::definition::{ActionKind, TriggerKind, all_actions};
+use crate::workflow::definition::{ActionKind, Trigger, TriggerKind, all_actions};
 use crate::workflow::project::Project;
+use crate::workflow::relative_path::RelativePath;
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -151,13 +153,29 @@ impl ManagementKey {
     }
 }
 
-/// The callback URL of a request trigger under `base` (such as `http://127.0.0.1:7071`).
-pub fn callback_url(base: &str, key: &TriggerKey, workflow: &str, trigger: &str) -> String {
+/// The callback URL of a request trigger under `base` (such as `http://127.0.0.1:7071`). With a
+/// `relativePath`, the URL shows its template (`…/invoke/orders/{id}?sig=…`); callers fill in
+/// the parameters. The signature covers the workflow and trigger, not the path.
+pub fn callback_url(
+    base: &str,
+    key: &TriggerKey,
+    workflow: &str,
+    trigger: &str,
+    relative_path: Option<&RelativePath>,
+) -> String {
+    let path = relative_path.map(|p| format!("/{p}")).unwrap_or_default();
     format!(
-        "{}/api/{workflow}/triggers/{trigger}/invoke?sig={}",
+        "{}/api/{workflow}/triggers/{trigger}/invoke{path}?sig={}",
         base.trim_end_matches('/'),
         key.signature(workflow, trigger)
     )
+}
+
+/// The callback URL of `trigger` of `workflow`, with its `relativePath` template if it has one
+/// (an invalid one, which validation reports, is left out).
+pub fn trigger_callback_url(base: &str, key: &TriggerKey, workflow: &str, trigger: &Trigger) -> String {
+    let path = RelativePath::of(trigger).ok().flatten();
+    callback_url(base, key, workflow, &trigger.name, path.as_ref())
 }
 
 /// The keys the server checks.
@@ -201,6 +219,7 @@ pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
         ));
     Router::new()
         .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
+        .route("/api/{workflow}/triggers/{trigger}/invoke/{*path}", any(invoke))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(managed)
@@ -314,23 +333,54 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": {"message": message.into()}}))).into_response()
 }
 
-#[derive(Debug, Deserialize)]
-struct InvokeQuery {
-    sig: Option<String>,
-}
-
+/// Both callback routes: `…/invoke` and `…/invoke/{*path}` for triggers with a
+/// `relativePath`.
 async fn invoke(
     State(state): State<Arc<ServerState>>,
-    Path((workflow, trigger)): Path<(String, String)>,
-    Query(query): Query<InvokeQuery>,
+    Path(mut segments): Path<HashMap<String, String>>,
+    Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let request = TriggerRequest {
+        workflow: segments.remove("workflow").unwrap_or_default(),
+        trigger: segments.remove("trigger").unwrap_or_default(),
+        path: segments.remove("path"),
+        query,
+        method,
+        headers,
+        body,
+    };
+    invoke_trigger(state, request).await
+}
+
+/// A call to a request trigger's callback URL.
+struct TriggerRequest {
+    workflow: String,
+    trigger: String,
+    /// What follows `/invoke/`, percent-decoded.
+    path: Option<String>,
+    query: HashMap<String, String>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Response {
+    let TriggerRequest {
+        workflow,
+        trigger,
+        path,
+        mut query,
+        method,
+        headers,
+        body,
+    } = request;
     // Check the signature before saying anything about the workflow, so an unsigned caller
     // cannot probe which workflows exist.
-    if !query
-        .sig
+    let sig = query.remove("sig");
+    if !sig
         .as_deref()
         .is_some_and(|sig| state.keys.trigger.verify(&workflow, &trigger, sig))
     {
@@ -364,6 +414,34 @@ async fn invoke(
         }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
+    let relative_path_parameters = match (RelativePath::of(trigger_definition), path.as_deref()) {
+        (Ok(None), None) => Map::new(),
+        (Ok(Some(template)), Some(actual)) => match template.matches(actual) {
+            Some(parameters) => parameters,
+            None => {
+                return problem(
+                    StatusCode::NOT_FOUND,
+                    format!("the path {actual:?} does not match this trigger's relativePath {template:?}"),
+                );
+            }
+        },
+        (Ok(Some(template)), None) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "this trigger expects a path after /invoke/ of the form {:?}",
+                    template.to_string()
+                ),
+            );
+        }
+        (Ok(None), Some(_)) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                "this trigger has no relativePath; call its URL without a path after /invoke",
+            );
+        }
+        (Err(e), _) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
     if let Some(wanted) = trigger_definition.inputs.get("method").and_then(Value::as_str)
         && !wanted.eq_ignore_ascii_case(method.as_str())
     {
@@ -420,11 +498,18 @@ async fn invoke(
             )
         })
         .collect();
-    let run = match state.engine.accept_from(
-        &workflow,
-        Some(&trigger),
-        json!({"headers": header_map, "body": body}),
-    ) {
+    // As in Logic Apps, `queries` and `relativePathParameters` appear only when there are any.
+    let mut trigger_outputs = json!({"headers": header_map, "body": body});
+    if !query.is_empty() {
+        trigger_outputs["queries"] = json!(query);
+    }
+    if path.is_some() {
+        trigger_outputs["relativePathParameters"] = Value::Object(relative_path_parameters);
+    }
+    let run = match state
+        .engine
+        .accept_from(&workflow, Some(&trigger), trigger_outputs)
+    {
         Ok(run) => run,
         Err(e) if e.downcast_ref::<Busy>().is_some() => {
             return busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()));

@@ -31,6 +31,7 @@ pub mod duration;
 pub mod executor;
 pub mod project;
 pub mod recurrence;
+pub mod relative_path;
 pub mod retry;
 pub mod scheduler;
 pub mod validate;
@@ -181,9 +182,21 @@ struct Control {
     live: Mutex<HashMap<String, CancellationToken>>,
     /// Woken whenever a live run ends, for shutdown to wait on.
     ended: tokio::sync::Notify,
+    /// Whether each workflow is enabled, as last read, and when. Every trigger request asks,
+    /// so the answer is reused for [`ENABLED_CACHE_TTL`]; another process sharing the history
+    /// that flips it is seen within that time, this engine's own changes at once.
+    enabled: Mutex<HashMap<String, (bool, std::time::Instant)>>,
 }
 
+/// How long [`Engine::is_enabled`] reuses an answer read from the history.
+pub const ENABLED_CACHE_TTL: Duration = Duration::from_secs(1);
+
 impl Control {
+    fn enabled(&self) -> std::sync::MutexGuard<'_, HashMap<String, (bool, std::time::Instant)>> {
+        // Plain values only; a panic elsewhere cannot leave the map half-written.
+        self.enabled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
         // Only tokens live here; a panic elsewhere cannot leave the map half-written.
         self.live.lock().unwrap_or_else(|p| p.into_inner())
@@ -351,12 +364,25 @@ impl Engine {
     /// their unfinished runs go on.
     pub fn is_enabled(&self, workflow: &str) -> anyhow::Result<bool> {
         self.check_workflow(workflow)?;
-        Ok(self.shared.db.workflow_enabled(workflow)?)
+        if let Some((enabled, read_at)) = self.control.enabled().get(workflow)
+            && read_at.elapsed() < ENABLED_CACHE_TTL
+        {
+            return Ok(*enabled);
+        }
+        let enabled = self.shared.db.workflow_enabled(workflow)?;
+        self.control
+            .enabled()
+            .insert(workflow.to_owned(), (enabled, std::time::Instant::now()));
+        Ok(enabled)
     }
 
     pub fn set_enabled(&self, workflow: &str, enabled: bool) -> anyhow::Result<()> {
         self.check_workflow(workflow)?;
-        Ok(self.shared.db.set_workflow_enabled(workflow, enabled)?)
+        self.shared.db.set_workflow_enabled(workflow, enabled)?;
+        self.control
+            .enabled()
+            .insert(workflow.to_owned(), (enabled, std::time::Instant::now()));
+        Ok(())
     }
 
     /// Cancels a run: stops it if it executes here, and records it, its unfinished actions

@@ -457,18 +457,20 @@ pub fn callback_url(project_path: &Path, workflow: &str, base: &str) -> anyhow::
     use crate::workflow::definition::TriggerKind;
     let project = Project::open(project_path)?;
     let definition = project.workflow(workflow)?;
-    let triggers: Vec<&str> = definition
+    let triggers: Vec<_> = definition
         .triggers
         .iter()
         .filter(|t| t.kind == TriggerKind::Request)
-        .map(|t| t.name.as_str())
         .collect();
     if triggers.is_empty() {
         anyhow::bail!("workflow {workflow:?} has no Request trigger, so it has no callback URL");
     }
     let key = crate::server::TriggerKey::for_project(&project)?;
     for trigger in triggers {
-        println!("{}", crate::server::callback_url(base, &key, workflow, trigger));
+        println!(
+            "{}",
+            crate::server::trigger_callback_url(base, &key, workflow, trigger)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -527,7 +529,7 @@ pub async fn serve(
                 "{} {}: {}",
                 workflow.name,
                 trigger.name,
-                crate::server::callback_url(&base, &keys.trigger, &workflow.name, &trigger.name)
+                crate::server::trigger_callback_url(&base, &keys.trigger, &workflow.name, trigger)
             );
         }
     }

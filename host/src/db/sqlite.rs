@@ -12,7 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
 use super::{
-    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, RunFilter, RunRecord, Status, TriggerState,
+    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter, RunRecord, Status,
+    TriggerState,
 };
 
 const SCHEMA: &str = "
@@ -31,7 +32,10 @@ CREATE TABLE IF NOT EXISTS runs (
     lease_expires INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_workflow ON runs (workflow, started_at);
-CREATE INDEX IF NOT EXISTS runs_unfinished ON runs (status) WHERE status = 'Running';
+-- Unfinished runs, for leases and resume. It replaced `runs_unfinished`, which left out
+-- Waiting runs and so made every lease renewal scan the whole table.
+DROP INDEX IF EXISTS runs_unfinished;
+CREATE INDEX IF NOT EXISTS runs_in_flight ON runs (status) WHERE status IN ('Running', 'Waiting');
 CREATE TABLE IF NOT EXISTS actions (
     run_id TEXT NOT NULL REFERENCES runs (id),
     path TEXT NOT NULL,
@@ -151,6 +155,8 @@ impl SqliteDb {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "NORMAL")?;
             connection.busy_timeout(std::time::Duration::from_secs(5))?;
+            // Room for every statement this file prepares, so none is parsed twice.
+            connection.set_prepared_statement_cache_capacity(64);
             connection.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
         };
         let open_error = |reason: String| DbError::Open {
@@ -182,6 +188,64 @@ impl SqliteDb {
         let mut connection = self.connection.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut connection).map_err(query_error)
     }
+}
+
+/// `execute` through the connection's statement cache: every statement here runs many times per
+/// second under load, and parsing SQL anew each time cost about a tenth of a run.
+fn exec(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the statement cache, for the same reason as [`exec`].
+fn query_row_cached<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// Upserts an action's final record, its last attempt and its secure state.
+fn write_finished_action(tx: &rusqlite::Transaction<'_>, finished: &FinishedAction) -> rusqlite::Result<()> {
+    let r = &finished.record;
+    exec(tx,
+                "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
+                                      inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                     ended_at = excluded.ended_at, inputs = excluded.inputs, outputs = excluded.outputs,
+                     error = excluded.error",
+                params![
+                    r.run_id,
+                    r.path,
+                    r.name,
+                    r.parent,
+                    r.kind,
+                    r.status.as_str(),
+                    r.attempts,
+                    r.started_at,
+                    r.ended_at,
+                    json_text(r.inputs.as_ref()),
+                    json_text(r.outputs.as_ref()),
+                    json_text(r.error.as_ref()),
+                    r.idempotency_key,
+                    r.secure_inputs,
+                    r.secure_outputs,
+                    r.sequence,
+                ],
+            )?;
+    if let Some(a) = &finished.last_attempt {
+        insert_attempt(tx, &r.run_id, &r.path, a)?;
+    }
+    if let Some((inputs, outputs)) = &finished.secure_state {
+        exec(
+            tx,
+            "INSERT OR REPLACE INTO secure_state (run_id, path, inputs, outputs) VALUES (?1, ?2, ?3, ?4)",
+            params![r.run_id, r.path, inputs.to_string(), outputs.to_string()],
+        )?;
+    }
+    Ok(())
 }
 
 const RUN_COLUMNS: &str =
@@ -224,7 +288,8 @@ fn action_from_row(row: &Row<'_>) -> rusqlite::Result<ActionRecord> {
 }
 
 fn insert_run(c: &Connection, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> rusqlite::Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO runs (id, workflow, status, trigger, response, error, started_at, ended_at,
                            resubmitted_from, parent, lease_owner, lease_expires)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -265,7 +330,8 @@ fn insert_attempt(
     path: &str,
     a: &AttemptRecord,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT OR REPLACE INTO attempts (run_id, path, attempt, status, started_at, ended_at, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -288,7 +354,8 @@ impl Db for SqliteDb {
 
     fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError> {
         self.with(|c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE runs SET status = 'Running' WHERE id = ?1 AND status = 'Waiting'",
                 params![run_id],
             )
@@ -299,11 +366,13 @@ impl Db for SqliteDb {
     fn cancel_run(&self, run_id: &str, now: i64) -> Result<CancelOutcome, DbError> {
         let outcome = self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let status: Option<String> = tx
-                .query_row("SELECT status FROM runs WHERE id = ?1", params![run_id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let status: Option<String> = query_row_cached(
+                &tx,
+                "SELECT status FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()?;
             let Some(status) = status
                 .as_deref()
                 .map(|s| Status::parse(s).unwrap_or(Status::Failed))
@@ -318,8 +387,9 @@ impl Db for SqliteDb {
             let mut ids = vec![run_id.to_owned()];
             let mut index = 0;
             while index < ids.len() {
-                let mut statement =
-                    tx.prepare("SELECT id FROM runs WHERE parent = ?1 AND status IN ('Running', 'Waiting')")?;
+                let mut statement = tx.prepare_cached(
+                    "SELECT id FROM runs WHERE parent = ?1 AND status IN ('Running', 'Waiting')",
+                )?;
                 let children: Vec<String> = statement
                     .query_map(params![ids[index]], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
@@ -327,18 +397,20 @@ impl Db for SqliteDb {
                 index += 1;
             }
             for id in &ids {
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE runs SET status = 'Cancelled', error = ?2, ended_at = ?3,
                                      lease_owner = NULL, lease_expires = NULL
                      WHERE id = ?1",
                     params![id, error, now],
                 )?;
-                tx.execute(
+                exec(
+                    &tx,
                     "UPDATE actions SET status = 'Cancelled', ended_at = ?2
                      WHERE run_id = ?1 AND status = 'Running'",
                     params![id, now],
                 )?;
-                tx.execute("DELETE FROM secure_state WHERE run_id = ?1", params![id])?;
+                exec(&tx, "DELETE FROM secure_state WHERE run_id = ?1", params![id])?;
             }
             tx.commit()?;
             Ok(Some(CancelOutcome::Cancelled))
@@ -353,10 +425,15 @@ impl Db for SqliteDb {
         response: Option<&Value>,
         error: Option<&Value>,
         ended_at: i64,
-    ) -> Result<(), DbError> {
+        last_actions: &[FinishedAction],
+    ) -> Result<bool, DbError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
+            for finished in last_actions {
+                write_finished_action(&tx, finished)?;
+            }
+            let ended = exec(
+                &tx,
                 "UPDATE runs SET status = ?2, response = ?3, error = ?4, ended_at = ?5,
                                  lease_owner = NULL, lease_expires = NULL
                  WHERE id = ?1 AND status IN ('Running', 'Waiting')",
@@ -367,15 +444,17 @@ impl Db for SqliteDb {
                     json_text(error),
                     ended_at
                 ],
-            )?;
-            tx.execute("DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
-            tx.commit()
+            )? > 0;
+            exec(&tx, "DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
+            tx.commit()?;
+            Ok(ended)
         })
     }
 
     fn run(&self, run_id: &str) -> Result<RunRecord, DbError> {
         self.with(|c| {
-            c.query_row(
+            query_row_cached(
+                c,
                 &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 params![run_id],
                 run_from_row,
@@ -387,7 +466,7 @@ impl Db for SqliteDb {
 
     fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, DbError> {
         self.with(|c| {
-            let mut statement = c.prepare(&format!(
+            let mut statement = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2)
                  ORDER BY started_at DESC, id DESC LIMIT ?3"
@@ -411,7 +490,7 @@ impl Db for SqliteDb {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let candidates: Vec<(String, Option<String>, Option<i64>)> = {
-                let mut statement = tx.prepare(
+                let mut statement = tx.prepare_cached(
                     "SELECT id, lease_owner, lease_expires FROM runs
                      WHERE status IN ('Running', 'Waiting') ORDER BY started_at, id",
                 )?;
@@ -427,11 +506,13 @@ impl Db for SqliteDb {
                     _ => true,
                 };
                 if orphaned {
-                    tx.execute(
+                    exec(
+                        &tx,
                         "UPDATE runs SET lease_owner = ?2, lease_expires = ?3 WHERE id = ?1",
                         params![id, lease_owner, now + lease_ms],
                     )?;
-                    claimed.push(tx.query_row(
+                    claimed.push(query_row_cached(
+                        &tx,
                         &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                         params![id],
                         run_from_row,
@@ -445,7 +526,8 @@ impl Db for SqliteDb {
 
     fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError> {
         self.with(|c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE runs SET lease_expires = ?2
                  WHERE lease_owner = ?1 AND status IN ('Running', 'Waiting')",
                 params![lease_owner, now + lease_ms],
@@ -456,7 +538,7 @@ impl Db for SqliteDb {
 
     fn action_started(&self, r: &ActionRecord) -> Result<(), DbError> {
         self.with(|c| {
-            c.execute(
+            exec(c,
                 "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
                                       inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13)
@@ -488,7 +570,7 @@ impl Db for SqliteDb {
             insert_attempt(&tx, run_id, path, a)?;
             // The next attempt is the one in flight from now on, so a crash during the wait
             // before it does not reuse this attempt's number.
-            tx.execute(
+            exec(&tx,
                 "UPDATE actions SET attempts = MAX(attempts, ?3 + 1) WHERE run_id = ?1 AND path = ?2 AND status = 'Running'",
                 params![run_id, path, a.attempt],
             )?;
@@ -496,48 +578,14 @@ impl Db for SqliteDb {
         })
     }
 
-    fn action_finished(
-        &self,
-        r: &ActionRecord,
-        last_attempt: Option<&AttemptRecord>,
-        secure_state: Option<(&Value, &Value)>,
-    ) -> Result<(), DbError> {
+    fn actions_finished(&self, finished: &[FinishedAction]) -> Result<(), DbError> {
+        if finished.is_empty() {
+            return Ok(());
+        }
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute(
-                "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
-                                      inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
-                     ended_at = excluded.ended_at, inputs = excluded.inputs, outputs = excluded.outputs,
-                     error = excluded.error",
-                params![
-                    r.run_id,
-                    r.path,
-                    r.name,
-                    r.parent,
-                    r.kind,
-                    r.status.as_str(),
-                    r.attempts,
-                    r.started_at,
-                    r.ended_at,
-                    json_text(r.inputs.as_ref()),
-                    json_text(r.outputs.as_ref()),
-                    json_text(r.error.as_ref()),
-                    r.idempotency_key,
-                    r.secure_inputs,
-                    r.secure_outputs,
-                    r.sequence,
-                ],
-            )?;
-            if let Some(a) = last_attempt {
-                insert_attempt(&tx, &r.run_id, &r.path, a)?;
-            }
-            if let Some((inputs, outputs)) = secure_state {
-                tx.execute(
-                    "INSERT OR REPLACE INTO secure_state (run_id, path, inputs, outputs) VALUES (?1, ?2, ?3, ?4)",
-                    params![r.run_id, r.path, inputs.to_string(), outputs.to_string()],
-                )?;
+            for action in finished {
+                write_finished_action(&tx, action)?;
             }
             tx.commit()
         })
@@ -545,7 +593,7 @@ impl Db for SqliteDb {
 
     fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT a.*, s.inputs AS secure_inputs_value, s.outputs AS secure_outputs_value
                  FROM actions a LEFT JOIN secure_state s ON s.run_id = a.run_id AND s.path = a.path
                  WHERE a.run_id = ?1 ORDER BY a.sequence, a.path",
@@ -568,7 +616,7 @@ impl Db for SqliteDb {
 
     fn attempts(&self, run_id: &str, path: &str) -> Result<Vec<AttemptRecord>, DbError> {
         self.with(|c| {
-            let mut statement = c.prepare(
+            let mut statement = c.prepare_cached(
                 "SELECT attempt, status, started_at, ended_at, error FROM attempts
                  WHERE run_id = ?1 AND path = ?2 ORDER BY attempt",
             )?;
@@ -587,7 +635,8 @@ impl Db for SqliteDb {
 
     fn trigger_state(&self, workflow: &str, trigger: &str) -> Result<Option<TriggerState>, DbError> {
         self.with(|c| {
-            c.query_row(
+            query_row_cached(
+                c,
                 "SELECT * FROM triggers WHERE workflow = ?1 AND trigger = ?2",
                 params![workflow, trigger],
                 trigger_from_row,
@@ -605,8 +654,7 @@ impl Db for SqliteDb {
     ) -> Result<bool, DbError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let stored: i64 = tx
-                .query_row(
+            let stored: i64 = query_row_cached(&tx,
                     "SELECT version FROM triggers WHERE workflow = ?1 AND trigger = ?2",
                     params![state.workflow, state.trigger],
                     |r| r.get(0),
@@ -619,7 +667,7 @@ impl Db for SqliteDb {
             for run in runs {
                 insert_run(&tx, run, lease_owner, lease_ms)?;
             }
-            tx.execute(
+            exec(&tx,
                 "INSERT INTO triggers (workflow, trigger, version, cursor, next_at, anchor, failures, last_error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (workflow, trigger) DO UPDATE SET version = excluded.version,
@@ -643,7 +691,8 @@ impl Db for SqliteDb {
 
     fn workflow_enabled(&self, workflow: &str) -> Result<bool, DbError> {
         self.with(|c| {
-            c.query_row(
+            query_row_cached(
+                c,
                 "SELECT enabled FROM workflow_settings WHERE workflow = ?1",
                 params![workflow],
                 |r| r.get::<_, bool>(0),
@@ -655,7 +704,8 @@ impl Db for SqliteDb {
 
     fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<(), DbError> {
         self.with(|c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO workflow_settings (workflow, enabled) VALUES (?1, ?2)
                  ON CONFLICT (workflow) DO UPDATE SET enabled = excluded.enabled",
                 params![workflow, enabled],

@@ -8,6 +8,12 @@
 //! status are replayed from the record (never run again), and an action that was in flight
 //! runs again with the same idempotency key and the next attempt number.
 //!
+//! One exception keeps short runs cheap: an *instant* action ([`Action::is_instant`]: Compose,
+//! variables, Response and the like, which only compute in memory) has no `Running` record, and
+//! its final record is written with the run's next write: the start of an action that reaches
+//! outside the run, or the end of the run. Nothing outside the run can have seen its result
+//! before then, so a crash that loses the record only means it is computed again on resume.
+//!
 //! Status rules (as in Logic Apps): a container, and the run, fails when one of its actions
 //! failed or timed out and no sibling that runs after that status ran to handle it; a handled
 //! failure (the try/catch pattern with `runAfter: {"X": ["Failed"]}`) leaves it succeeded.
@@ -28,7 +34,7 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
 use crate::Connection;
-use crate::db::{ActionRecord, AttemptRecord, Db, DbError, RunRecord, Status};
+use crate::db::{ActionRecord, AttemptRecord, Db, DbError, FinishedAction, RunRecord, Status};
 
 use super::definition::{Action, Workflow, all_actions};
 use super::project::{Project, Settings};
@@ -129,6 +135,32 @@ pub struct EngineShared {
     pub observer: Option<Observer>,
     /// The runtime's metrics (the connections all share one runtime).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The task that renews this engine's run leases, started by the first run.
+    heartbeat: std::sync::OnceLock<AbortOnDrop>,
+}
+
+impl EngineShared {
+    /// Starts the lease heartbeat if it is not running: one task per engine, renewing the
+    /// leases of all its runs in flight with one statement every `LEASE / 3`. It holds the
+    /// engine weakly and ends with it.
+    fn ensure_heartbeat(self: &Arc<Self>) {
+        self.heartbeat.get_or_init(|| {
+            let engine = Arc::downgrade(self);
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE / 3).await;
+                    let Some(engine) = engine.upgrade() else { return };
+                    let now = chrono::Utc::now().timestamp_millis();
+                    if let Err(e) = engine
+                        .db
+                        .renew_leases(&engine.lease_owner, LEASE.as_millis() as i64, now)
+                    {
+                        tracing::warn!(error = %e, "cannot renew run leases");
+                    }
+                }
+            }))
+        });
+    }
 }
 
 impl std::fmt::Debug for EngineShared {
@@ -171,6 +203,8 @@ pub struct RunContext {
     /// Records found in the history when the run was resumed.
     replay: HashMap<String, ActionRecord>,
     sequence: AtomicI64,
+    /// Final records of instant actions not written yet; see the module documentation.
+    unwritten: Mutex<Vec<FinishedAction>>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -193,6 +227,45 @@ impl RunContext {
 
     fn now(&self) -> i64 {
         self.engine.clock.now_ms()
+    }
+
+    fn take_unwritten(&self) -> Vec<FinishedAction> {
+        std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Writes the final records held back so far.
+    fn write_unwritten(&self) -> Result<(), DbError> {
+        self.engine.db.actions_finished(&self.take_unwritten())
+    }
+
+    /// Records an action as `Running`, after the records held back so far: an action that
+    /// starts may reach outside the run.
+    pub fn record_started(&self, record: &ActionRecord) -> Result<(), DbError> {
+        self.write_unwritten()?;
+        self.engine.db.action_started(record)
+    }
+
+    /// Records an action's end: held back for an instant action, written at once (with what
+    /// was held back) for any other.
+    fn record_finished(&self, finished: FinishedAction, instant: bool) -> Result<(), DbError> {
+        let mut unwritten = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+        unwritten.push(finished);
+        if instant {
+            return Ok(());
+        }
+        let all = std::mem::take(&mut *unwritten);
+        drop(unwritten);
+        self.engine.db.actions_finished(&all)
+    }
+}
+
+impl Drop for RunContext {
+    /// A run that is dropped before its end (cancelled, or its engine shutting down) still
+    /// records what it finished.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_unwritten() {
+            tracing::warn!(run_id = %self.run_id, error = %e, "cannot record finished actions");
+        }
     }
 }
 
@@ -313,9 +386,14 @@ fn scope_time(ms: i64) -> String {
 pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<RunRecord, DbError> {
     let Some(plan) = engine.plans.get(&run.workflow).cloned() else {
         let error = json!({"code": "WorkflowNotFound", "message": format!("the project no longer has workflow {:?}", run.workflow)});
-        engine
-            .db
-            .finish_run(&run.id, Status::Failed, None, Some(&error), engine.clock.now_ms())?;
+        engine.db.finish_run(
+            &run.id,
+            Status::Failed,
+            None,
+            Some(&error),
+            engine.clock.now_ms(),
+            &[],
+        )?;
         return engine.db.run(&run.id);
     };
     let previous = engine.db.actions(&run.id, true)?;
@@ -339,6 +417,7 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         state: Mutex::new(state),
         replay: previous.into_iter().map(|r| (r.path.clone(), r)).collect(),
         sequence: AtomicI64::new(next_sequence),
+        unwritten: Mutex::new(Vec::new()),
     });
     engine.emit(RunEvent::RunStarted {
         run_id: run.id.clone(),
@@ -346,24 +425,8 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         resumed,
     });
 
-    // Keep the lease while the run is in flight; the guard stops it however this ends,
-    // including when the run is cancelled and this future dropped.
-    let _heartbeat = {
-        let engine = engine.clone();
-        let heartbeat = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                let now = chrono::Utc::now().timestamp_millis();
-                if let Err(e) = engine
-                    .db
-                    .renew_leases(&engine.lease_owner, LEASE.as_millis() as i64, now)
-                {
-                    tracing::warn!(error = %e, "cannot renew run leases");
-                }
-            }
-        });
-        AbortOnDrop(heartbeat)
-    };
+    // Keep the lease while the run is in flight.
+    engine.ensure_heartbeat();
     let outcome = run_set(&context, &plan.workflow.actions, &Frame::default()).await;
 
     let (status, error) = match context.state().terminated.clone() {
@@ -382,19 +445,31 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         },
     };
     let response = context.state().response.clone();
-    engine.db.finish_run(
+    let ended_at = engine.clock.now_ms();
+    let ended = engine.db.finish_run(
         &run.id,
         status,
         response.as_ref(),
         error.as_ref(),
-        engine.clock.now_ms(),
+        ended_at,
+        &context.take_unwritten(),
     )?;
     engine.metrics.run_finished(&run.workflow, status.as_str());
     engine.emit(RunEvent::RunFinished {
         run_id: run.id.clone(),
         status,
     });
-    engine.db.run(&run.id)
+    if !ended {
+        // Someone else ended it first (a cancel): the history has the truth.
+        return engine.db.run(&run.id);
+    }
+    Ok(RunRecord {
+        status,
+        response,
+        error,
+        ended_at: Some(ended_at),
+        ..run
+    })
 }
 
 /// The result of one set of sibling actions.
@@ -529,7 +604,14 @@ fn record_skipped(run: &RunContext, action: &Action, frame: &Frame) -> Result<()
         secure_outputs: action.secure_outputs,
         sequence: run.sequence.fetch_add(1, Ordering::Relaxed),
     };
-    run.engine.db.action_finished(&record, None, None)?;
+    run.record_finished(
+        FinishedAction {
+            record: record.clone(),
+            last_attempt: None,
+            secure_state: None,
+        },
+        true,
+    )?;
     run.state().records.insert(path.clone(), record);
     run.engine.emit(RunEvent::ActionFinished {
         run_id: run.run_id.clone(),
@@ -604,6 +686,7 @@ impl ActionCall<'_> {
     /// Records a finished attempt that will be retried (the last one is written with the
     /// action's final state).
     pub fn record_retried_attempt(&self, attempt: AttemptRecord) -> Result<(), DbError> {
+        self.run.write_unwritten()?;
         self.run
             .engine
             .db
@@ -690,7 +773,9 @@ fn run_action<'a>(
             secure_outputs: action.secure_outputs,
             sequence,
         };
-        run.engine.db.action_started(&record)?;
+        if !action.is_instant() {
+            run.record_started(&record)?;
+        }
         // Containers are visible to `result()` and to their children while they run.
         run.state().records.insert(path.clone(), record.clone());
         run.engine.emit(RunEvent::ActionStarted {
@@ -750,10 +835,13 @@ fn run_action<'a>(
         let secure = action.secure_inputs || action.secure_outputs;
         record.inputs = (!action.secure_inputs).then(|| inputs.clone());
         record.outputs = (!action.secure_outputs).then(|| outputs.clone());
-        run.engine.db.action_finished(
-            &record,
-            Some(&last_attempt),
-            secure.then_some((&inputs, &outputs)),
+        run.record_finished(
+            FinishedAction {
+                record: record.clone(),
+                last_attempt: Some(last_attempt),
+                secure_state: secure.then(|| (inputs.clone(), outputs.clone())),
+            },
+            action.is_instant(),
         )?;
         // In memory (for expressions) the record keeps secure values: later actions may use
         // them, they only stay out of the history.
@@ -822,5 +910,6 @@ pub fn shared(
         clock,
         lease_owner,
         observer,
+        heartbeat: std::sync::OnceLock::new(),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::expr::{Expr, Template, templates_in};
 use crate::manifest::OperationKind;
 
-use super::definition::{Action, ActionKind, TriggerKind, Workflow, all_actions};
+use super::definition::{Action, ActionKind, Trigger, TriggerKind, Workflow, all_actions};
 use super::project::Project;
 use super::{Connections, Problem};
 
@@ -138,6 +138,9 @@ impl Checker<'_> {
                     "splitOn applies to polling triggers; a request starts one run",
                 );
             }
+            if trigger.kind == TriggerKind::Request {
+                self.check_request_inputs(trigger, &path);
+            }
             if let Some(c) = trigger.concurrency {
                 if concurrency.is_some_and(|seen| seen != c) {
                     self.problem(
@@ -162,6 +165,26 @@ impl Checker<'_> {
                     &trigger.inputs,
                 );
             }
+        }
+    }
+
+    /// A request trigger's `method` and `relativePath`.
+    fn check_request_inputs(&mut self, trigger: &Trigger, path: &str) {
+        const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+        if let Some(method) = trigger.inputs.get("method") {
+            let known = method
+                .as_str()
+                .is_some_and(|m| METHODS.iter().any(|k| k.eq_ignore_ascii_case(m)));
+            if !known {
+                self.problem(
+                    Some(&trigger.name),
+                    &format!("{path}.inputs.method"),
+                    format!("method {method} is not one of {}", METHODS.join(", ")),
+                );
+            }
+        }
+        if let Err(e) = super::relative_path::RelativePath::of(trigger) {
+            self.problem(Some(&trigger.name), &format!("{path}.inputs.relativePath"), e);
         }
     }
 

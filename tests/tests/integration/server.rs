@@ -119,7 +119,7 @@ async fn request_triggers_and_the_management_api() {
     let http = client();
 
     // A signed call runs the workflow and gets its Response.
-    let url = callback_url(&base, &key, "echo", "manual");
+    let url = callback_url(&base, &key, "echo", "manual", None);
     let response = http
         .post(&url)
         .header("x-source", "test")
@@ -152,7 +152,7 @@ async fn request_triggers_and_the_management_api() {
             .status(),
         401
     );
-    let other = callback_url(&base, &key, "echo", "other");
+    let other = callback_url(&base, &key, "echo", "other", None);
     assert_eq!(http.post(&other).send().await.expect("call").status(), 404);
     assert_eq!(http.get(&url).send().await.expect("call").status(), 405);
     let bad = http
@@ -168,7 +168,7 @@ async fn request_triggers_and_the_management_api() {
 
     // No Response action: 202 at once with the run id; the run completes in the background.
     let fired = http
-        .post(callback_url(&base, &key, "fire", "manual"))
+        .post(callback_url(&base, &key, "fire", "manual", None))
         .body("plain text")
         .send()
         .await
@@ -184,7 +184,7 @@ async fn request_triggers_and_the_management_api() {
 
     // A run that outlasts the response timeout: 202 now, Succeeded later.
     let slow = http
-        .post(callback_url(&base, &key, "slow", "manual"))
+        .post(callback_url(&base, &key, "slow", "manual", None))
         .send()
         .await
         .expect("call");
@@ -358,7 +358,7 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
     let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
     let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
     let base = format!("http://{addr}");
-    let url = callback_url(&base, &keys.trigger, "queue", "manual");
+    let url = callback_url(&base, &keys.trigger, "queue", "manual", None);
     let http = client();
     let ops = operator(&keys);
     let post = |url: String| {
@@ -446,5 +446,67 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
         "cordon_live_instances",
     ] {
         assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn relative_paths_and_query_parameters_reach_the_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    write(
+        dir.path(),
+        "lines",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http",
+                                    "inputs": {"method": "GET", "relativePath": "/orders/{id}/lines/{line}"}}},
+            "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 200, "body": {
+                "id": "@triggerOutputs()['relativePathParameters']['id']",
+                "line": "@triggerOutputs()['relativePathParameters']['line']",
+                "expand": "@triggerOutputs()?['queries']?['expand']"}}}}
+        }),
+    );
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let project = Project::open(dir.path()).expect("project");
+    let keys = Keys::for_project(&project).expect("keys");
+    let workflow = project.workflow("lines").expect("workflow");
+    let template = cordon_host::workflow::relative_path::RelativePath::of(&workflow.triggers[0])
+        .expect("valid")
+        .expect("has a relativePath");
+    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let base = format!("http://{addr}");
+    let url = callback_url(&base, &keys.trigger, "lines", "manual", Some(&template));
+    assert!(
+        url.contains("/invoke/orders/{id}/lines/{line}?sig="),
+        "the URL shows the template: {url}"
+    );
+    let http = client();
+
+    let filled = url.replace("{id}", "A%2017").replace("{line}", "3") + "&expand=items";
+    let response = http.get(&filled).send().await.expect("call");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        parse(&response.text().await.expect("body")),
+        json!({"id": "A 17", "line": "3", "expand": "items"})
+    );
+
+    // A path of the wrong shape, no path at all, and a signature that is wrong for the path.
+    for (wrong, status) in [
+        (url.replace("{id}", "1").replace("/lines/{line}", ""), 404),
+        (
+            url.replace("{id}", "1")
+                .replace("{line}", "2")
+                .replace("/orders", "/invoices"),
+            404,
+        ),
+        (callback_url(&base, &keys.trigger, "lines", "manual", None), 404),
+        (
+            url.replace("{id}", "1")
+                .replace("{line}", "2")
+                .replace("sig=", "sig=ff"),
+            401,
+        ),
+    ] {
+        let got = http.get(&wrong).send().await.expect("call");
+        assert_eq!(got.status(), status, "{wrong}");
     }
 }

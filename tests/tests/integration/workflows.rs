@@ -596,6 +596,16 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     );
     std::fs::create_dir_all(dir.path().join("malformed")).expect("dir");
     std::fs::write(dir.path().join("malformed/workflow.json"), r#"{"definition": {"#).expect("write");
+    std::fs::create_dir_all(dir.path().join("bad_trigger")).expect("dir");
+    let bad_trigger = json!({"kind": "Stateful", "definition": {
+        "triggers": {"manual": {"type": "Request", "kind": "Http",
+                                "inputs": {"method": "FETCH", "relativePath": "orders/{id}/{id}"}}},
+        "actions": {}}});
+    std::fs::write(
+        dir.path().join("bad_trigger/workflow.json"),
+        bad_trigger.to_string(),
+    )
+    .expect("write");
 
     let project = Project::open(dir.path()).expect("project opens");
     let (connections, mut problems) = Connections::load(&project, &runtime())
@@ -653,6 +663,16 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "does not fit the input schema",
     );
     assert!(problems.iter().any(|p| p.workflow == "malformed"));
+    expect(
+        Some("manual"),
+        "$.definition.triggers.manual.inputs.method",
+        "method \"FETCH\" is not one of GET, POST, PUT, PATCH, DELETE",
+    );
+    expect(
+        Some("manual"),
+        "$.definition.triggers.manual.inputs.relativePath",
+        "names the parameter \"id\" twice",
+    );
 }
 
 /// `/gate/{i}` hangs on its first call for i = 2 (until the test abandons the run) and answers
@@ -718,4 +738,41 @@ async fn another_worker_resumes_an_abandoned_run_replaying_variables_and_loop_it
         "the abandoned attempt counts"
     );
     assert_eq!(records["Loop[0]/Call"].attempts, 1);
+}
+
+#[tokio::test]
+async fn instant_actions_are_recorded_before_an_action_that_reaches_outside_starts() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let actions = json!({
+        "A": compose(json!("@triggerBody()?['n']"), json!({})),
+        "B": compose(json!("@add(outputs('A'), 1)"), json!({"A": ["Succeeded"]})),
+        "Call": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/gate/2")},
+                 "runAfter": {"B": ["Succeeded"]}},
+        "C": compose(json!("after"), json!({"Call": ["Succeeded"]}))
+    });
+    let h = harness(Some(addr), &[("w", actions)]).await;
+    let engine = h.engine.clone();
+    let running = tokio::spawn(async move { engine.run("w", json!({"n": 41})).await });
+    let mut waited = 0;
+    while service.calls.lock().expect("lock").get("gate/2").is_none() {
+        assert!(waited < 600, "the run never reached the call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    // The call is in flight: what came before it is in the history, finished.
+    let run = &h.db.list_runs(&Default::default()).expect("runs")[0];
+    let records = h.actions(run);
+    assert_eq!(records["A"].status, Status::Succeeded);
+    assert_eq!(records["B"].outputs, Some(json!(42)));
+    assert_eq!(records["B"].attempts, 1);
+    assert_eq!(
+        h.db.attempts(&run.id, "B").expect("attempts").len(),
+        1,
+        "B's attempt is recorded with it"
+    );
+    assert_eq!(records["Call"].status, Status::Running);
+    assert!(!records.contains_key("C"));
+    running.abort();
+    let _ = running.await;
 }

@@ -862,7 +862,7 @@ async fn foreach(
         ..call.run.state().records[&call.path].clone()
     };
     started.status = Status::Running;
-    call.run.engine.db.action_started(&started)?;
+    call.run.record_started(&started)?;
 
     let run: &Arc<RunContext> = call.run;
     let statuses: Vec<Result<Status, DbError>> =
