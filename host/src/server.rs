@@ -199,11 +199,73 @@ struct ServerState {
     engine: Engine,
     keys: Keys,
     config: ServerConfig,
+    /// Every request trigger, by workflow and trigger name.
+    request_triggers: HashMap<(String, String), Result<RequestTrigger, String>>,
+}
+
+/// What a request trigger's callback URL checks, prepared once when the router is built so
+/// that no request parses a path template or compiles a schema.
+#[derive(Debug)]
+struct RequestTrigger {
+    method: Option<String>,
+    relative_path: Option<RelativePath>,
+    schema: Option<jsonschema::Validator>,
+    /// Whether the workflow has a `Response` action, so the caller waits for it.
+    responds: bool,
+}
+
+impl RequestTrigger {
+    /// The trigger's inputs, checked. Validation reports the same problems when the project
+    /// loads, so the error only shows for an engine built without validation.
+    fn prepare(trigger: &Trigger, actions: &[crate::workflow::definition::Action]) -> Result<Self, String> {
+        let schema = match trigger
+            .inputs
+            .get("schema")
+            .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            Some(schema) => Some(
+                jsonschema::validator_for(schema)
+                    .map_err(|e| format!("the trigger's schema does not compile: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(RequestTrigger {
+            method: trigger
+                .inputs
+                .get("method")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            relative_path: RelativePath::of(trigger)?,
+            schema,
+            responds: all_actions(actions)
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Response)),
+        })
+    }
 }
 
 /// The server's routes, built without a socket so tests and embedders can mount them.
 pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
-    let state = Arc::new(ServerState { engine, keys, config });
+    let request_triggers = engine
+        .workflows()
+        .flat_map(|w| {
+            w.triggers
+                .iter()
+                .filter(|t| t.kind == TriggerKind::Request)
+                .map(|t| {
+                    (
+                        (w.name.clone(), t.name.clone()),
+                        RequestTrigger::prepare(t, &w.actions),
+                    )
+                })
+        })
+        .collect();
+    let state = Arc::new(ServerState {
+        engine,
+        keys,
+        config,
+        request_triggers,
+    });
     let managed = Router::new()
         .route("/management/workflows", get(list_workflows))
         .route("/management/workflows/{name}/enable", post(enable_workflow))
@@ -389,18 +451,16 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
             "missing or wrong sig; use the URL `cordon workflows callback-url` prints",
         );
     }
-    let Some(definition) = state.engine.workflows().find(|w| w.name == workflow) else {
-        return problem(StatusCode::NOT_FOUND, format!("no workflow {workflow:?}"));
-    };
-    let Some(trigger_definition) = definition
-        .triggers
-        .iter()
-        .find(|t| t.name == trigger && t.kind == TriggerKind::Request)
-    else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            format!("workflow {workflow:?} has no request trigger {trigger:?}"),
-        );
+    let prepared = match state.request_triggers.get(&(workflow.clone(), trigger.clone())) {
+        Some(Ok(prepared)) => prepared,
+        Some(Err(e)) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e.clone()),
+        None if state.engine.workflows().any(|w| w.name == workflow) => {
+            return problem(
+                StatusCode::NOT_FOUND,
+                format!("workflow {workflow:?} has no request trigger {trigger:?}"),
+            );
+        }
+        None => return problem(StatusCode::NOT_FOUND, format!("no workflow {workflow:?}")),
     };
     match state.engine.is_enabled(&workflow) {
         Ok(true) => {}
@@ -414,9 +474,9 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
-    let relative_path_parameters = match (RelativePath::of(trigger_definition), path.as_deref()) {
-        (Ok(None), None) => Map::new(),
-        (Ok(Some(template)), Some(actual)) => match template.matches(actual) {
+    let relative_path_parameters = match (&prepared.relative_path, path.as_deref()) {
+        (None, None) => Map::new(),
+        (Some(template), Some(actual)) => match template.matches(actual) {
             Some(parameters) => parameters,
             None => {
                 return problem(
@@ -425,7 +485,7 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                 );
             }
         },
-        (Ok(Some(template)), None) => {
+        (Some(template), None) => {
             return problem(
                 StatusCode::NOT_FOUND,
                 format!(
@@ -434,15 +494,14 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                 ),
             );
         }
-        (Ok(None), Some(_)) => {
+        (None, Some(_)) => {
             return problem(
                 StatusCode::NOT_FOUND,
                 "this trigger has no relativePath; call its URL without a path after /invoke",
             );
         }
-        (Err(e), _) => return problem(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
-    if let Some(wanted) = trigger_definition.inputs.get("method").and_then(Value::as_str)
+    if let Some(wanted) = &prepared.method
         && !wanted.eq_ignore_ascii_case(method.as_str())
     {
         return problem(
@@ -464,28 +523,14 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
             }
         }
     };
-    if let Some(schema) = trigger_definition
-        .inputs
-        .get("schema")
-        .filter(|s| s.as_object().is_some_and(|o| !o.is_empty()))
-    {
-        match jsonschema::validator_for(schema) {
-            Ok(validator) => {
-                let reasons = crate::manifest::schema_errors(&validator, &body, 10);
-                if !reasons.is_empty() {
-                    return (
-                        StatusCode::BAD_REQUEST,
-                        Json(json!({"error": {"message": "the body does not fit the trigger's schema", "reasons": reasons}})),
-                    )
-                        .into_response();
-                }
-            }
-            Err(e) => {
-                return problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the trigger's schema does not compile: {e}"),
-                );
-            }
+    if let Some(validator) = &prepared.schema {
+        let reasons = crate::manifest::schema_errors(validator, &body, 10);
+        if !reasons.is_empty() {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": {"message": "the body does not fit the trigger's schema", "reasons": reasons}})),
+            )
+                .into_response();
         }
     }
     let header_map: Map<String, Value> = headers
@@ -522,9 +567,7 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         }
     };
     let run_id = run.id.clone();
-    let responds = all_actions(&definition.actions)
-        .iter()
-        .any(|a| matches!(a.kind, ActionKind::Response));
+    let responds = prepared.responds;
     let engine = state.engine.clone();
     let execution = tokio::spawn(async move { engine.execute(run).await });
     if !responds {

@@ -183,6 +183,24 @@ impl Checker<'_> {
                 );
             }
         }
+        match trigger.inputs.get("schema") {
+            None => {}
+            Some(Value::Object(schema)) if schema.is_empty() => {}
+            Some(schema @ Value::Object(_)) => {
+                if let Err(e) = jsonschema::validator_for(schema) {
+                    self.problem(
+                        Some(&trigger.name),
+                        &format!("{path}.inputs.schema"),
+                        format!("the schema does not compile: {e}"),
+                    );
+                }
+            }
+            Some(other) => self.problem(
+                Some(&trigger.name),
+                &format!("{path}.inputs.schema"),
+                format!("schema must be a JSON Schema object, not {other}"),
+            ),
+        }
         if let Err(e) = super::relative_path::RelativePath::of(trigger) {
             self.problem(Some(&trigger.name), &format!("{path}.inputs.relativePath"), e);
         }

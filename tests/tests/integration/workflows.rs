@@ -599,7 +599,8 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     std::fs::create_dir_all(dir.path().join("bad_trigger")).expect("dir");
     let bad_trigger = json!({"kind": "Stateful", "definition": {
         "triggers": {"manual": {"type": "Request", "kind": "Http",
-                                "inputs": {"method": "FETCH", "relativePath": "orders/{id}/{id}"}}},
+                                "inputs": {"method": "FETCH", "relativePath": "orders/{id}/{id}",
+                                           "schema": {"type": "no-such-type"}}}},
         "actions": {}}});
     std::fs::write(
         dir.path().join("bad_trigger/workflow.json"),
@@ -672,6 +673,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         Some("manual"),
         "$.definition.triggers.manual.inputs.relativePath",
         "names the parameter \"id\" twice",
+    );
+    expect(
+        Some("manual"),
+        "$.definition.triggers.manual.inputs.schema",
+        "the schema does not compile",
     );
 }
 
