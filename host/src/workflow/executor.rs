@@ -835,42 +835,49 @@ fn run_action<'a>(
         let secure = action.secure_inputs || action.secure_outputs;
         record.inputs = (!action.secure_inputs).then(|| inputs.clone());
         record.outputs = (!action.secure_outputs).then(|| outputs.clone());
-        run.record_finished(
-            FinishedAction {
-                record: record.clone(),
-                last_attempt: Some(last_attempt),
-                secure_state: secure.then(|| (inputs.clone(), outputs.clone())),
-            },
-            action.is_instant(),
-        )?;
         // In memory (for expressions) the record keeps secure values: later actions may use
         // them, they only stay out of the history.
         let mut live = record.clone();
         live.inputs = Some(inputs);
         live.outputs = Some(outputs);
-        run.state().records.insert(path.clone(), live);
+        run.record_finished(
+            FinishedAction {
+                record,
+                last_attempt: Some(last_attempt),
+                secure_state: secure.then(|| {
+                    (
+                        live.inputs.clone().unwrap_or(Value::Null),
+                        live.outputs.clone().unwrap_or(Value::Null),
+                    )
+                }),
+            },
+            action.is_instant(),
+        )?;
+        let status = live.status;
+        let error = live
+            .error
+            .as_ref()
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let duration = Duration::from_millis(ended_at.saturating_sub(started_at) as u64);
         run.engine.metrics.action_finished(
             &run.plan.workflow.name,
-            &record.kind,
-            record.status.as_str(),
+            &live.kind,
+            status.as_str(),
             duration.as_secs_f64(),
         );
+        run.state().records.insert(path.clone(), live);
         run.engine.emit(RunEvent::ActionFinished {
             run_id: run.run_id.clone(),
             path,
-            status: record.status,
+            status,
             attempts,
             duration,
-            error: record
-                .error
-                .as_ref()
-                .and_then(|e| e.get("message"))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            error,
             replayed: false,
         });
-        Ok(record.status)
+        Ok(status)
     })
 }
 
