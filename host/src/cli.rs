@@ -433,9 +433,7 @@ async fn load(runtime: &Runtime, name: &str) -> anyhow::Result<Connector> {
         return Ok(runtime.load_file(path).await?);
     }
     if let Some(builtin) = builtin::find(name) {
-        return Ok(runtime
-            .load_bytes(builtin.component, &format!("built-in connector {name:?}"))
-            .await?);
+        return Ok(runtime.load_builtin(builtin).await?);
     }
     let names: Vec<_> = builtin::BUILTINS.iter().map(|b| b.name).collect();
     bail!(

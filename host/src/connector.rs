@@ -126,6 +126,7 @@ impl Connector {
             self.manifest.id.clone(),
             ConnectionName::new("benchmark").map_err(|e| InvokeError::Host(e.to_string()))?,
         ));
+        let _slot = self.runtime.instance_slot().await;
         let mut store = self.runtime.new_store(
             grant,
             None,
@@ -343,6 +344,7 @@ impl Connection {
         let runtime = &self.connector.runtime;
         let limits = runtime.limits().clone();
         let redactor = Redactor::default();
+        let slot = runtime.instance_slot().await;
         let mut store = runtime.new_store(
             self.grant.clone(),
             Some(self.egress.clone()),
@@ -406,6 +408,7 @@ impl Connection {
         };
         let log = state.host.log.finish(&redactor);
         drop(store);
+        drop(slot);
         emit_log(self, operation, &log);
         runtime.metrics().invocation(
             self.connector.manifest().id.as_str(),
@@ -420,6 +423,84 @@ impl Connection {
             log,
             elapsed: started.elapsed(),
         }
+    }
+}
+
+/// One store and instance kept across calls: what a runtime without per-call isolation does.
+/// cordon never runs a workflow this way (state would leak from one call to the next); it
+/// exists so benchmarks can show what the fresh instance of every call costs. Calls share
+/// one deadline, counted from when the instance was made.
+#[doc(hidden)]
+pub struct ReusedInstance {
+    connection: Connection,
+    store: wasmtime::Store<SandboxState>,
+    plugin: crate::bindings::Plugin,
+}
+
+impl std::fmt::Debug for ReusedInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReusedInstance")
+            .field("connection", self.connection.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// An instance to call again and again; for benchmarks only (see [`ReusedInstance`]).
+    #[doc(hidden)]
+    pub async fn reused_instance(&self) -> Result<ReusedInstance, InvokeError> {
+        let mut store = self.connector.runtime.new_store(
+            self.grant.clone(),
+            Some(self.egress.clone()),
+            self.secrets.clone(),
+            Redactor::default(),
+        );
+        let plugin = self
+            .connector
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| InvokeError::Host(format!("{e:#}")))?;
+        Ok(ReusedInstance {
+            connection: self.clone(),
+            store,
+            plugin,
+        })
+    }
+}
+
+impl ReusedInstance {
+    /// What [`Connection::invoke`] does, on the kept instance: input checked against its
+    /// schema, the call, output parsed and checked against its schema.
+    pub async fn invoke(&mut self, operation: &str, input: &Value) -> Result<Value, InvokeError> {
+        let connection = &self.connection;
+        let op = connection
+            .connector
+            .manifest()
+            .operation(operation)
+            .ok_or_else(|| InvokeError::Host(format!("no operation {operation:?}")))?;
+        let validators = op.validators().map_err(InvokeError::Host)?;
+        let reasons = schema_errors(&validators.input, input, 10);
+        if !reasons.is_empty() {
+            return Err(InvokeError::InvalidInput {
+                operation: operation.to_owned(),
+                reasons,
+            });
+        }
+        let context = wit::InvocationContext {
+            connection: connection.grant.connection().to_string(),
+            parameters: connection.parameters_json.clone(),
+            idempotency_key: String::new(),
+            attempt: 1,
+        };
+        let text = self
+            .plugin
+            .cordon_connector_connector()
+            .call_invoke(&mut self.store, operation, &context, &input.to_string())
+            .await
+            .map_err(|trap| InvokeError::Trap(trap_message(&trap)))?
+            .map_err(|error| InvokeError::Connector(convert_error(error, &Redactor::default())))?;
+        connection.parse_output(op, &text, true)
     }
 }
 

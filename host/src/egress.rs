@@ -302,7 +302,10 @@ impl EgressClient {
                     )
                 })
                 .collect();
-            let mut body = Vec::new();
+            // Sized from Content-Length up front (never beyond the cap), so a large body is
+            // not copied again each time the buffer grows.
+            let announced = response.content_length().unwrap_or(0) as usize;
+            let mut body = Vec::with_capacity(announced.min(self.limits.response_body_bytes));
             while let Some(chunk) = response.chunk().await? {
                 if body.len() + chunk.len() > self.limits.response_body_bytes {
                     return Ok(Err(HttpError::ResponseTooLarge(

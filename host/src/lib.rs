@@ -55,8 +55,10 @@ pub mod server;
 pub mod workflow;
 
 pub use bindings::CONTRACT_VERSION;
-pub use connector::{CallInfo, Connection, ConnectionConfig, Connector, Invocation, PollOutput};
+pub use connector::{
+    CallInfo, Connection, ConnectionConfig, Connector, Invocation, PollOutput, ReusedInstance,
+};
 pub use error::{ConnectError, ConnectorError, InvokeError, LoadError};
 pub use grant::{EffectiveGrant, Grant, SecretGrant};
 pub use limits::{HttpLimits, Limits};
-pub use runtime::{ArtifactSource, LoadReport, Runtime, RuntimeConfig};
+pub use runtime::{ArtifactSource, InstanceAllocation, LoadReport, Runtime, RuntimeConfig};

@@ -172,6 +172,11 @@ impl Metrics {
         }
     }
 
+    /// Connector instances alive now.
+    pub fn live_instances(&self) -> i64 {
+        self.live_instances.get()
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

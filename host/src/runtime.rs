@@ -35,6 +35,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Instances that may exist at once; sizes the pooling allocator.
     pub max_concurrent_instances: u32,
+    /// Where instances' memories, tables and stacks come from.
+    pub allocation: InstanceAllocation,
     /// How host names are resolved for outbound HTTP.
     pub name_lookup: Arc<dyn NameLookup>,
 }
@@ -45,9 +47,24 @@ impl Default for RuntimeConfig {
             limits: Limits::default(),
             cache_dir: None,
             max_concurrent_instances: 1000,
+            allocation: InstanceAllocation::Pooling,
             name_lookup: Arc::new(SystemLookup),
         }
     }
+}
+
+/// How a runtime allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceAllocation {
+    /// Slots reserved up front for `max_concurrent_instances` instances and reused, with
+    /// copy-on-write memory images and pages kept resident between calls: the fast choice,
+    /// and the default. It reserves a large range of virtual address space (not memory).
+    #[default]
+    Pooling,
+    /// wasmtime's default: every instance maps fresh memory and unmaps it when dropped.
+    /// Slower per call; for systems that cap virtual address space, and for comparison
+    /// (`cargo run -p cordon-host --example bench` measures both).
+    OnDemand,
 }
 
 /// Loads connectors and runs them in sandboxes. Cheap to clone.
@@ -64,6 +81,9 @@ pub(crate) struct RuntimeInner {
     configuration_hash: String,
     pub(crate) name_lookup: Arc<dyn NameLookup>,
     loaded: Mutex<HashMap<String, Connector>>,
+    /// One permit per pool slot: a call beyond `max_concurrent_instances` waits for a slot
+    /// instead of failing to instantiate.
+    instance_slots: tokio::sync::Semaphore,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -93,7 +113,8 @@ pub struct LoadReport {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
-        let engine = crate::engine::build(&config.limits, config.max_concurrent_instances)?;
+        let engine =
+            crate::engine::build(&config.limits, config.max_concurrent_instances, config.allocation)?;
         let linker = crate::sandbox::linker(&engine)?;
         let cache = config.cache_dir.as_deref().map(ArtifactCache::open).transpose()?;
         Ok(Runtime {
@@ -106,6 +127,7 @@ impl Runtime {
                 cache,
                 name_lookup: config.name_lookup,
                 loaded: Mutex::new(HashMap::new()),
+                instance_slots: tokio::sync::Semaphore::new(config.max_concurrent_instances.max(1) as usize),
             }),
         })
     }
@@ -160,6 +182,25 @@ impl Runtime {
             });
         }
         let hash = hex::encode(Sha256::digest(bytes));
+        self.load_identified(bytes, hash, origin, started).await
+    }
+
+    /// Loads a built-in connector; its hash was computed when cordon was built.
+    pub async fn load_builtin(&self, builtin: &crate::builtin::Builtin) -> Result<Connector, LoadError> {
+        let started = Instant::now();
+        let origin = format!("built-in connector {:?}", builtin.name);
+        self.load_identified(builtin.component, builtin.sha256.to_owned(), origin, started)
+            .await
+    }
+
+    /// Loads a component whose header was checked and whose SHA-256 is `hash`.
+    async fn load_identified(
+        &self,
+        bytes: &[u8],
+        hash: String,
+        origin: String,
+        started: Instant,
+    ) -> Result<Connector, LoadError> {
         if let Some(connector) = self.lookup(&hash) {
             return Ok(connector);
         }
@@ -300,6 +341,7 @@ impl Runtime {
         let placeholder_id = ConnectorId::new("unknown").map_err(|e| fail(e.to_string()))?;
         let connection = ConnectionName::new("describe").map_err(|e| fail(e.to_string()))?;
         let grant = Arc::new(EffectiveGrant::nothing(placeholder_id, connection));
+        let _slot = self.instance_slot().await;
         let mut store = self.new_store(grant, None, Arc::new(NoSecrets), Redactor::default());
         let deadline = self.inner.limits.deadline;
         let call = async {
@@ -331,6 +373,15 @@ impl Runtime {
             origin: origin.to_owned(),
             source,
         })
+    }
+
+    /// Waits for a free instance slot; hold the permit while the store lives.
+    pub(crate) async fn instance_slot(&self) -> tokio::sync::SemaphorePermit<'_> {
+        match self.inner.instance_slots.acquire().await {
+            Ok(permit) => permit,
+            // The semaphore lives as long as the runtime and is never closed.
+            Err(_) => unreachable!("the instance semaphore is never closed"),
+        }
     }
 
     /// A fresh store for one call, with its deadline armed.

@@ -113,12 +113,7 @@ impl Connections {
             }
         }
         let http_connector = runtime
-            .load_bytes(
-                builtin::find("http")
-                    .map(|b| b.component)
-                    .context("the http connector is not built in")?,
-                "built-in connector \"http\"",
-            )
+            .load_builtin(builtin::find("http").context("the http connector is not built in")?)
             .await?;
         let http = http_connector.connect(ConnectionConfig {
             name: ConnectionName::new("http")?,

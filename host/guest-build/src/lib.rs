@@ -18,6 +18,19 @@ pub const GUEST_TARGET: &str = "wasm32-wasip2";
 /// Panics with an explanation when the build fails: this runs inside a build script, where a
 /// panic is how a failure is reported.
 pub fn build_guests(workspace_root: &Path, packages: &[&str]) -> PathBuf {
+    let dir = build_guests_quietly(workspace_root, packages);
+    for watched in ["plugins", "sdk-guest", "wit", "tests/fixtures", "Cargo.lock"] {
+        let path = workspace_root.join(watched);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    dir
+}
+
+/// [`build_guests`] without the `cargo:` lines a build script prints, for programs (the
+/// benchmark) that build a guest at run time.
+pub fn build_guests_quietly(workspace_root: &Path, packages: &[&str]) -> PathBuf {
     let target_root = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root.join("target"));
@@ -59,12 +72,6 @@ pub fn build_guests(workspace_root: &Path, packages: &[&str]) -> PathBuf {
                 String::new()
             };
             panic!("building the connector {package} for {GUEST_TARGET} failed:\n{stderr}{hint}");
-        }
-    }
-    for watched in ["plugins", "sdk-guest", "wit", "tests/fixtures", "Cargo.lock"] {
-        let path = workspace_root.join(watched);
-        if path.exists() {
-            println!("cargo:rerun-if-changed={}", path.display());
         }
     }
     target_dir.join(GUEST_TARGET).join("guest")

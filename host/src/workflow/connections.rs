@@ -55,9 +55,7 @@ pub async fn load_connector(
                     names.join(", ")
                 );
             };
-            Ok(runtime
-                .load_bytes(found.component, &format!("built-in connector {name:?}"))
-                .await?)
+            Ok(runtime.load_builtin(found).await?)
         }
         ConnectorSource::File(path) => {
             let bytes = project.read_connector_file(path).with_context(|| {

@@ -1,8 +1,5 @@
-//! Measures the workflow engine with durable history (a SQLite file) and prints the table in
-//! BENCHMARKS.md.
-//!
-//! Run: `cargo run -p cordon-host --example workflow_bench` (add `-- --quick` for fewer runs).
-//! Like `bench`, it uses the dev profile, whose dependencies and cordon-host are optimized.
+//! The workflow engine with durable history (a SQLite file): a 10-step run, Windmill's
+//! 40 × 10 ms shape, and throughput with 100 and 1,000 runs in flight.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,14 +10,8 @@ use cordon_host::workflow::{Engine, EngineOptions};
 use cordon_host::{Runtime, RuntimeConfig};
 use serde_json::{Map, Value, json};
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
+use crate::Options;
+use crate::stats::{Stats, Table, time};
 
 /// A chain of `n` actions made by `step(i)`, each after the previous one.
 fn chain(n: usize, step: impl Fn(usize) -> Value) -> Value {
@@ -57,10 +48,8 @@ async fn time_runs(engine: &Engine, workflow: &str, runs: usize) -> anyhow::Resu
     Ok(samples)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let runs = if quick { 50 } else { 500 };
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let runs = options.iterations(500);
     let dir = tempfile::tempdir()?;
     std::fs::write(
         dir.path().join("connections.json"),
@@ -95,6 +84,8 @@ async fn main() -> anyhow::Result<()> {
     let project = Project::open(dir.path())?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.path().join("cache")),
+        // Room for 1,000 connector actions in flight, and the describe of the first load.
+        max_concurrent_instances: 1_100,
         ..RuntimeConfig::default()
     })?;
     let db = Arc::new(SqliteDb::open(&dir.path().join("history.db"))?);
@@ -103,46 +94,63 @@ async fn main() -> anyhow::Result<()> {
     time_runs(&engine, "compose10", 20).await?;
     time_runs(&engine, "connector10", 20).await?;
 
-    println!("| measurement | p50 | p99 | per step (p50) | runs |");
-    println!("|---|---|---|---|---|");
+    let table = Table::start(
+        "Workflow engine (durable history in SQLite)",
+        &["measurement", "p50", "p99", "per step (p50)", "runs"],
+    );
     for (workflow, label, steps) in [
-        ("compose10", "10 sequential Compose actions, durable", 10u32),
+        ("compose10", "10 sequential Compose actions", 10u32),
         (
             "connector10",
-            "10 sequential connector actions (fresh instance each), durable",
+            "10 sequential connector actions (fresh instance each)",
             10,
         ),
     ] {
-        let mut samples = time_runs(&engine, workflow, runs).await?;
-        let p50 = percentile(&mut samples, 0.5);
-        println!(
-            "| {label} | {} | {} | {} | {runs} |",
-            ms(p50),
-            ms(percentile(&mut samples, 0.99)),
-            ms(p50 / steps)
-        );
+        let stats = Stats::of(time_runs(&engine, workflow, runs).await?);
+        table.timing(label, stats, time(stats.p50 / steps));
     }
-    let wait_runs = if quick { 3 } else { 10 };
-    let mut samples = time_runs(&engine, "wait40", wait_runs).await?;
-    let p50 = percentile(&mut samples, 0.5);
-    println!(
-        "| 40 sequential 10 ms steps (Windmill's benchmark shape), durable | {} | {} | overhead {} | {wait_runs} |",
-        ms(p50),
-        ms(percentile(&mut samples, 0.99)),
-        ms(p50.saturating_sub(Duration::from_millis(400)) / 40)
+    let wait_runs = if options.quick { 3 } else { 10 };
+    let stats = Stats::of(time_runs(&engine, "wait40", wait_runs).await?);
+    table.timing(
+        "40 sequential 10 ms steps (Windmill's benchmark shape)",
+        stats,
+        format!(
+            "overhead {}",
+            time(stats.p50.saturating_sub(Duration::from_millis(400)) / 40)
+        ),
     );
 
-    // Throughput: 100 runs in flight at all times.
-    let total = if quick { 500 } else { 3000 };
-    let in_flight = 100;
+    let table = Table::start(
+        "Workflow throughput (durable history in SQLite)",
+        &["measurement", "runs/s", "steps/s", "runs"],
+    );
+    for (workflow, in_flight, total) in [
+        ("compose10", 100, options.iterations(3_000)),
+        ("compose10", 1_000, options.iterations(10_000)),
+        ("connector10", 1_000, options.iterations(10_000)),
+    ] {
+        let rate = throughput(&engine, workflow, in_flight, total).await?;
+        table.row(&[
+            format!("10-step {workflow} runs, {in_flight} in flight"),
+            format!("{rate:.0}"),
+            format!("{:.0}", rate * 10.0),
+            total.to_string(),
+        ]);
+    }
+    Ok(())
+}
+
+/// Runs `total` runs of `workflow`, `in_flight` at a time, and returns runs per second.
+async fn throughput(engine: &Engine, workflow: &str, in_flight: usize, total: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..total {
         let permit = semaphore.clone().acquire_owned().await?;
         let engine = engine.clone();
+        let workflow = workflow.to_owned();
         tasks.spawn(async move {
-            let run = engine.run("compose10", json!({"n": 1})).await;
+            let run = engine.run(&workflow, json!({"n": 1})).await;
             drop(permit);
             run.map(|r| r.status)
         });
@@ -154,11 +162,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = started.elapsed();
-    anyhow::ensure!(succeeded == total, "only {succeeded} of {total} runs succeeded");
-    println!(
-        "| runs per second, 100 in flight (10-step Compose runs) | {:.0} runs/s | | {:.0} steps/s | {total} |",
-        total as f64 / elapsed.as_secs_f64(),
-        total as f64 * 10.0 / elapsed.as_secs_f64()
+    anyhow::ensure!(
+        succeeded == total,
+        "only {succeeded} of {total} {workflow} runs succeeded"
     );
-    Ok(())
+    Ok(total as f64 / elapsed.as_secs_f64())
 }

@@ -1,0 +1,98 @@
+//! Criterion micro-benchmarks of the call path: `cargo bench -p cordon-host --bench invocation`.
+//!
+//! The whole table, with peers, percentiles and memory, is `cargo run -p cordon-host --example
+//! bench`; these are the pieces of it that benefit from criterion's statistics when one of them
+//! is being optimized (compare runs with `--save-baseline` / `--baseline`).
+
+use std::sync::Arc;
+
+use cordon_host::secrets::NoSecrets;
+use cordon_host::{CallInfo, Connection, ConnectionConfig, Grant, Runtime, RuntimeConfig, builtin};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+fn echo_connection(runtime: &tokio::runtime::Runtime, cache: &std::path::Path) -> (Runtime, Connection) {
+    let bytes = builtin::find("json-transform")
+        .map(|b| b.component)
+        .unwrap_or_default();
+    runtime.block_on(async {
+        let host = Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache.to_owned()),
+            max_concurrent_instances: 16,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let connector = host.load_bytes(bytes, "json-transform").await.expect("load");
+        let connection = connector
+            .connect(ConnectionConfig {
+                name: "bench".parse().expect("name"),
+                parameters: Default::default(),
+                grant: Grant::default(),
+                secrets: Arc::new(NoSecrets),
+            })
+            .expect("connect");
+        (host, connection)
+    })
+}
+
+fn payload(bytes: usize) -> Value {
+    json!({ "data": "x".repeat(bytes.saturating_sub(12)) })
+}
+
+fn invocation(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (host, connection) = echo_connection(&tokio, cache.path());
+    let bytes = builtin::find("json-transform")
+        .map(|b| b.component)
+        .unwrap_or_default();
+
+    let mut group = c.benchmark_group("echo");
+    for size in [1024, 64 * 1024] {
+        let input = payload(size);
+        group.bench_with_input(BenchmarkId::new("isolated", size), &input, |b, input| {
+            let call = CallInfo::default();
+            b.iter(|| {
+                tokio
+                    .block_on(connection.invoke("echo", input, &call))
+                    .result
+                    .expect("echo")
+            });
+        });
+        group.bench_with_input(BenchmarkId::new("reused", size), &input, |b, input| {
+            let mut instance = tokio.block_on(connection.reused_instance()).expect("instance");
+            b.iter(|| tokio.block_on(instance.invoke("echo", input)).expect("echo"));
+        });
+        group.bench_with_input(BenchmarkId::new("native", size), &input, |b, input| {
+            b.iter(|| {
+                let text = input.to_string();
+                let parsed: Value = serde_json::from_str(&text).expect("json");
+                let answer = std::hint::black_box(parsed).to_string();
+                serde_json::from_str::<Value>(&answer).expect("json")
+            });
+        });
+    }
+    group.finish();
+
+    c.bench_function("instantiate_and_drop", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(connection.connector().instantiate_and_drop())
+                .expect("instantiate")
+        });
+    });
+    c.bench_function("load_from_artifact_cache", |b| {
+        b.iter(|| {
+            host.unload_all();
+            tokio
+                .block_on(host.load_bytes(bytes, "json-transform"))
+                .expect("load")
+        });
+    });
+}
+
+criterion_group!(benches, invocation);
+criterion_main!(benches);

@@ -1,0 +1,135 @@
+//! Outbound HTTP through the host (a connector's `http.send`, with the grant check, the
+//! guarded resolver and a fresh instance per call) against the same request made natively
+//! with reqwest, both to a server on loopback.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::routing::get;
+use cordon_host::secrets::NoSecrets;
+use cordon_host::{CallInfo, Connection, ConnectionConfig, Grant, Runtime, RuntimeConfig};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::Options;
+use crate::stats::{Stats, Table, ratio};
+
+/// 1 MiB of response body.
+pub const LARGE: usize = 1 << 20;
+
+/// The loopback server: `/small` (a short JSON answer), `/large` (1 MiB), and `/hold`, which
+/// answers only once `release` is notified, so callers can be kept in flight.
+pub struct Server {
+    pub port: u16,
+    pub held: Arc<AtomicUsize>,
+    pub release: Arc<Notify>,
+}
+
+pub async fn serve() -> anyhow::Result<Server> {
+    let held = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(Notify::new());
+    let large = Arc::new(vec![b'x'; LARGE]);
+    let app = Router::new()
+        .route(
+            "/small",
+            get(|| async { axum::Json(json!({"ok": true, "id": 42})) }),
+        )
+        .route(
+            "/large",
+            get(move || {
+                let large = large.clone();
+                async move { (*large).clone() }
+            }),
+        )
+        .route(
+            "/hold",
+            get({
+                let held = held.clone();
+                let release = release.clone();
+                move || async move {
+                    let released = release.notified();
+                    held.fetch_add(1, Ordering::SeqCst);
+                    released.await;
+                    "released"
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(Server { port, held, release })
+}
+
+/// The benchmark-only connector (`tests/fixtures/bench`), built for wasm32-wasip2 on first use.
+pub fn bench_connector_bytes() -> anyhow::Result<Vec<u8>> {
+    let dir = cordon_guest_build::build_guests_quietly(&crate::workspace_root(), &["cordon-fixture-bench"]);
+    Ok(std::fs::read(dir.join("cordon_fixture_bench.wasm"))?)
+}
+
+/// A connection of the bench connector granted the loopback server's port.
+pub async fn connect(runtime: &Runtime, port: u16) -> anyhow::Result<Connection> {
+    let connector = runtime.load_bytes(&bench_connector_bytes()?, "bench").await?;
+    let grant: Grant = serde_json::from_value(json!({ "hosts": [format!("http://127.0.0.1:{port}")] }))?;
+    Ok(connector.connect(ConnectionConfig {
+        name: "bench".parse()?,
+        parameters: Default::default(),
+        grant,
+        secrets: Arc::new(NoSecrets),
+    })?)
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let server = serve().await?;
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_instances: 64,
+        ..RuntimeConfig::default()
+    })?;
+    let connection = connect(&runtime, server.port).await?;
+    let native = reqwest::Client::builder().no_proxy().build()?;
+    let table = Table::start(
+        "Outbound HTTP on loopback: through the host against native reqwest",
+        &["measurement", "p50", "p99", "ratio to native (p50)", "runs"],
+    );
+    for (path, size, iterations) in [
+        ("small", 10, options.iterations(5_000)),
+        ("large", LARGE, options.iterations(500)),
+    ] {
+        let url = format!("http://127.0.0.1:{}/{path}", server.port);
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations + 20 {
+            let started = Instant::now();
+            let body = native.get(&url).send().await?.error_for_status()?.bytes().await?;
+            if i >= 20 {
+                samples.push(started.elapsed());
+            }
+            anyhow::ensure!(body.len() >= size, "short body from {url}");
+        }
+        let base = Stats::of(samples);
+        let label = if size == LARGE { "1 MiB" } else { "small" };
+        table.timing(&format!("native reqwest, GET {label} body"), base, "1.00×".into());
+
+        let input = json!({ "url": url });
+        let call = CallInfo::default();
+        let mut samples = Vec::with_capacity(iterations);
+        for i in 0..iterations + 20 {
+            let started = Instant::now();
+            let output = connection.invoke("fetch", &input, &call).await.result?;
+            if i >= 20 {
+                samples.push(started.elapsed());
+            }
+            anyhow::ensure!(
+                output["status"] == 200 && output["bytes"].as_u64() >= Some(size as u64),
+                "unexpected fetch result {output}"
+            );
+        }
+        let hosted = Stats::of(samples);
+        table.timing(
+            &format!("**cordon: a connector's request, fresh instance, {label} body**"),
+            hosted,
+            ratio(hosted.p50, base.p50),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! Cold load and the isolated invocation: cordon beside native Rust, plain wasmtime and
+//! Extism, for the same echo operation on the same JSON bytes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cordon_host::secrets::NoSecrets;
+use cordon_host::{
+    CallInfo, Connection, ConnectionConfig, Grant, InstanceAllocation, Runtime, RuntimeConfig, builtin,
+};
+use serde_json::{Value, json};
+
+use crate::Options;
+use crate::peers::{self, PeerRows};
+use crate::stats::{Stats, Table, ratio};
+
+/// The two payloads of the issue: a 1 KiB object, and 64 KiB of realistic records.
+pub fn payloads() -> [(&'static str, Value); 2] {
+    let small = json!({ "data": "x".repeat(1000) });
+    let mut records = Vec::new();
+    let mut large = json!({ "records": [] });
+    while large.to_string().len() < 64 * 1024 - 160 {
+        let i = records.len();
+        records.push(json!({
+            "id": i, "name": format!("item {i}"), "price": 12.5 + i as f64,
+            "tags": ["a", "b"], "active": i % 2 == 0
+        }));
+        large = json!({ "records": records });
+    }
+    [("1k", small), ("64k", large)]
+}
+
+/// The same operation with no sandbox: the JSON round trip any isolation boundary needs
+/// (serialize the input, parse it on the other side, serialize the answer, parse it back),
+/// with the echo itself in between. This is the floor.
+fn native_echo(input: &Value) -> Value {
+    let text = input.to_string();
+    let parsed: Value = serde_json::from_str(&text).unwrap_or_default();
+    let answer = std::hint::black_box(parsed).to_string();
+    serde_json::from_str(&answer).unwrap_or_default()
+}
+
+fn echo_connector_bytes() -> &'static [u8] {
+    builtin::find("json-transform")
+        .map(|b| b.component)
+        .unwrap_or_default()
+}
+
+async fn connect(runtime: &Runtime) -> anyhow::Result<Connection> {
+    let connector = runtime
+        .load_bytes(echo_connector_bytes(), "json-transform")
+        .await?;
+    Ok(connector.connect(ConnectionConfig {
+        name: "bench".parse()?,
+        parameters: Default::default(),
+        grant: Grant::default(),
+        secrets: Arc::new(NoSecrets),
+    })?)
+}
+
+async fn isolated(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
+    let call = CallInfo::default();
+    // Warm up the pool's slots and the allocator.
+    for _ in 0..iterations.min(200) {
+        connection.invoke("echo", input, &call).await.result?;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let output = connection.invoke("echo", input, &call).await.result?;
+        samples.push(started.elapsed());
+        anyhow::ensure!(&output == input, "echo changed its input");
+    }
+    Ok(Stats::of(samples))
+}
+
+async fn reused(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
+    let mut instance = connection.reused_instance().await?;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let output = instance.invoke("echo", input).await?;
+        samples.push(started.elapsed());
+        anyhow::ensure!(&output == input, "echo changed its input");
+    }
+    Ok(Stats::of(samples))
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let payloads = payloads();
+    let extism = if options.extism {
+        peers::extism(options, &payloads)
+    } else {
+        PeerRows::skipped("left out with --no-extism")
+    };
+    if options.wants("load") {
+        load(options, cache.path(), &extism).await?;
+    }
+    if options.wants("invoke") {
+        invoke(options, cache.path(), &payloads, &extism).await?;
+    }
+    Ok(())
+}
+
+async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> anyhow::Result<()> {
+    let table = Table::start("Cold load", &["measurement", "p50", "p99", "ratio", "runs"]);
+    let bytes = echo_connector_bytes();
+    let kib = bytes.len() / 1024;
+    let plain = Runtime::new(RuntimeConfig {
+        max_concurrent_instances: 16,
+        allocation: InstanceAllocation::OnDemand,
+        ..RuntimeConfig::default()
+    })?;
+    let mut samples = Vec::new();
+    for _ in 0..5 {
+        plain.unload_all();
+        let started = Instant::now();
+        plain.load_bytes(bytes, "json-transform").await?;
+        samples.push(started.elapsed());
+    }
+    let compile = Stats::of(samples);
+    table.timing(
+        &format!("cordon: compile + check + describe `json-transform` ({kib} KiB)"),
+        compile,
+        "1.00×".into(),
+    );
+    match extism.get("compile") {
+        Ok(stats) => table.timing(
+            &format!("Extism: compile the echo plug-in ({} KiB)", extism.wasm_kib),
+            stats,
+            format!("{} cordon compile", ratio(stats.p50, compile.p50)),
+        ),
+        Err(reason) => table.row(&[
+            "Extism: compile".into(),
+            reason,
+            String::new(),
+            String::new(),
+            "0".into(),
+        ]),
+    }
+
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_owned()),
+        max_concurrent_instances: 64,
+        ..RuntimeConfig::default()
+    })?;
+    let builtin = builtin::find("json-transform").ok_or_else(|| anyhow::anyhow!("no json-transform"))?;
+    runtime.load_builtin(builtin).await?;
+    // Built-ins carry their SHA-256 from build time; a connector file is hashed on every
+    // load, because its hash is its identity (and the cache key).
+    for (label, hashed) in [
+        (
+            "cordon: load the built-in `json-transform` from the artifact cache",
+            false,
+        ),
+        (
+            "cordon: load the same bytes as a file would (SHA-256 first), from the cache",
+            true,
+        ),
+    ] {
+        let mut samples = Vec::new();
+        for _ in 0..options.iterations(500) {
+            runtime.unload_all();
+            let started = Instant::now();
+            if hashed {
+                runtime.load_bytes(bytes, "json-transform").await?;
+            } else {
+                runtime.load_builtin(builtin).await?;
+            }
+            samples.push(started.elapsed());
+        }
+        let cached = Stats::of(samples);
+        table.timing(
+            label,
+            cached,
+            format!(
+                "{:.0}× faster than compiling",
+                compile.p50.as_secs_f64() / cached.p50.as_secs_f64()
+            ),
+        );
+    }
+    Ok(())
+}
+
+async fn invoke(
+    options: &Options,
+    cache: &std::path::Path,
+    payloads: &[(&str, Value)],
+    extism: &PeerRows,
+) -> anyhow::Result<()> {
+    let pooled = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_owned()),
+        max_concurrent_instances: 64,
+        ..RuntimeConfig::default()
+    })?;
+    let plain = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_owned()),
+        max_concurrent_instances: 64,
+        allocation: InstanceAllocation::OnDemand,
+        ..RuntimeConfig::default()
+    })?;
+    let cordon = connect(&pooled).await?;
+    let plain = connect(&plain).await?;
+    let iterations = options.iterations(20_000);
+
+    let table = Table::start(
+        "Echo: one call of an operation that returns its JSON input",
+        &[
+            "measurement",
+            "p50",
+            "p99",
+            "ratio to cordon isolated (p50)",
+            "runs",
+        ],
+    );
+    cordon.connector().instantiate_and_drop().await?;
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        cordon.connector().instantiate_and_drop().await?;
+        samples.push(started.elapsed());
+    }
+    let instantiate = Stats::of(samples);
+    table.timing(
+        "cordon: new store + instantiate + drop (no call)",
+        instantiate,
+        String::new(),
+    );
+
+    for (size, input) in payloads {
+        let iterations = if *size == "1k" { iterations } else { iterations / 4 };
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let started = Instant::now();
+            let output = native_echo(input);
+            samples.push(started.elapsed());
+            anyhow::ensure!(&output == input, "native echo changed its input");
+        }
+        let native = Stats::of(samples);
+        let base = isolated(&cordon, input, iterations).await?;
+        let rows: Vec<(String, Result<Stats, String>)> = vec![
+            (
+                format!("native Rust, JSON round trip, {size} (the floor)"),
+                Ok(native),
+            ),
+            (format!("**cordon, isolated (fresh instance), {size}**"), Ok(base)),
+            (
+                format!("cordon, one instance reused, {size}"),
+                Ok(reused(&cordon, input, iterations).await?),
+            ),
+            (
+                format!("plain wasmtime (no pooling), isolated, {size}"),
+                Ok(isolated(&plain, input, iterations).await?),
+            ),
+            (
+                format!("Extism, isolated (fresh plug-in), {size}"),
+                extism.get(&format!("isolated_{size}")),
+            ),
+            (
+                format!("Extism, one plug-in reused, {size}"),
+                extism.get(&format!("reused_{size}")),
+            ),
+        ];
+        for (label, stats) in rows {
+            match stats {
+                Ok(stats) => table.timing(&label, stats, ratio(stats.p50, base.p50)),
+                Err(reason) => table.row(&[label, reason, String::new(), String::new(), "0".into()]),
+            }
+        }
+    }
+    Ok(())
+}

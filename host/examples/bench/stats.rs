@@ -1,0 +1,95 @@
+//! Percentiles, formatting, the markdown tables, and the process's resident memory.
+
+use std::time::Duration;
+
+/// The summary of one measurement's samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub runs: usize,
+}
+
+impl Stats {
+    pub fn of(mut samples: Vec<Duration>) -> Stats {
+        assert!(!samples.is_empty(), "a measurement without samples");
+        samples.sort();
+        let at = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+        Stats {
+            p50: at(0.5),
+            p99: at(0.99),
+            runs: samples.len(),
+        }
+    }
+
+    pub fn from_nanos(p50: u64, p99: u64, runs: usize) -> Stats {
+        Stats {
+            p50: Duration::from_nanos(p50),
+            p99: Duration::from_nanos(p99),
+            runs,
+        }
+    }
+}
+
+/// µs below a millisecond, ms below ten seconds, s above.
+pub fn time(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 1e-3 {
+        format!("{:.1} µs", s * 1e6)
+    } else if s < 10.0 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// `a / b` as a factor, for the ratio columns.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    format!("{:.2}×", a.as_secs_f64() / b.as_secs_f64())
+}
+
+pub fn mib(bytes: f64) -> String {
+    format!("{:.1} MiB", bytes / f64::from(1 << 20))
+}
+
+pub fn kib(bytes: f64) -> String {
+    format!("{:.1} KiB", bytes / 1024.0)
+}
+
+/// A markdown table printed as its rows arrive, so a long run shows progress.
+pub struct Table;
+
+impl Table {
+    pub fn start(title: &str, columns: &[&str]) -> Table {
+        println!("\n### {title}\n");
+        println!("| {} |", columns.join(" | "));
+        println!("|{}", "---|".repeat(columns.len()));
+        Table
+    }
+
+    pub fn row(&self, cells: &[String]) {
+        println!("| {} |", cells.join(" | "));
+    }
+
+    /// A row for a latency measurement: label, p50, p99, ratio, runs.
+    pub fn timing(&self, label: &str, stats: Stats, ratio: String) {
+        self.row(&[
+            label.to_owned(),
+            time(stats.p50),
+            time(stats.p99),
+            ratio,
+            stats.runs.to_string(),
+        ]);
+    }
+}
+
+/// Resident memory of this process, from `/proc/self/statm` (Linux only).
+pub fn rss_bytes() -> anyhow::Result<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/self/statm: {statm}"))?
+        .parse()?;
+    Ok(pages * 4096.0)
+}
