@@ -30,6 +30,12 @@ pub fn payloads() -> [(&'static str, Value); 2] {
     [("1k", small), ("64k", large)]
 }
 
+/// Calls per row for a payload: the 64 KiB rows take a hundred times longer, so fewer.
+pub fn iterations_for(options: &Options, payload: &str) -> usize {
+    let full = options.iterations(20_000);
+    if payload == "1k" { full } else { full / 4 }
+}
+
 /// The same operation with no sandbox: the JSON round trip any isolation boundary needs
 /// (serialize the input, parse it on the other side, serialize the answer, parse it back),
 /// with the echo itself in between. This is the floor.
@@ -149,6 +155,7 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
     runtime.load_builtin(builtin).await?;
     // Built-ins carry their SHA-256 from build time; a connector file is hashed on every
     // load, because its hash is its identity (and the cache key).
+    let mut cordon_cached = Vec::new();
     for (label, hashed) in [
         (
             "cordon: load the built-in `json-transform` from the artifact cache",
@@ -171,6 +178,7 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
             samples.push(started.elapsed());
         }
         let cached = Stats::of(samples);
+        cordon_cached.push(cached);
         table.timing(
             label,
             cached,
@@ -179,6 +187,23 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
                 compile.p50.as_secs_f64() / cached.p50.as_secs_f64()
             ),
         );
+    }
+    match extism.get("cache_load") {
+        Ok(stats) => table.timing(
+            "Extism: load the echo plug-in from its compilation cache (wasmtime's)",
+            stats,
+            format!(
+                "{} cordon's built-in load",
+                ratio(stats.p50, cordon_cached[0].p50)
+            ),
+        ),
+        Err(reason) => table.row(&[
+            "Extism: load from its cache".into(),
+            reason,
+            String::new(),
+            String::new(),
+            "0".into(),
+        ]),
     }
     Ok(())
 }
@@ -203,7 +228,6 @@ async fn invoke(
     let cordon = connect(&pooled).await?;
     let plain = connect(&plain).await?;
     let iterations = options.iterations(20_000);
-
     let table = Table::start(
         "Echo: one call of an operation that returns its JSON input",
         &[
@@ -229,7 +253,7 @@ async fn invoke(
     );
 
     for (size, input) in payloads {
-        let iterations = if *size == "1k" { iterations } else { iterations / 4 };
+        let iterations = iterations_for(options, size);
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = Instant::now();

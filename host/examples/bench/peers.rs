@@ -82,7 +82,8 @@ fn build_and_run(options: &Options, payloads: &[(&str, Value)]) -> anyhow::Resul
     for (label, value) in payloads {
         let path = dir.path().join(format!("{label}.json"));
         std::fs::write(&path, value.to_string())?;
-        payload_files.push(path);
+        let iterations = crate::invoke::iterations_for(options, label);
+        payload_files.push(format!("{}:{iterations}", path.display()));
     }
     let output = Command::new(target.join("release/extism-runner"))
         .arg(&wasm)

@@ -1,7 +1,11 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cordon_host::{CallInfo, InvokeError, Limits, Runtime, RuntimeConfig};
-use cordon_tests::{connect, grant, hostile, runtime_config};
+use axum::Router;
+use axum::routing::get;
+use cordon_host::{CallInfo, InstanceAllocation, InvokeError, Limits, Runtime, RuntimeConfig};
+use cordon_tests::{builtin, connect, grant, hostile, runtime_config, serve};
 use serde_json::json;
 
 fn runtime_with(limits: Limits) -> Runtime {
@@ -178,4 +182,85 @@ async fn many_calls_at_once_each_get_their_own_instance() {
         let result = call.await.expect("task").result.expect("call");
         assert_eq!(result.as_str().map(str::len), Some(i));
     }
+}
+
+/// With more calls than pool slots, the extra calls wait for a slot; none fails, and no more
+/// instances run at once than the pool has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_pool_wait_for_a_slot_instead_of_failing() {
+    let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let router = Router::new().route(
+        "/pause",
+        get({
+            let (now, most) = (now.clone(), most.clone());
+            move || async move {
+                let current = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(current, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                "done"
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_instances: 2,
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let connection = connect(&hostile(&runtime).await, grant(&[&format!("http://{addr}")]));
+    let url = format!("http://{addr}/pause");
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let connection = connection.clone();
+            let input = json!({ "url": url });
+            tokio::spawn(async move { connection.invoke("fetch", &input, &CallInfo::default()).await })
+        })
+        .collect();
+    for call in calls {
+        let output = call
+            .await
+            .expect("task")
+            .result
+            .expect("the call waits, then succeeds");
+        assert_eq!(output["outcome"], "response", "{output}");
+        assert_eq!(output["body"], "done", "{output}");
+    }
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "two slots: two requests at once, no more"
+    );
+    assert_eq!(runtime.metrics().live_instances(), 0);
+}
+
+/// On-demand allocation (no pool) runs the same calls with the same results.
+#[tokio::test]
+async fn on_demand_allocation_gives_the_same_answers() {
+    let runtime = Runtime::new(RuntimeConfig {
+        allocation: InstanceAllocation::OnDemand,
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let connector = runtime
+        .load_bytes(builtin("json-transform"), "json-transform")
+        .await
+        .expect("load");
+    let connection = connect(&connector, grant(&[]));
+    let input = json!({ "value": [{"a": 1, "b": 2}, {"a": 3, "b": 4}], "fields": ["a"] });
+    let output = connection
+        .invoke("pick", &input, &CallInfo::default())
+        .await
+        .result
+        .expect("pick");
+    assert_eq!(output, json!([{"a": 1}, {"a": 3}]));
+    // The memory cap still holds without the pool's per-slot limit.
+    let hog = connect(&hostile(&runtime).await, grant(&[]))
+        .invoke("hog", &json!(null), &CallInfo::default())
+        .await;
+    assert!(
+        matches!(hog.result, Err(InvokeError::MemoryLimit(_))),
+        "{:?}",
+        hog.result
+    );
 }

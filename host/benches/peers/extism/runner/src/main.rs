@@ -1,9 +1,9 @@
 //! Runs the Extism twin of cordon's echo benchmark and prints one JSON object per row on
 //! stdout, for `cargo run -p cordon-host --example bench` to put beside its own figures.
 //!
-//! Usage: `extism-runner ECHO_WASM ITERATIONS PAYLOAD_FILE...`
+//! Usage: `extism-runner ECHO_WASM ITERATIONS PAYLOAD_FILE:ITERATIONS...`
 //!
-//! Each payload file holds the exact JSON text cordon's benchmark sends, so both sides parse
+//! The first ITERATIONS is for the load rows. Each payload file holds the exact JSON text cordon's benchmark sends, so both sides parse
 //! and produce the same bytes. The host side does what cordon's host does apart from schema
 //! validation, which Extism has no notion of: serialize the input value, call, parse the
 //! output into a value.
@@ -22,26 +22,51 @@ fn main() {
 
 fn run() -> Result<(), extism::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [wasm_path, iterations, payload_paths @ ..] = args.as_slice() else {
+    let [wasm_path, iterations, payloads @ ..] = args.as_slice() else {
         return Err(extism::Error::msg(
-            "usage: extism-runner ECHO_WASM ITERATIONS PAYLOAD_FILE...",
+            "usage: extism-runner ECHO_WASM ITERATIONS PAYLOAD_FILE:ITERATIONS...",
         ));
     };
     let iterations: usize = iterations.parse()?;
     let wasm = std::fs::read(wasm_path)?;
 
-    // Compile from scratch: a new engine and module each time, as a first load would.
+    // Compile from scratch: a new engine and module each time, as a first load would, with
+    // wasmtime's compilation cache off (Extism turns it on by default).
     let mut samples = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();
-        let compiled = CompiledPlugin::new(PluginBuilder::new(wasm.as_slice()).with_wasi(false))?;
+        let builder = PluginBuilder::new(wasm.as_slice())
+            .with_wasi(false)
+            .with_cache_disabled();
+        let compiled = CompiledPlugin::new(builder)?;
         samples.push(started.elapsed());
         drop(compiled);
     }
     report("compile", &mut samples);
 
-    let compiled = CompiledPlugin::new(PluginBuilder::new(wasm.as_slice()).with_wasi(false))?;
-    for path in payload_paths {
+    // Extism's own cache: its default, wasmtime's compilation cache in the user's cache
+    // directory. The first load below fills it; the timed ones hit it.
+    let cached = || CompiledPlugin::new(PluginBuilder::new(wasm.as_slice()).with_wasi(false));
+    drop(cached()?);
+    let mut samples = Vec::new();
+    for _ in 0..iterations.min(500) {
+        let started = Instant::now();
+        let compiled = cached()?;
+        samples.push(started.elapsed());
+        drop(compiled);
+    }
+    report("cache_load", &mut samples);
+
+    let compiled = CompiledPlugin::new(
+        PluginBuilder::new(wasm.as_slice())
+            .with_wasi(false)
+            .with_cache_disabled(),
+    )?;
+    for payload in payloads {
+        let (path, iterations) = payload
+            .rsplit_once(':')
+            .ok_or_else(|| extism::Error::msg(format!("{payload:?} is not PAYLOAD_FILE:ITERATIONS")))?;
+        let iterations: usize = iterations.parse()?;
         let text = std::fs::read_to_string(path)?;
         let input: Value = serde_json::from_str(&text)?;
         // The file's stem names the payload in the row: `1k.json` gives `isolated_1k`.
