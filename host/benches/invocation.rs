@@ -1,4 +1,9 @@
-//! Criterion micro-benchmarks of the call path: `cargo bench -p cordon-host --bench invocation`.
+//! Criterion micro-benchmarks of the call path:
+//! `cargo bench -p cordon-host --bench invocation --profile dev`.
+//!
+//! `--profile dev` on purpose: cargo's `bench` profile is `release`, which would compile
+//! wasmtime a second time; in `dev`, dependencies and cordon-host are built with
+//! `opt-level = 2` (root Cargo.toml), as for the bench command and the tests.
 //!
 //! The whole table, with peers, percentiles and memory, is `cargo run -p cordon-host --example
 //! bench`; these are the pieces of it that benefit from criterion's statistics when one of them
@@ -50,6 +55,7 @@ fn invocation(c: &mut Criterion) {
         .map(|b| b.component)
         .unwrap_or_default();
 
+    // The payload here is one long string; the bench command's 64 KiB payload is 600 records.
     let mut group = c.benchmark_group("echo");
     for size in [1024, 64 * 1024] {
         let input = payload(size);
@@ -84,12 +90,20 @@ fn invocation(c: &mut Criterion) {
                 .expect("instantiate")
         });
     });
-    c.bench_function("load_from_artifact_cache", |b| {
+    // A connector file's bytes are hashed (SHA-256) on every load; a built-in's hash is known.
+    c.bench_function("load_bytes_from_artifact_cache", |b| {
         b.iter(|| {
             host.unload_all();
             tokio
                 .block_on(host.load_bytes(bytes, "json-transform"))
                 .expect("load")
+        });
+    });
+    let builtin = builtin::find("json-transform").expect("built in");
+    c.bench_function("load_builtin_from_artifact_cache", |b| {
+        b.iter(|| {
+            host.unload_all();
+            tokio.block_on(host.load_builtin(builtin)).expect("load")
         });
     });
 }
