@@ -344,7 +344,15 @@ impl Connection {
         let runtime = &self.connector.runtime;
         let limits = runtime.limits().clone();
         let redactor = Redactor::default();
-        let slot = runtime.instance_slot().await;
+        // Waiting for a slot counts against the deadline: under overload a call fails with a
+        // retryable error instead of waiting without end.
+        let Ok(slot) = tokio::time::timeout(limits.deadline, runtime.instance_slot()).await else {
+            return Invocation {
+                result: Err(InvokeError::NoFreeInstance(limits.deadline)),
+                log: GuestLogRecord::default(),
+                elapsed: started.elapsed(),
+            };
+        };
         let mut store = runtime.new_store(
             self.grant.clone(),
             Some(self.egress.clone()),

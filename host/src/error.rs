@@ -118,6 +118,12 @@ pub enum InvokeError {
     Trap(String),
     #[error("the host could not run the connector: {0}")]
     Host(String),
+    /// Every instance slot of the runtime stayed busy for the whole deadline. Retryable: it
+    /// is load, not a fault of the call; `max_concurrent_instances` sets the slots.
+    #[error(
+        "no connector instance was free within {0:?}: all of the runtime's instance slots were busy (raise max_concurrent_instances, or lower the load)"
+    )]
+    NoFreeInstance(Duration),
 }
 
 impl InvokeError {
@@ -140,6 +146,7 @@ impl InvokeError {
             InvokeError::InvalidOutput(_) => "invalid_output",
             InvokeError::Trap(_) => "trap",
             InvokeError::Host(_) => "host",
+            InvokeError::NoFreeInstance(_) => "no_free_instance",
         }
     }
 
@@ -149,6 +156,7 @@ impl InvokeError {
         matches!(
             self,
             InvokeError::DeadlineExceeded(_)
+                | InvokeError::NoFreeInstance(_)
                 | InvokeError::Connector(
                     ConnectorError::Transient { .. } | ConnectorError::RateLimited { .. }
                 )

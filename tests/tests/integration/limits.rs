@@ -264,3 +264,47 @@ async fn on_demand_allocation_gives_the_same_answers() {
         hog.result
     );
 }
+
+/// A call that finds every slot busy for its whole deadline fails with a typed, retryable
+/// error instead of waiting without end; the runtime serves the next call normally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_slot_is_bounded_by_the_deadline() {
+    let deadline = Duration::from_millis(300);
+    let runtime = Runtime::new(RuntimeConfig {
+        limits: Limits {
+            deadline,
+            ..Limits::default()
+        },
+        max_concurrent_instances: 1,
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    // One slot, three spinners: the first holds the slot until its deadline, so the third
+    // cannot get it before its own wait runs out.
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let connection = connection.clone();
+            tokio::spawn(async move {
+                connection
+                    .invoke("spin", &json!(null), &CallInfo::default())
+                    .await
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    for call in calls {
+        match call.await.expect("task").result {
+            Err(InvokeError::DeadlineExceeded(_)) => {}
+            Err(error @ InvokeError::NoFreeInstance(_)) => {
+                assert!(error.is_retryable());
+                assert_eq!(error.kind(), "no_free_instance");
+                busy += 1;
+            }
+            other => panic!("expected a deadline or a busy runtime, got {other:?}"),
+        }
+    }
+    assert!(busy >= 1, "at least one call found no free slot");
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(next.result.expect("the next call works"), json!(true));
+}

@@ -674,6 +674,7 @@ fn invoke_failure(inputs: &Value, error: &InvokeError) -> Attempt {
         InvokeError::InvalidInput { .. } => "InvalidInput",
         InvokeError::UnknownOperation { .. } => "UnknownOperation",
         InvokeError::DeadlineExceeded(_) => "ConnectorTimedOut",
+        InvokeError::NoFreeInstance(_) => "ConnectorBusy",
         _ => "ConnectorFailed",
     };
     let result = ActionResult::failed(Some(inputs.clone()), code, error.to_string());
