@@ -267,6 +267,16 @@ impl Connection {
         })
     }
 
+    /// What the guest is told about the call.
+    fn invocation_context(&self, call: &CallInfo) -> wit::InvocationContext {
+        wit::InvocationContext {
+            connection: self.grant.connection().to_string(),
+            parameters: self.parameters_json.clone(),
+            idempotency_key: call.idempotency_key.clone(),
+            attempt: call.attempt,
+        }
+    }
+
     fn parse_output(&self, op: &Operation, text: &str, check_schema: bool) -> Result<Value, InvokeError> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             InvokeError::InvalidOutput(format!(
@@ -320,22 +330,9 @@ impl Connection {
                 elapsed: started.elapsed(),
             };
         };
-        let reasons = match op.validators() {
-            Ok(validators) => schema_errors(&validators.input, input, 10),
-            Err(problem) => {
-                return Invocation {
-                    result: Err(InvokeError::Host(problem)),
-                    log: GuestLogRecord::default(),
-                    elapsed: started.elapsed(),
-                };
-            }
-        };
-        if !reasons.is_empty() {
+        if let Err(error) = check_input(op, operation, input) {
             return Invocation {
-                result: Err(InvokeError::InvalidInput {
-                    operation: operation.to_owned(),
-                    reasons,
-                }),
+                result: Err(error),
                 log: GuestLogRecord::default(),
                 elapsed: started.elapsed(),
             };
@@ -359,12 +356,7 @@ impl Connection {
             self.secrets.clone(),
             redactor.clone(),
         );
-        let context = wit::InvocationContext {
-            connection: self.grant.connection().to_string(),
-            parameters: self.parameters_json.clone(),
-            idempotency_key: call.idempotency_key.clone(),
-            attempt: call.attempt,
-        };
+        let context = self.invocation_context(call);
         let input_text = input.to_string();
         let guest_call = async {
             let plugin = self.connector.pre.instantiate_async(&mut store).await?;
@@ -487,20 +479,8 @@ impl ReusedInstance {
             .manifest()
             .operation(operation)
             .ok_or_else(|| InvokeError::Host(format!("no operation {operation:?}")))?;
-        let validators = op.validators().map_err(InvokeError::Host)?;
-        let reasons = schema_errors(&validators.input, input, 10);
-        if !reasons.is_empty() {
-            return Err(InvokeError::InvalidInput {
-                operation: operation.to_owned(),
-                reasons,
-            });
-        }
-        let context = wit::InvocationContext {
-            connection: connection.grant.connection().to_string(),
-            parameters: connection.parameters_json.clone(),
-            idempotency_key: String::new(),
-            attempt: 1,
-        };
+        check_input(op, operation, input)?;
+        let context = connection.invocation_context(&CallInfo::default());
         let text = self
             .plugin
             .cordon_connector_connector()
@@ -509,6 +489,20 @@ impl ReusedInstance {
             .map_err(|trap| InvokeError::Trap(trap_message(&trap)))?
             .map_err(|error| InvokeError::Connector(convert_error(error, &Redactor::default())))?;
         connection.parse_output(op, &text, true)
+    }
+}
+
+/// The input checked against the operation's schema, before any instance is made.
+fn check_input(op: &Operation, operation: &str, input: &Value) -> Result<(), InvokeError> {
+    let validators = op.validators().map_err(InvokeError::Host)?;
+    let reasons = schema_errors(&validators.input, input, 10);
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(InvokeError::InvalidInput {
+            operation: operation.to_owned(),
+            reasons,
+        })
     }
 }
 

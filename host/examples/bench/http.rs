@@ -68,14 +68,20 @@ pub fn bench_connector_bytes() -> anyhow::Result<Vec<u8>> {
     Ok(std::fs::read(dir.join("cordon_fixture_bench.wasm"))?)
 }
 
+/// A grant of the loopback server's port and nothing else.
+pub fn loopback_grant(port: u16) -> anyhow::Result<Grant> {
+    Ok(serde_json::from_value(
+        json!({ "hosts": [format!("http://127.0.0.1:{port}")] }),
+    )?)
+}
+
 /// A connection of the bench connector granted the loopback server's port.
 pub async fn connect(runtime: &Runtime, port: u16) -> anyhow::Result<Connection> {
     let connector = runtime.load_bytes(&bench_connector_bytes()?, "bench").await?;
-    let grant: Grant = serde_json::from_value(json!({ "hosts": [format!("http://127.0.0.1:{port}")] }))?;
     Ok(connector.connect(ConnectionConfig {
         name: "bench".parse()?,
         parameters: Default::default(),
-        grant,
+        grant: loopback_grant(port)?,
         secrets: Arc::new(NoSecrets),
     })?)
 }

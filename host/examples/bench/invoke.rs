@@ -137,13 +137,7 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
             stats,
             format!("{} cordon compile", ratio(stats.p50, compile.p50)),
         ),
-        Err(reason) => table.row(&[
-            "Extism: compile".into(),
-            reason,
-            String::new(),
-            String::new(),
-            "0".into(),
-        ]),
+        Err(reason) => table.missing("Extism: compile", reason),
     }
 
     let runtime = Runtime::new(RuntimeConfig {
@@ -197,13 +191,7 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
                 ratio(stats.p50, cordon_cached[0].p50)
             ),
         ),
-        Err(reason) => table.row(&[
-            "Extism: load from its cache".into(),
-            reason,
-            String::new(),
-            String::new(),
-            "0".into(),
-        ]),
+        Err(reason) => table.missing("Extism: load from its cache", reason),
     }
     Ok(())
 }
@@ -289,7 +277,7 @@ async fn invoke(
         for (label, stats) in rows {
             match stats {
                 Ok(stats) => table.timing(&label, stats, ratio(stats.p50, base.p50)),
-                Err(reason) => table.row(&[label, reason, String::new(), String::new(), "0".into()]),
+                Err(reason) => table.missing(&label, reason),
             }
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use cordon_host::secrets::NoSecrets;
-use cordon_host::{CallInfo, ConnectionConfig, Grant, Runtime, RuntimeConfig, builtin};
+use cordon_host::{CallInfo, ConnectionConfig, Runtime, RuntimeConfig, builtin};
 use serde_json::json;
 
 use crate::Options;
@@ -51,8 +51,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
 
     let server = crate::http::serve().await?;
     let http = runtime.load_bytes(component("http"), "http").await?;
-    let grant: Grant =
-        serde_json::from_value(json!({ "hosts": [format!("http://127.0.0.1:{}", server.port)] }))?;
+    let grant = crate::http::loopback_grant(server.port)?;
     let count = if options.quick {
         CONNECTIONS / 10
     } else {

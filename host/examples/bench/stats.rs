@@ -71,6 +71,11 @@ impl Table {
         println!("| {} |", cells.join(" | "));
     }
 
+    /// A latency row that could not be measured, with the reason in the p50 column.
+    pub fn missing(&self, label: &str, reason: String) {
+        self.row(&[label.to_owned(), reason, String::new(), String::new(), "0".into()]);
+    }
+
     /// A row for a latency measurement: label, p50, p99, ratio, runs.
     pub fn timing(&self, label: &str, stats: Stats, ratio: String) {
         self.row(&[
