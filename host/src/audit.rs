@@ -32,3 +32,25 @@ pub fn secret_revealed(connector: &ConnectorId, connection: &ConnectionName, sec
         "connector read a secret's plaintext"
     );
 }
+
+/// Records that an operator stored (or replaced) a secret in the encrypted store.
+pub fn secret_stored(secret: &SecretName, key_id: &str, replaced: bool) {
+    tracing::info!(
+        target: "cordon::audit",
+        event = "secret_stored",
+        secret = %secret,
+        key_id,
+        replaced,
+        "secret stored in the encrypted store"
+    );
+}
+
+/// Records that an operator removed a secret from the encrypted store.
+pub fn secret_removed(secret: &SecretName) {
+    tracing::info!(
+        target: "cordon::audit",
+        event = "secret_removed",
+        secret = %secret,
+        "secret removed from the encrypted store"
+    );
+}

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the connector ran and failed; 2 bad usage, bad input or a
 //! connector that cannot be loaded.
 
+mod secrets;
 mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,13 @@ enum Command {
     /// Read the run history.
     #[command(subcommand)]
     Runs(Box<workflow::RunsCommand>),
+    /// The encrypted secret store that connections read with @secret('NAME').
+    ///
+    /// Values are sealed with AES-256-GCM under the master key in $CORDON_MASTER_KEY (or the
+    /// file in $CORDON_MASTER_KEY_FILE) and kept in the project's history database; `run`,
+    /// `serve` and `validate` open the store with the same key.
+    #[command(subcommand)]
+    Secrets(Box<secrets::SecretsCommand>),
     /// Serve a project: request, recurrence and polling triggers, and the management API.
     ///
     /// Runs a killed or stopped server left unfinished are resumed at start.
@@ -201,7 +209,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve { log_json, .. } => init_tracing(*log_json, "info"),
-        _ => init_tracing(false, "warn"),
+        // Audit events (secrets stored, removed, revealed; denials) are shown by every command.
+        _ => init_tracing(false, "warn,cordon::audit=info"),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -260,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await;
         }
         Command::Runs(command) => return workflow::runs(*command).await,
+        Command::Secrets(command) => return secrets::run(*command),
         Command::Serve {
             project,
             listen,

@@ -218,6 +218,19 @@ pub enum CancelOutcome {
     AlreadyEnded(Status),
 }
 
+/// A secret as the database keeps it: sealed by `secrets::store`, never plaintext. The
+/// database holds no key; `key_id` only names the master key that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    pub name: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    /// Milliseconds since the Unix epoch. [`Db::put_secret`] keeps the first one.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// The run history and its leases. Implementations must be safe to share between threads.
 pub trait Db: Send + Sync + std::fmt::Debug {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError>;
@@ -281,4 +294,12 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// Whether a workflow is enabled; workflows are enabled until disabled.
     fn workflow_enabled(&self, workflow: &str) -> Result<bool, DbError>;
     fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<(), DbError>;
+
+    /// Stores a sealed secret, replacing one of the same name (whose `created_at` is kept).
+    fn put_secret(&self, secret: &SealedSecret) -> Result<(), DbError>;
+    fn sealed_secret(&self, name: &str) -> Result<Option<SealedSecret>, DbError>;
+    /// Every sealed secret, by name.
+    fn list_secrets(&self) -> Result<Vec<SealedSecret>, DbError>;
+    /// Whether a secret of that name was there to delete.
+    fn delete_secret(&self, name: &str) -> Result<bool, DbError>;
 }

@@ -6,6 +6,8 @@
 //! `reveal`. Everything that leaves the sandbox (log lines, errors, outputs) goes through a
 //! [`Redactor`] that knows every value handed out during the invocation.
 
+pub mod store;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;

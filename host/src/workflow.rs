@@ -47,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{CancelOutcome, Db, RunRecord, Status, TriggerState};
 use crate::ids::ConnectionName;
 use crate::secrets::NoSecrets;
+use crate::secrets::store::SecretStore;
 use crate::{Connection, ConnectionConfig, Runtime, builtin};
 
 use executor::{EngineShared, Observer};
@@ -89,14 +90,19 @@ pub struct Connections {
 impl Connections {
     /// Loads every connector the project names and binds it to its connection. Connections that
     /// fail are reported as problems (for `cordon validate`) instead of stopping the others.
-    pub async fn load(project: &Project, runtime: &Runtime) -> anyhow::Result<(Connections, Vec<Problem>)> {
+    /// `store` serves `@secret('NAME')` references; without it they are problems.
+    pub async fn load(
+        project: &Project,
+        runtime: &Runtime,
+        store: Option<&SecretStore>,
+    ) -> anyhow::Result<(Connections, Vec<Problem>)> {
         let mut by_name = HashMap::new();
         let mut secret_settings = BTreeSet::new();
         let mut problems = Vec::new();
         for (name, spec) in &project.connections {
             let loaded = async {
                 let connector = connections::load_connector(runtime, project, spec).await?;
-                connections::connect(&connector, project, spec)
+                connections::connect(&connector, project, spec, store)
             }
             .await;
             match loaded {
@@ -139,6 +145,9 @@ pub struct EngineOptions {
     pub observer: Option<Observer>,
     /// Who holds the leases on this engine's runs; defaults to `host:pid`.
     pub lease_owner: String,
+    /// The encrypted secret store that `@secret('NAME')` references read, if a master key
+    /// was given.
+    pub secret_store: Option<SecretStore>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -158,6 +167,7 @@ impl EngineOptions {
             clock: Arc::new(SystemClock),
             observer: None,
             lease_owner: executor::process_lease_owner(),
+            secret_store: None,
         }
     }
 }
@@ -219,7 +229,8 @@ impl Engine {
         runtime: &Runtime,
         options: EngineOptions,
     ) -> anyhow::Result<Engine> {
-        let (connections, mut problems) = Connections::load(project, runtime).await?;
+        let (connections, mut problems) =
+            Connections::load(project, runtime, options.secret_store.as_ref()).await?;
         problems.extend(project.problems.iter().cloned());
         problems.extend(validate::validate(project, &connections));
         if !problems.is_empty() {

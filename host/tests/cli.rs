@@ -393,3 +393,126 @@ fn validate_fails_with_located_problems() {
 
 #[path = "cli/serve.rs"]
 mod serve;
+
+/// Runs `cordon` with `stdin` piped in and extra environment variables.
+fn cordon_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(args)
+        .env_remove("CORDON_MASTER_KEY")
+        .env_remove("CORDON_MASTER_KEY_FILE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cordon");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn secrets_set_list_rm_never_print_the_value() {
+    const VALUE: &str = "canary-secret-value-41f0";
+    let project = tempfile::tempdir().expect("tempdir");
+    let dir = project.path().to_str().expect("utf-8 path");
+    let (code, key, _) = cordon_with(&["secrets", "new-key"], "", &[]);
+    assert_eq!(code, 0);
+    let key = key.trim().to_owned();
+    let with_key = [("CORDON_MASTER_KEY", key.as_str())];
+
+    // Without a key, `set` says how to get one and stores nothing.
+    let (code, out, err) = cordon_with(&["secrets", "set", "API_TOKEN", "--project", dir], VALUE, &[]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("CORDON_MASTER_KEY") && err.contains("cordon secrets new-key"),
+        "{err}"
+    );
+
+    let (code, out, err) = cordon_with(
+        &["secrets", "set", "API_TOKEN", "--project", dir],
+        &format!("{VALUE}\n"),
+        &with_key,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stored secret API_TOKEN"), "{out}");
+    assert!(err.contains("secret_stored"), "the audit event is shown: {err}");
+    let (code, out, _) = cordon_with(
+        &["secrets", "set", "API_TOKEN", "--project", dir],
+        VALUE,
+        &with_key,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("replaced secret API_TOKEN"), "{out}");
+
+    // The key may also come from a file.
+    let key_file = project.path().join("master.key");
+    std::fs::write(&key_file, format!("{key}\n")).expect("write key file");
+    let (code, _, err) = cordon_with(
+        &[
+            "secrets",
+            "set",
+            "OTHER",
+            "--project",
+            dir,
+            "--master-key-file",
+            key_file.to_str().expect("utf-8"),
+        ],
+        "other-value",
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, _) = cordon_with(&["secrets", "list", "--project", dir, "--json"], "", &[]);
+    assert_eq!(code, 0);
+    let listed: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let names: Vec<_> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["API_TOKEN", "OTHER"]);
+    let (_, text, _) = cordon_with(&["secrets", "list", "--project", dir], "", &[]);
+    assert!(text.contains("API_TOKEN"), "{text}");
+
+    let (code, _, err) = cordon_with(&["secrets", "set", "EMPTY", "--project", dir], "\n", &with_key);
+    assert_eq!(code, 2);
+    assert!(err.contains("empty"), "{err}");
+    let (code, _, err) = cordon_with(
+        &["secrets", "set", "../escape", "--project", dir],
+        VALUE,
+        &with_key,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("secret name"), "{err}");
+
+    let (code, out, _) = cordon_with(&["secrets", "rm", "OTHER", "--project", dir], "", &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("removed secret OTHER"), "{out}");
+    let (code, _, err) = cordon_with(&["secrets", "rm", "OTHER", "--project", dir], "", &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no stored secret OTHER"), "{err}");
+
+    // Nothing printed and nothing on disk holds the value.
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(project.path().join(".cordon")).expect("history dir") {
+        on_disk.extend(std::fs::read(entry.expect("entry").path()).expect("read"));
+    }
+    assert!(!on_disk.is_empty());
+    assert!(
+        !on_disk.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
+        "the history holds the value"
+    );
+    assert!(!text.contains(VALUE) && !out.contains(VALUE));
+}

@@ -16,6 +16,7 @@ use crate::workflow::executor::RunEvent;
 use crate::workflow::project::Project;
 use crate::workflow::{Connections, Engine, EngineOptions, validate};
 
+use super::secrets::store_if_keyed;
 use super::{CacheArgs, read_json, runtime};
 
 /// Where the run history is.
@@ -74,7 +75,7 @@ pub fn default_db_path(project: &Path) -> PathBuf {
     project.join(".cordon").join("history.db")
 }
 
-fn open_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Arc<SqliteDb>> {
+pub(super) fn open_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Arc<SqliteDb>> {
     let path = db.map_or_else(|| default_db_path(project), Path::to_owned);
     Ok(Arc::new(SqliteDb::open(&path)?))
 }
@@ -87,7 +88,16 @@ pub async fn validate_project(
 ) -> anyhow::Result<ExitCode> {
     let project = Project::open(project)?;
     let runtime = runtime(cache)?;
-    let (connections, mut problems) = Connections::load(&project, &runtime).await?;
+    // The secret store is opened only when a master key is set, so that validating a project
+    // that uses none does not create its history file.
+    let store = if std::env::var_os(crate::secrets::store::MASTER_KEY_ENV).is_some()
+        || std::env::var_os(crate::secrets::store::MASTER_KEY_FILE_ENV).is_some()
+    {
+        store_if_keyed(open_db(&project.root, None)?)?
+    } else {
+        None
+    };
+    let (connections, mut problems) = Connections::load(&project, &runtime, store.as_ref()).await?;
     problems.splice(0..0, project.problems.iter().cloned());
     problems.extend(validate::validate(&project, &connections));
     if json_output {
@@ -137,6 +147,7 @@ pub async fn run_workflow(
     let db = open_db(project_path, db)?;
     let view = LiveView::new();
     let mut options = EngineOptions::new(db.clone());
+    options.secret_store = store_if_keyed(db.clone())?;
     let observer_view = view.clone();
     options.observer = Some(Arc::new(move |event| observer_view.show(event)));
     let engine = Engine::open(&project, &runtime(cache)?, options).await?;
@@ -363,6 +374,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             let project = Project::open(&history.project)?;
             let view = LiveView::new();
             let mut options = EngineOptions::new(db.clone());
+            options.secret_store = store_if_keyed(db.clone())?;
             let observer_view = view.clone();
             options.observer = Some(Arc::new(move |event| observer_view.show(event)));
             let engine = Engine::open(&project, &runtime(&cache)?, options).await?;
@@ -378,7 +390,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn timestamp(ms: i64) -> String {
+pub(super) fn timestamp(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -487,6 +499,7 @@ pub async fn serve(
     let project = Project::open(project_path)?;
     let db = open_db(project_path, db)?;
     let mut options = EngineOptions::new(db.clone());
+    options.secret_store = store_if_keyed(db.clone())?;
     options.observer = Some(Arc::new(|event: &RunEvent| match event {
         RunEvent::RunStarted {
             run_id,

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
 use super::{
-    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter, RunRecord, Status,
-    TriggerState,
+    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter, RunRecord,
+    SealedSecret, Status, TriggerState,
 };
 
 const SCHEMA: &str = "
@@ -90,12 +90,22 @@ CREATE TABLE IF NOT EXISTS workflow_settings (
     workflow TEXT PRIMARY KEY,
     enabled INTEGER NOT NULL
 );
-PRAGMA user_version = 2;
+-- The encrypted secret store (secrets/store.rs): sealed values only, never plaintext.
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+PRAGMA user_version = 3;
 ";
 
-/// The schema this build writes. Version 1 files (before triggers and workflow settings) are
-/// upgraded in place: the new tables are created and nothing else changes.
-const SCHEMA_VERSION: i64 = 2;
+/// The schema this build writes. Older files are upgraded in place: version 1 (before
+/// triggers and workflow settings) and 2 (before the secret store) only lack tables, which
+/// are created; nothing else changes.
+const SCHEMA_VERSION: i64 = 3;
 
 /// The run history in a SQLite file.
 #[derive(Debug)]
@@ -713,4 +723,58 @@ impl Db for SqliteDb {
             .map(drop)
         })
     }
+
+    fn put_secret(&self, secret: &SealedSecret) -> Result<(), DbError> {
+        self.with(|c| {
+            exec(
+                c,
+                "INSERT INTO secrets (name, key_id, nonce, ciphertext, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                     ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+                params![
+                    secret.name,
+                    secret.key_id,
+                    secret.nonce,
+                    secret.ciphertext,
+                    secret.created_at,
+                    secret.updated_at
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn sealed_secret(&self, name: &str) -> Result<Option<SealedSecret>, DbError> {
+        self.with(|c| {
+            c.prepare_cached(&format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE name = ?1"))?
+                .query_row(params![name], sealed_secret_row)
+                .optional()
+        })
+    }
+
+    fn list_secrets(&self) -> Result<Vec<SealedSecret>, DbError> {
+        self.with(|c| {
+            c.prepare_cached(&format!("SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"))?
+                .query_map([], sealed_secret_row)?
+                .collect()
+        })
+    }
+
+    fn delete_secret(&self, name: &str) -> Result<bool, DbError> {
+        self.with(|c| exec(c, "DELETE FROM secrets WHERE name = ?1", params![name]).map(|n| n > 0))
+    }
+}
+
+const SECRET_COLUMNS: &str = "name, key_id, nonce, ciphertext, created_at, updated_at";
+
+fn sealed_secret_row(row: &Row<'_>) -> rusqlite::Result<SealedSecret> {
+    Ok(SealedSecret {
+        name: row.get("name")?,
+        key_id: row.get("key_id")?,
+        nonce: row.get("nonce")?,
+        ciphertext: row.get("ciphertext")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
 }

@@ -1,5 +1,6 @@
 //! Turning `connections.json` entries into live [`Connection`]s: load the connector, resolve
-//! `@appsetting` references, hand declared secrets to a source that holds only those.
+//! `@appsetting` and `@secret` references, hand declared secrets to a source that holds only
+//! those.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -8,34 +9,52 @@ use anyhow::{Context as _, bail};
 use serde_json::{Map, Value};
 
 use crate::ids::{ConnectionName, SecretName};
+use crate::secrets::store::SecretStore;
 use crate::secrets::{SecretSource, SecretUnavailable, SecretValue};
 use crate::{Connection, ConnectionConfig, Connector, Runtime, builtin};
 
-use super::project::{ConnectionSpec, ConnectorSource, Project, appsetting_reference};
+use super::project::{ConnectionSpec, ConnectorSource, Project, appsetting_reference, secret_reference};
 
-/// Secrets resolved from app settings for one connection. Holds only the names the connection
-/// maps to a setting.
-pub struct SettingsSecrets {
-    values: BTreeMap<SecretName, Arc<SecretValue>>,
+/// Where one of a connection's secrets comes from.
+enum SecretOrigin {
+    /// An app setting, read once when the connection was made.
+    Setting(Arc<SecretValue>),
+    /// The encrypted store, opened at each use, so `cordon secrets set` takes effect on the
+    /// next call without a restart.
+    Stored {
+        store: SecretStore,
+        stored_as: SecretName,
+    },
 }
 
-impl std::fmt::Debug for SettingsSecrets {
+/// The secrets of one connection: only the names its `connections.json` entry maps.
+pub struct ConnectionSecrets {
+    origins: BTreeMap<SecretName, SecretOrigin>,
+}
+
+impl std::fmt::Debug for ConnectionSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SettingsSecrets")
-            .field("names", &self.values.keys().collect::<Vec<_>>())
+        f.debug_struct("ConnectionSecrets")
+            .field("names", &self.origins.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
-impl SecretSource for SettingsSecrets {
+impl SecretSource for ConnectionSecrets {
     fn load(&self, name: &SecretName) -> Result<SecretValue, SecretUnavailable> {
-        self.values
-            .get(name)
-            .map(|v| SecretValue::new(v.expose()))
-            .ok_or_else(|| SecretUnavailable {
+        match self.origins.get(name) {
+            Some(SecretOrigin::Setting(value)) => Ok(SecretValue::new(value.expose())),
+            Some(SecretOrigin::Stored { store, stored_as }) => {
+                store.get(stored_as).map_err(|e| SecretUnavailable {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                })
+            }
+            None => Err(SecretUnavailable {
                 name: name.to_string(),
-                reason: "connections.json gives it no @appsetting reference".to_owned(),
-            })
+                reason: "connections.json gives it no @appsetting or @secret reference".to_owned(),
+            }),
+        }
     }
 }
 
@@ -71,11 +90,12 @@ pub async fn load_connector(
 
 /// Binds a loaded connector to a connection's parameters, secrets and grant. Returns the
 /// connection and the names of the settings it uses as secrets (which workflow expressions
-/// must not read).
+/// must not read). `store` is the encrypted secret store, if a master key was given.
 pub fn connect(
     connector: &Connector,
     project: &Project,
     spec: &ConnectionSpec,
+    store: Option<&SecretStore>,
 ) -> anyhow::Result<(Connection, BTreeSet<String>)> {
     let manifest = connector.manifest();
     let secret_names: BTreeSet<&str> = manifest.secrets.iter().map(|s| s.name.as_str()).collect();
@@ -85,21 +105,25 @@ pub fn connect(
     for (name, value) in &spec.parameter_values {
         let setting = appsetting_reference(value);
         if secret_names.contains(name.as_str()) {
-            let Some(setting) = setting else {
-                bail!(
-                    "connection {:?}: {name:?} is a secret of connector {:?}; write it as \"@appsetting('SETTING')\" and put the value in local.settings.json or the environment, never in connections.json",
+            let origin = match (setting, secret_reference(value)) {
+                (Some(setting), _) => {
+                    let Some(text) = project.settings.get(&setting) else {
+                        bail!(
+                            "connection {:?}: secret {name:?} refers to app setting {setting:?}, which is neither in local.settings.json nor in the environment",
+                            spec.name
+                        );
+                    };
+                    secret_settings.insert(setting);
+                    SecretOrigin::Setting(Arc::new(SecretValue::new(text)))
+                }
+                (None, Some(stored)) => stored_origin(spec, name, &stored, store)?,
+                (None, None) => bail!(
+                    "connection {:?}: {name:?} is a secret of connector {:?}; write it as \"@secret('NAME')\" (a value stored with `cordon secrets set NAME`) or \"@appsetting('SETTING')\" (local.settings.json or the environment), never as text in connections.json",
                     spec.name,
                     manifest.id
-                );
+                ),
             };
-            let Some(text) = project.settings.get(&setting) else {
-                bail!(
-                    "connection {:?}: secret {name:?} refers to app setting {setting:?}, which is neither in local.settings.json nor in the environment",
-                    spec.name
-                );
-            };
-            secrets.insert(SecretName::new(name.clone())?, Arc::new(SecretValue::new(text)));
-            secret_settings.insert(setting);
+            secrets.insert(SecretName::new(name.clone())?, origin);
             continue;
         }
         let resolved = match setting {
@@ -117,7 +141,36 @@ pub fn connect(
         name: ConnectionName::new(spec.name.clone())?,
         parameters,
         grant: spec.grant.clone(),
-        secrets: Arc::new(SettingsSecrets { values: secrets }),
+        secrets: Arc::new(ConnectionSecrets { origins: secrets }),
     })?;
     Ok((connection, secret_settings))
+}
+
+/// Checks that a `@secret('NAME')` reference can be served: there is a store, the name is
+/// valid, and the store holds it (opened once here, so a wrong key shows now, not mid-run).
+fn stored_origin(
+    spec: &ConnectionSpec,
+    parameter: &str,
+    stored: &str,
+    store: Option<&SecretStore>,
+) -> anyhow::Result<SecretOrigin> {
+    let context = || {
+        format!(
+            "connection {:?}: secret {parameter:?} refers to stored secret {stored:?}",
+            spec.name
+        )
+    };
+    let Some(store) = store else {
+        bail!(
+            "{}, but the secret store is not open: {}",
+            context(),
+            crate::secrets::store::MasterKeyError::NotSet
+        );
+    };
+    let stored_as = SecretName::new(stored).with_context(context)?;
+    store.get(&stored_as).with_context(context)?;
+    Ok(SecretOrigin::Stored {
+        store: store.clone(),
+        stored_as,
+    })
 }

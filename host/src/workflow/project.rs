@@ -24,8 +24,9 @@
 //! ```
 //!
 //! `connector` is a built-in connector's name or a `.wasm` path relative to the project. A
-//! parameter whose value is `@appsetting('NAME')` is read from the settings; a connector's
-//! secrets must be given that way, never as literal text. The top-level `http` grant is what
+//! parameter whose value is `@appsetting('NAME')` is read from the settings, and one whose
+//! value is `@secret('NAME')` from the encrypted secret store (`cordon secrets set`); a
+//! connector's secrets must be given one of those ways, never as literal text. The top-level `http` grant is what
 //! the built-in `Http` action may reach (nothing by default).
 
 use std::collections::BTreeMap;
@@ -53,7 +54,8 @@ pub enum ConnectorSource {
 pub struct ConnectionSpec {
     pub name: String,
     pub connector: ConnectorSource,
-    /// Values as written; `@appsetting('X')` references are resolved when connecting.
+    /// Values as written; `@appsetting('X')` and `@secret('X')` references are resolved
+    /// when connecting.
     pub parameter_values: Map<String, Value>,
     pub grant: Grant,
 }
@@ -94,9 +96,23 @@ impl Settings {
 
 /// The setting named by a whole-value `@appsetting('NAME')`, if that is what `value` is.
 pub fn appsetting_reference(value: &Value) -> Option<String> {
-    let text = value.as_str()?.trim();
-    let inner = text
-        .strip_prefix("@appsetting(")?
+    call_reference(value, "appsetting")
+}
+
+/// The stored secret named by a whole-value `@secret('NAME')`: a value in the encrypted
+/// secret store (`cordon secrets set NAME`).
+pub fn secret_reference(value: &Value) -> Option<String> {
+    call_reference(value, "secret")
+}
+
+/// The quoted argument of a whole-value `@function('ARG')`.
+fn call_reference(value: &Value, function: &str) -> Option<String> {
+    let inner = value
+        .as_str()?
+        .trim()
+        .strip_prefix('@')?
+        .strip_prefix(function)?
+        .strip_prefix('(')?
         .strip_suffix(')')?
         .trim()
         .strip_prefix('\'')?

@@ -7,6 +7,7 @@ mod examples;
 mod grants;
 mod limits;
 mod loading;
+mod secret_store;
 mod secrets;
 mod server;
 mod triggers;
