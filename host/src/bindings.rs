@@ -17,7 +17,4 @@ wasmtime::component::bindgen!({
 
 pub use cordon::connector::{http, log, secrets, types};
 
-/// The contract version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
-/// The package every contract interface lives in.
-pub const CONTRACT_PACKAGE: &str = "cordon:connector";
+pub use cordon_core::component::CONTRACT_VERSION;

@@ -47,6 +47,29 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// A pre-check's finding, about the file `origin` names.
+    pub fn from_problem(origin: &str, problem: cordon_core::component::ComponentProblem) -> LoadError {
+        use cordon_core::component::ComponentProblem as P;
+        let origin = origin.to_owned();
+        match problem {
+            P::NotWasm => LoadError::NotWasm { origin },
+            P::CoreModule => LoadError::CoreModule { origin },
+            P::UnknownLayer | P::Malformed(_) => LoadError::Invalid {
+                origin,
+                reason: problem.to_string(),
+            },
+            P::WrongContract { found, expected } => LoadError::WrongContract {
+                origin,
+                found,
+                expected,
+            },
+            P::DisallowedImport(import) => LoadError::DisallowedImport { origin, import },
+            P::NotAConnector(expected) => LoadError::NotAConnector { origin, expected },
+        }
+    }
+}
+
 /// Why a connection could not be set up.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{CONTRACT_PACKAGE, CONTRACT_VERSION, PluginPre};
+use crate::bindings::PluginPre;
 use crate::cache::ArtifactCache;
 use crate::connector::Connector;
 use crate::egress::{NameLookup, SystemLookup};
@@ -26,6 +26,7 @@ use crate::limits::Limits;
 use crate::manifest::Manifest;
 use crate::sandbox::{ConnectorHost, SandboxState};
 use crate::secrets::{NoSecrets, Redactor};
+use cordon_core::component;
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -169,18 +170,7 @@ impl Runtime {
                 cap,
             });
         }
-        if !bytes.starts_with(b"\0asm") {
-            return Err(LoadError::NotWasm { origin });
-        }
-        if wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(LoadError::CoreModule { origin });
-        }
-        if !wasmparser::Parser::is_component(bytes) {
-            return Err(LoadError::Invalid {
-                origin,
-                reason: "unknown WebAssembly version or layer in the header".to_owned(),
-            });
-        }
+        component::check_header(bytes).map_err(|p| LoadError::from_problem(&origin, p))?;
         let hash = hex::encode(Sha256::digest(bytes));
         self.load_identified(bytes, hash, origin, started).await
     }
@@ -214,6 +204,9 @@ impl Runtime {
         let (component, artifact) = match cached {
             Some(component) => (component, ArtifactSource::Cache),
             None => {
+                // Names first: a component that imports what it may not is refused before
+                // Cranelift spends any time on it.
+                component::precheck(bytes).map_err(|p| LoadError::from_problem(&origin, p))?;
                 let component =
                     Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Invalid {
                         origin: origin.clone(),
@@ -294,41 +287,16 @@ impl Runtime {
             .cloned()
     }
 
-    fn check_contract(&self, component: &Component, origin: &str) -> Result<(), LoadError> {
+    /// The contract check of [`component::check_contract`], on the compiled component's type
+    /// (so artifacts from the cache are held to it as well as fresh compiles).
+    fn check_contract(&self, compiled: &Component, origin: &str) -> Result<(), LoadError> {
         let engine = &self.inner.engine;
-        let ty = component.component_type();
-        let expected_export = format!("{CONTRACT_PACKAGE}/connector@{CONTRACT_VERSION}");
-        let mut exports_contract = false;
-        let mut other_version = None;
-        for (name, _) in ty.exports(engine) {
-            if name == expected_export {
-                exports_contract = true;
-            } else if let Some(version) = name.strip_prefix(&format!("{CONTRACT_PACKAGE}/connector@")) {
-                other_version = Some(version.to_owned());
-            }
-        }
-        for (name, _) in ty.imports(engine) {
-            if let Some(rest) = name.strip_prefix(&format!("{CONTRACT_PACKAGE}/"))
-                && let Some((_, version)) = rest.split_once('@')
-                && version != CONTRACT_VERSION
-            {
-                return Err(wrong_contract(origin, version));
-            }
-            if !import_allowed(name) {
-                return Err(LoadError::DisallowedImport {
-                    origin: origin.to_owned(),
-                    import: name.to_owned(),
-                });
-            }
-        }
-        match (exports_contract, other_version) {
-            (true, _) => Ok(()),
-            (false, Some(version)) => Err(wrong_contract(origin, &version)),
-            (false, None) => Err(LoadError::NotAConnector {
-                origin: origin.to_owned(),
-                expected: expected_export,
-            }),
-        }
+        let ty = compiled.component_type();
+        component::check_contract(
+            ty.imports(engine).map(|(name, _)| name),
+            ty.exports(engine).map(|(name, _)| name),
+        )
+        .map_err(|p| LoadError::from_problem(origin, p))
     }
 
     async fn describe(&self, pre: &PluginPre<SandboxState>, origin: &str) -> Result<Manifest, LoadError> {
@@ -418,60 +386,5 @@ impl Runtime {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });
         store
-    }
-}
-
-fn wrong_contract(origin: &str, version: &str) -> LoadError {
-    LoadError::WrongContract {
-        origin: origin.to_owned(),
-        found: format!("{CONTRACT_PACKAGE}@{version}"),
-        expected: format!("{CONTRACT_PACKAGE}@{CONTRACT_VERSION}"),
-    }
-}
-
-/// The imports a connector may have. WASI is limited to what Rust's standard library needs,
-/// all backed by an empty context; sockets and HTTP from WASI are refused outright.
-fn import_allowed(name: &str) -> bool {
-    const CONTRACT: [&str; 4] = ["types", "http", "secrets", "log"];
-    const WASI: [&str; 5] = [
-        "wasi:io/",
-        "wasi:cli/",
-        "wasi:clocks/",
-        "wasi:random/",
-        "wasi:filesystem/",
-    ];
-    if let Some(rest) = name.strip_prefix("cordon:connector/") {
-        return rest
-            .split_once('@')
-            .is_some_and(|(iface, version)| CONTRACT.contains(&iface) && version == CONTRACT_VERSION);
-    }
-    WASI.iter().any(|prefix| name.starts_with(prefix)) && name.contains("@0.2.")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::import_allowed;
-
-    #[test]
-    fn import_allowlist() {
-        for ok in [
-            "cordon:connector/http@0.1.0",
-            "cordon:connector/types@0.1.0",
-            "wasi:io/streams@0.2.6",
-            "wasi:cli/environment@0.2.0",
-            "wasi:filesystem/preopens@0.2.3",
-        ] {
-            assert!(import_allowed(ok), "{ok}");
-        }
-        for bad in [
-            "wasi:sockets/tcp@0.2.0",
-            "wasi:http/outgoing-handler@0.2.0",
-            "cordon:connector/admin@0.1.0",
-            "cordon:connector/http@0.2.0",
-            "wasi:io/streams@0.3.0",
-            "my:own/thing",
-        ] {
-            assert!(!import_allowed(bad), "{bad}");
-        }
     }
 }

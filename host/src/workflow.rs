@@ -25,16 +25,17 @@
 //! ```
 
 pub mod admission;
+pub mod clock;
 pub mod connections;
-pub mod definition;
-pub mod duration;
 pub mod executor;
 pub mod project;
-pub mod recurrence;
 pub mod relative_path;
-pub mod retry;
 pub mod scheduler;
 pub mod validate;
+
+// The definition grammar and its value types are pure parsing, kept in cordon-core (no IO,
+// no wasmtime) so that the fuzzers and table tests build without the runtime.
+pub use cordon_core::workflow::{definition, duration, recurrence, retry};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -50,33 +51,11 @@ use crate::secrets::NoSecrets;
 use crate::secrets::store::SecretStore;
 use crate::{Connection, ConnectionConfig, Runtime, builtin};
 
+use clock::{Clock, SystemClock};
 use executor::{EngineShared, Observer};
 use project::Project;
-use retry::{Clock, SystemClock};
 
-/// One problem in a project, located as precisely as it can be.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Problem {
-    /// The workflow's name, or the file (`connections.json`) for project-level problems.
-    pub workflow: String,
-    pub action: Option<String>,
-    /// A JSON path into the file, such as `$.definition.actions.Send.inputs.body`.
-    pub path: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.action {
-            Some(action) => write!(
-                f,
-                "{}: action {action:?} at {}: {}",
-                self.workflow, self.path, self.message
-            ),
-            None => write!(f, "{}: at {}: {}", self.workflow, self.path, self.message),
-        }
-    }
-}
+pub use cordon_core::problem::Problem;
 
 /// The live connections of a project.
 #[derive(Debug)]

@@ -91,9 +91,9 @@ pub async fn workflow_engine(
 ) -> (
     cordon_host::workflow::Engine,
     Arc<cordon_host::db::SqliteDb>,
-    Arc<cordon_host::workflow::retry::FakeClock>,
+    Arc<cordon_host::workflow::clock::FakeClock>,
 ) {
-    use cordon_host::workflow::{Engine, EngineOptions, project::Project, retry::FakeClock};
+    use cordon_host::workflow::{Engine, EngineOptions, clock::FakeClock, project::Project};
     let project = Project::open(dir).expect("project opens");
     let db =
         Arc::new(cordon_host::db::SqliteDb::open(&dir.join(".cordon/history.db")).expect("history opens"));

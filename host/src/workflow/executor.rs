@@ -36,9 +36,9 @@ use serde_json::{Value, json};
 use crate::Connection;
 use crate::db::{ActionRecord, AttemptRecord, Db, DbError, FinishedAction, RunRecord, Status};
 
+use super::clock::Clock;
 use super::definition::{Action, Workflow, all_actions};
 use super::project::{Project, Settings};
-use super::retry::Clock;
 
 pub use scope::{Frame, expression_record};
 

@@ -1,6 +1,6 @@
 //! The workflow definition, in the shape of the Logic Apps Workflow Definition Language, read
 //! from `workflow.json` into typed actions. Reading checks shape (types, required fields,
-//! known action types); [`super::validate`] checks meaning (references, cycles, expressions,
+//! known action types); `cordon_host::workflow::validate` checks meaning (references, cycles, expressions,
 //! schemas). Every problem carries the JSON path where it was found.
 
 use std::collections::BTreeMap;
@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::db::Status;
+use crate::status::Status;
 
-use super::Problem;
 use super::duration::parse_iso8601_duration;
 use super::recurrence::Recurrence;
 use super::retry::RetryPolicy;
+use crate::problem::Problem;
 
 /// A parsed `workflow.json`.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@
 //! `example.com` itself.
 //!
 //! This module parses and matches; it does no IO. Resolving names and checking the resolved
-//! addresses is [`crate::address`]'s and [`crate::egress`]'s job.
+//! addresses is [`crate::address`]'s and the host's egress client's job.
 
 use std::fmt;
 use std::net::IpAddr;

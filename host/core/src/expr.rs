@@ -21,7 +21,7 @@
 //! XML and time-zone functions are recognised but refused with an error that says so.
 //!
 //! ```
-//! use cordon_host::expr::{JsonScope, Template};
+//! use cordon_core::expr::{JsonScope, Template};
 //! let scope = JsonScope::new(serde_json::json!({"parameters": {"name": "Ada"}}));
 //! let template = Template::parse("Hello @{toUpper(parameters('name'))}!").unwrap();
 //! assert_eq!(template.evaluate(&scope).unwrap(), "Hello ADA!");
