@@ -1,0 +1,32 @@
+//! Host patterns and destination URLs: parsing never panics, and matching obeys the rules
+//! that do not depend on the pattern's internals.
+//!
+//! Input: a pattern, a newline, a URL.
+#![no_main]
+
+use cordon_core::host_pattern::{Destination, HostPattern};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (pattern, url) = text.split_once('\n').unwrap_or((text, "https://example.com/"));
+    let pattern = HostPattern::parse(pattern);
+    let destination = Destination::parse(url);
+    let (Ok(pattern), Ok(destination)) = (pattern, destination) else {
+        return;
+    };
+    let matched = pattern.matches(&destination);
+    // The text a pattern keeps is the text it was parsed from, and means the same again.
+    let again = HostPattern::parse(pattern.as_str()).expect("a pattern's own text parses");
+    assert_eq!(again.matches(&destination), matched);
+    // An https pattern never lets a request go out over plain http, and the other way round.
+    let scheme = url.trim_start().get(..8).unwrap_or_default().to_ascii_lowercase();
+    if matched && pattern.as_str().starts_with("https://") {
+        assert!(scheme.starts_with("https:"), "{} matched {url:?}", pattern.as_str());
+    }
+    if matched && pattern.as_str().starts_with("http://") {
+        assert!(scheme.starts_with("http:"), "{} matched {url:?}", pattern.as_str());
+    }
+});
