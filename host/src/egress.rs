@@ -103,7 +103,11 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let grant = self.grant.clone();
         let lookup = self.lookup.clone();
-        let name = name.as_str().to_owned();
+        // The name the grant was checked against (`Destination::from_url`): lower case, one
+        // trailing dot dropped. Resolving exactly that name keeps "checked" and "resolved"
+        // the same host however the URL spelled it.
+        let name = name.as_str().to_ascii_lowercase();
+        let name = name.strip_suffix('.').unwrap_or(&name).to_owned();
         Box::pin(async move {
             let addrs = lookup.lookup(&name).await?;
             // Scheme and port do not matter for the address check; the pre-check covered them.

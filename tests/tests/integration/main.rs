@@ -3,6 +3,7 @@
 
 mod audit;
 mod connectors;
+mod egress_tricks;
 mod examples;
 mod grants;
 mod limits;
