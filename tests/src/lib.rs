@@ -259,3 +259,43 @@ async fn create_issue(
     let issue = fake.issues.lock().expect("lock")[number as usize - 1].clone();
     (StatusCode::CREATED, Json(issue)).into_response()
 }
+
+/// Everything the process logs at info and above, and connectors' own lines (`cordon::guest`,
+/// at debug), as JSON lines.
+#[derive(Clone, Default, Debug)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process-wide log capture. A scoped subscriber (`with_default`) is not enough: the tests
+/// of a binary run on parallel threads, and a thread without the subscriber can register a
+/// callsite first and race the cached interest. A global subscriber sees every thread; each
+/// test picks out its own lines (by connection name, or by a value only it uses).
+pub fn captured_log() -> &'static CapturedLog {
+    static CAPTURED: OnceLock<CapturedLog> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = CapturedLog::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("info,cordon::guest=debug")
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("only captured_log sets a subscriber");
+        captured
+    })
+}

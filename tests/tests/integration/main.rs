@@ -2,6 +2,7 @@
 //! wasm32-wasip2 and real HTTP servers on loopback.
 
 mod audit;
+mod canary;
 mod connectors;
 mod egress_tricks;
 mod examples;
