@@ -22,6 +22,10 @@ pub enum LoadError {
     #[error("{origin} is not a valid WebAssembly component: {reason}")]
     Invalid { origin: String, reason: String },
     #[error(
+        "{origin} did not compile within {limit:?}; a connector this slow to compile is refused (raise `Limits::compile_time` if it is legitimate)"
+    )]
+    CompileTimeout { origin: String, limit: Duration },
+    #[error(
         "{origin} was built for contract {found}, but this host implements {expected}; rebuild it against cordon-sdk for {expected}"
     )]
     WrongContract {

@@ -24,6 +24,11 @@ pub struct Limits {
     pub output_bytes: usize,
     /// Size of a component file the host will load. Stops huge files, and bounds compile time.
     pub component_bytes: u64,
+    /// How long a load waits for Cranelift to compile a component. Stops a file crafted to be
+    /// slow to compile from holding a load (and `cordon serve`'s start) for long. The
+    /// compile itself cannot be interrupted; it finishes on its own thread, bounded by
+    /// `component_bytes`, and its result is dropped.
+    pub compile_time: Duration,
     pub http: HttpLimits,
 }
 
@@ -51,6 +56,7 @@ impl Default for Limits {
             log_bytes: 64 << 10,
             output_bytes: 8 << 20,
             component_bytes: 32 << 20,
+            compile_time: Duration::from_secs(60),
             http: HttpLimits::default(),
         }
     }

@@ -207,11 +207,7 @@ impl Runtime {
                 // Names first: a component that imports what it may not is refused before
                 // Cranelift spends any time on it.
                 component::precheck(bytes).map_err(|p| LoadError::from_problem(&origin, p))?;
-                let component =
-                    Component::new(&self.inner.engine, bytes).map_err(|e| LoadError::Invalid {
-                        origin: origin.clone(),
-                        reason: format!("{e:#}"),
-                    })?;
+                let component = self.compile(bytes, &origin).await?;
                 if let Some(cache) = &self.inner.cache {
                     match component.serialize() {
                         Ok(artifact) => {
@@ -266,6 +262,29 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash, connector.clone());
         Ok(connector)
+    }
+
+    /// Compiles on a blocking thread, so a long compile holds no async worker, and waits at
+    /// most `Limits::compile_time` for it.
+    async fn compile(&self, bytes: &[u8], origin: &str) -> Result<Component, LoadError> {
+        let engine = self.inner.engine.clone();
+        let owned = bytes.to_vec();
+        let compiling = tokio::task::spawn_blocking(move || Component::new(&engine, &owned));
+        let limit = self.inner.limits.compile_time;
+        match tokio::time::timeout(limit, compiling).await {
+            Err(_elapsed) => Err(LoadError::CompileTimeout {
+                origin: origin.to_owned(),
+                limit,
+            }),
+            Ok(Err(join)) => Err(LoadError::Invalid {
+                origin: origin.to_owned(),
+                reason: format!("the compiler stopped: {join}"),
+            }),
+            Ok(Ok(compiled)) => compiled.map_err(|e| LoadError::Invalid {
+                origin: origin.to_owned(),
+                reason: format!("{e:#}"),
+            }),
+        }
     }
 
     /// Forgets every loaded connector, so the next load of the same component goes through

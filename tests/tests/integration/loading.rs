@@ -48,6 +48,36 @@ async fn refuses_a_file_over_the_size_cap() {
 }
 
 #[tokio::test]
+async fn a_compile_over_the_time_limit_is_refused_and_the_runtime_still_loads() {
+    // No artifact cache, so the load must compile; no real connector compiles in 1 ms.
+    let runtime = Runtime::new(RuntimeConfig {
+        limits: Limits {
+            compile_time: std::time::Duration::from_millis(1),
+            ..Limits::default()
+        },
+        cache_dir: None,
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let error = runtime
+        .load_file(&fixture("hostile"))
+        .await
+        .expect_err("compile takes longer than 1 ms");
+    assert!(matches!(error, LoadError::CompileTimeout { .. }), "{error}");
+    assert!(error.to_string().contains("Limits::compile_time"), "{error}");
+    // Nothing was half-registered: with a normal limit the same file loads.
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        ..runtime_config()
+    })
+    .expect("runtime");
+    runtime
+        .load_file(&fixture("hostile"))
+        .await
+        .expect("loads within the default limit");
+}
+
+#[tokio::test]
 async fn refuses_another_contract_version_and_names_both() {
     let error = runtime()
         .load_file(&fixture("contract-v2"))
