@@ -163,3 +163,34 @@ async fn a_secret_written_as_text_is_refused_with_both_ways_to_write_it() {
     );
     assert!(!error.contains(FAKE_GITHUB_TOKEN), "{error}");
 }
+
+#[tokio::test]
+async fn name_tricks_in_a_secret_reference_are_refused_before_anything_is_opened() {
+    let addr = serve(FakeGithub::default().router()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_project(dir.path(), addr);
+    let db = Arc::new(SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("history"));
+    let store = SecretStore::new(
+        db.clone(),
+        MasterKey::from_base64(&MasterKey::generate(), "test").expect("key"),
+    );
+    store
+        .set(&token(), &SecretValue::new(FAKE_GITHUB_TOKEN))
+        .expect("store");
+    let original = std::fs::read_to_string(dir.path().join("connections.json")).expect("read");
+    for trick in [
+        "../GITHUB_TOKEN",
+        "GITHUB_TOKEN}}",
+        "{{secret:GITHUB_TOKEN}}",
+        "GITHUB TOKEN",
+        "",
+    ] {
+        let connections = original.replace("@secret('GITHUB_TOKEN')", &format!("@secret('{trick}')"));
+        std::fs::write(dir.path().join("connections.json"), connections).expect("write");
+        let error = open_engine(dir.path(), db.clone(), Some(store.clone()))
+            .await
+            .expect_err("refused");
+        assert!(error.contains("secret name"), "{trick:?}: {error}");
+        assert!(!error.contains(FAKE_GITHUB_TOKEN), "{error}");
+    }
+}
