@@ -78,8 +78,13 @@ enum Command {
     ///
     /// Runs a killed or stopped server left unfinished are resumed at start.
     Serve {
-        /// The project directory.
+        /// The project directory, or with --tenants the directory of tenants.
         project: PathBuf,
+        /// Serve every subdirectory of PROJECT as a tenant, under /tenants/NAME/, each with
+        /// its own history, keys, artifact cache and quotas (TENANT/tenant.json); the
+        /// operator key (PROJECT/.cordon/operator-key) opens every tenant's management API.
+        #[arg(long)]
+        tenants: bool,
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7071")]
         listen: std::net::SocketAddr,
@@ -272,6 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secrets(command) => return secrets::run(*command),
         Command::Serve {
             project,
+            tenants,
             listen,
             db,
             response_timeout,
@@ -284,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 grace_period: std::time::Duration::from_secs(grace_period),
                 ..crate::server::ServerConfig::default()
             };
-            return workflow::serve(&project, listen, db.as_deref(), config, &cache).await;
+            return workflow::serve(&project, listen, db.as_deref(), config, &cache, tenants).await;
         }
         Command::Workflows(WorkflowsCommand::CallbackUrl {
             project,

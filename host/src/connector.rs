@@ -232,7 +232,7 @@ impl Connection {
     /// Runs the action `operation` on `input`.
     pub async fn invoke(&self, operation: &str, input: &Value, call: &CallInfo) -> Invocation<Value> {
         let invocation = self
-            .run(operation, OperationKind::Action, input, call, Call::Invoke)
+            .in_tenant(self.run(operation, OperationKind::Action, input, call, Call::Invoke))
             .await;
         map_invocation(invocation, |returned| match returned {
             Returned::Output(text) => Ok(text),
@@ -250,7 +250,7 @@ impl Connection {
         call: &CallInfo,
     ) -> Invocation<PollOutput> {
         let invocation = self
-            .run(trigger, OperationKind::Trigger, input, call, Call::Poll { state })
+            .in_tenant(self.run(trigger, OperationKind::Trigger, input, call, Call::Poll { state }))
             .await;
         map_invocation(invocation, |returned| match returned {
             Returned::Poll(poll) => Ok(poll),
@@ -265,6 +265,20 @@ impl Connection {
             let state = self.parse_output(op, &poll.state, false)?;
             Ok(PollOutput { items, state })
         })
+    }
+
+    /// Runs `call` inside a span naming the runtime's tenant, if it has one, so every event of
+    /// the call (audit events, the connector's log lines) says whose call it was. The span's
+    /// target is the audit target, so a filter that keeps audit events keeps it too.
+    async fn in_tenant<T>(&self, call: impl Future<Output = T>) -> T {
+        use tracing::Instrument as _;
+        match self.connector.runtime().tenant() {
+            Some(tenant) => {
+                call.instrument(tracing::info_span!(target: "cordon::audit", "tenant", tenant = %tenant))
+                    .await
+            }
+            None => call.await,
+        }
     }
 
     /// What the guest is told about the call.

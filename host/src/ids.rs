@@ -89,6 +89,14 @@ validated_id!(
 );
 
 validated_id!(
+    /// A tenant of a multi-tenant server: the name of its directory, such as `acme`.
+    TenantId,
+    "tenant id",
+    "use 1 to 64 lowercase letters, digits and '-', starting with a letter",
+    is_lower_kebab
+);
+
+validated_id!(
     /// An operation (action or trigger) of a connector, such as `create_issue`.
     OperationId,
     "operation id",

@@ -49,6 +49,7 @@ mod runtime;
 mod sandbox;
 pub mod secrets;
 pub mod server;
+pub mod tenants;
 pub mod workflow;
 
 // Parsers and policy with no IO and no wasmtime live in cordon-core; their paths here are

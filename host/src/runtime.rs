@@ -40,6 +40,9 @@ pub struct RuntimeConfig {
     pub allocation: InstanceAllocation,
     /// How host names are resolved for outbound HTTP.
     pub name_lookup: Arc<dyn NameLookup>,
+    /// The tenant this runtime serves, in a multi-tenant server (one runtime per tenant).
+    /// Every call runs in a span that names it, so audit events and connector log lines do.
+    pub tenant: Option<crate::ids::TenantId>,
 }
 
 impl Default for RuntimeConfig {
@@ -50,6 +53,7 @@ impl Default for RuntimeConfig {
             max_concurrent_instances: 1000,
             allocation: InstanceAllocation::Pooling,
             name_lookup: Arc::new(SystemLookup),
+            tenant: None,
         }
     }
 }
@@ -86,6 +90,7 @@ pub(crate) struct RuntimeInner {
     /// instead of failing to instantiate.
     instance_slots: tokio::sync::Semaphore,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    tenant: Option<crate::ids::TenantId>,
 }
 
 impl std::fmt::Debug for RuntimeInner {
@@ -129,12 +134,18 @@ impl Runtime {
                 name_lookup: config.name_lookup,
                 loaded: Mutex::new(HashMap::new()),
                 instance_slots: tokio::sync::Semaphore::new(config.max_concurrent_instances.max(1) as usize),
+                tenant: config.tenant,
             }),
         })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The tenant this runtime serves, if it serves one.
+    pub fn tenant(&self) -> Option<&crate::ids::TenantId> {
+        self.inner.tenant.as_ref()
     }
 
     /// The metrics of this runtime and of the engines built on it.

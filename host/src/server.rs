@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 
 use crate::db::{CancelOutcome, RunFilter, Status};
+use crate::ids::TenantId;
 use crate::workflow::Engine;
 use crate::workflow::admission::Busy;
 use crate::workflow::definition::{ActionKind, Trigger, TriggerKind, all_actions};
@@ -66,21 +67,30 @@ impl Default for ServerConfig {
     }
 }
 
-/// 32 random bytes kept as hex in a file of the project, made on first use.
-fn project_key(project: &Project, file: &str) -> anyhow::Result<Vec<u8>> {
-    match project.dir.read_to_string(file) {
-        Ok(text) => hex::decode(text.trim()).map_err(|e| {
-            anyhow::anyhow!("{file} in the project is not hex ({e}); delete it to make a new key")
-        }),
+/// 32 random bytes kept as hex in a file under `dir` (a project, or a tenants directory),
+/// made on first use, readable by the owner only.
+fn stored_key(dir: &cap_std::fs::Dir, file: &str) -> anyhow::Result<Vec<u8>> {
+    match dir.read_to_string(file) {
+        Ok(text) => hex::decode(text.trim())
+            .map_err(|e| anyhow::anyhow!("{file} is not hex ({e}); delete it to make a new key")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no random source for {file}: {e}"))?;
-            project.dir.create_dir_all(".cordon")?;
-            project.dir.write(file, hex::encode(key))?;
+            dir.create_dir_all(".cordon")?;
+            dir.write(file, hex::encode(key))?;
+            #[cfg(unix)]
+            {
+                use cap_std::fs::PermissionsExt as _;
+                dir.set_permissions(file, cap_std::fs::Permissions::from_mode(0o600))?;
+            }
             Ok(key.to_vec())
         }
-        Err(e) => Err(anyhow::anyhow!("cannot read {file} in the project: {e}")),
+        Err(e) => Err(anyhow::anyhow!("cannot read {file}: {e}")),
     }
+}
+
+fn project_key(project: &Project, file: &str) -> anyhow::Result<Vec<u8>> {
+    stored_key(&project.dir, file)
 }
 
 /// The key request-trigger signatures are made with.
@@ -131,11 +141,19 @@ impl std::fmt::Debug for ManagementKey {
 
 /// Where the management key is kept, relative to the project.
 pub const MANAGEMENT_KEY_FILE: &str = ".cordon/management-key";
+/// Where the operator key is kept, relative to a tenants directory.
+pub const OPERATOR_KEY_FILE: &str = ".cordon/operator-key";
 
 impl ManagementKey {
     /// The project's key (`.cordon/management-key`).
     pub fn for_project(project: &Project) -> anyhow::Result<ManagementKey> {
         project_key(project, MANAGEMENT_KEY_FILE).map(|k| ManagementKey(hex::encode(k)))
+    }
+
+    /// The operator key of a tenants directory (`.cordon/operator-key`): it opens every
+    /// tenant's management API.
+    pub fn for_operator(tenants: &cap_std::fs::Dir) -> anyhow::Result<ManagementKey> {
+        stored_key(tenants, OPERATOR_KEY_FILE).map(|k| ManagementKey(hex::encode(k)))
     }
 
     /// The token to send as `Authorization: Bearer TOKEN`.
@@ -183,6 +201,8 @@ pub fn trigger_callback_url(base: &str, key: &TriggerKey, workflow: &str, trigge
 pub struct Keys {
     pub trigger: TriggerKey,
     pub management: ManagementKey,
+    /// In a multi-tenant server, the operator's key, which the management API also admits.
+    pub operator: Option<ManagementKey>,
 }
 
 impl Keys {
@@ -190,7 +210,15 @@ impl Keys {
         Ok(Keys {
             trigger: TriggerKey::for_project(project)?,
             management: ManagementKey::for_project(project)?,
+            operator: None,
         })
+    }
+
+    fn admit_management(&self, header: Option<&str>) -> bool {
+        // Both are compared, whatever the first says, so timing does not tell which matched.
+        let project = self.management.admits(header);
+        let operator = self.operator.as_ref().is_some_and(|k| k.admits(header));
+        project | operator
     }
 }
 
@@ -198,6 +226,8 @@ impl Keys {
 struct ServerState {
     engine: Engine,
     keys: Keys,
+    /// The tenant these routes serve, in a multi-tenant server.
+    tenant: Option<TenantId>,
     config: ServerConfig,
     /// Every request trigger, by workflow and trigger name.
     request_triggers: HashMap<(String, String), Result<RequestTrigger, String>>,
@@ -246,6 +276,23 @@ impl RequestTrigger {
 
 /// The server's routes, built without a socket so tests and embedders can mount them.
 pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
+    routes(engine, keys, config, None)
+}
+
+/// A multi-tenant server: each tenant's routes under `/tenants/ID/`, each with its own engine,
+/// history and keys (the operator key in `keys.operator` opens every tenant's management
+/// API). A management request without the tenant's key (or the operator's) answers 404, as
+/// if the tenant had no such route, and is audited with the tenant's name.
+pub fn tenants_router(tenants: Vec<(TenantId, Engine, Keys)>, config: ServerConfig) -> Router {
+    let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
+    for (tenant, engine, keys) in tenants {
+        let path = format!("/tenants/{tenant}");
+        app = app.nest(&path, routes(engine, keys, config.clone(), Some(tenant)));
+    }
+    app
+}
+
+fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<TenantId>) -> Router {
     let request_triggers = engine
         .workflows()
         .flat_map(|w| {
@@ -263,6 +310,7 @@ pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
     let state = Arc::new(ServerState {
         engine,
         keys,
+        tenant,
         config,
         request_triggers,
     });
@@ -297,13 +345,18 @@ async fn require_management_key(
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok());
-    if !state.keys.management.admits(header) {
+    if !state.keys.admit_management(header) {
         tracing::warn!(
             target: "cordon::audit",
             event = "management_denied",
+            tenant = state.tenant.as_ref().map(|t| t.as_str()),
             path = request.uri().path(),
             "management request without a valid key"
         );
+        if state.tenant.is_some() {
+            // Another tenant's key (or none) learns nothing, not even that the route exists.
+            return problem(StatusCode::NOT_FOUND, "not found");
+        }
         return (
             StatusCode::UNAUTHORIZED,
             [("www-authenticate", "Bearer")],

@@ -106,6 +106,13 @@ pub async fn workflow_engine(
     (engine, db, clock)
 }
 
+/// An HTTP client for calling test servers: no proxy (another test sets proxy variables for
+/// the whole process), and rustls with the ring provider.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().no_proxy().build().expect("client")
+}
+
 /// A server on 127.0.0.1 with an ephemeral port, running until the test's runtime ends.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -487,20 +487,17 @@ pub fn callback_url(project_path: &Path, workflow: &str, base: &str) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// `cordon serve PROJECT`.
-pub async fn serve(
-    project_path: &Path,
-    listen: std::net::SocketAddr,
-    db: Option<&Path>,
-    config: crate::server::ServerConfig,
-    cache: &CacheArgs,
-) -> anyhow::Result<ExitCode> {
-    use crate::workflow::definition::TriggerKind;
-    let project = Project::open(project_path)?;
-    let db = open_db(project_path, db)?;
-    let mut options = EngineOptions::new(db.clone());
-    options.secret_store = store_if_keyed(db.clone())?;
-    options.observer = Some(Arc::new(|event: &RunEvent| match event {
+/// What `cordon serve` serves: one project, or one per tenant.
+struct Served {
+    /// `None` for a single project.
+    tenant: Option<crate::ids::TenantId>,
+    engine: Engine,
+    keys: crate::server::Keys,
+    history: String,
+}
+
+fn log_run_event(event: &RunEvent) {
+    match event {
         RunEvent::RunStarted {
             run_id,
             workflow,
@@ -525,54 +522,137 @@ pub async fn serve(
             "action finished"
         ),
         RunEvent::ActionStarted { .. } => {}
-    }));
-    let engine = Engine::open(&project, &runtime(cache)?, options).await?;
-    let keys = crate::server::Keys::for_project(&project)?;
+    }
+}
+
+/// `cordon serve PROJECT`, or `cordon serve DIR --tenants`.
+pub async fn serve(
+    project_path: &Path,
+    listen: std::net::SocketAddr,
+    db: Option<&Path>,
+    config: crate::server::ServerConfig,
+    cache: &CacheArgs,
+    tenants: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::workflow::definition::TriggerKind;
+    let served = if tenants {
+        if db.is_some() {
+            anyhow::bail!(
+                "--db does not apply with --tenants: each tenant's history is its own TENANT/.cordon/history.db"
+            );
+        }
+        let (tenants, _operator) = crate::tenants::open_all(project_path, |_, db| {
+            let mut options = EngineOptions::new(db.clone());
+            options.secret_store = store_if_keyed(db)?;
+            options.observer = Some(Arc::new(log_run_event));
+            Ok(options)
+        })
+        .await?;
+        tracing::info!(
+            tenants = tenants.len(),
+            operator_key = %project_path.join(crate::server::OPERATOR_KEY_FILE).display(),
+            "multi-tenant server"
+        );
+        tenants
+            .into_iter()
+            .map(|t| Served {
+                history: t.db.location().to_owned(),
+                tenant: Some(t.id),
+                engine: t.engine,
+                keys: t.keys,
+            })
+            .collect::<Vec<_>>()
+    } else {
+        let project = Project::open(project_path)?;
+        let db = open_db(project_path, db)?;
+        let mut options = EngineOptions::new(db.clone());
+        options.secret_store = store_if_keyed(db.clone())?;
+        options.observer = Some(Arc::new(log_run_event));
+        let engine = Engine::open(&project, &runtime(cache)?, options).await?;
+        tracing::info!(
+            management_key = %project.root.join(crate::server::MANAGEMENT_KEY_FILE).display(),
+            "single project"
+        );
+        vec![Served {
+            tenant: None,
+            engine,
+            keys: crate::server::Keys::for_project(&project)?,
+            history: db.location().to_owned(),
+        }]
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
-    let base = format!("http://{}", listener.local_addr()?);
-    for workflow in engine.workflows() {
-        for trigger in workflow
-            .triggers
-            .iter()
-            .filter(|t| t.kind == TriggerKind::Request)
-        {
-            println!(
-                "{} {}: {}",
-                workflow.name,
-                trigger.name,
-                crate::server::trigger_callback_url(&base, &keys.trigger, &workflow.name, trigger)
-            );
+    let root = format!("http://{}", listener.local_addr()?);
+    for s in &served {
+        let base = match &s.tenant {
+            Some(tenant) => format!("{root}/tenants/{tenant}"),
+            None => root.clone(),
+        };
+        for workflow in s.engine.workflows() {
+            for trigger in workflow
+                .triggers
+                .iter()
+                .filter(|t| t.kind == TriggerKind::Request)
+            {
+                println!(
+                    "{} {}: {}",
+                    workflow.name,
+                    trigger.name,
+                    crate::server::trigger_callback_url(&base, &s.keys.trigger, &workflow.name, trigger)
+                );
+            }
         }
+        tracing::info!(%base, history = s.history, tenant = s.tenant.as_ref().map(|t| t.as_str()), "serving");
     }
-    tracing::info!(
-        %base,
-        history = db.location(),
-        management_key = %project.root.join(crate::server::MANAGEMENT_KEY_FILE).display(),
-        "serving"
-    );
 
     // Runs a previous process left unfinished go on in the background.
-    let resumer = engine.clone();
-    tokio::spawn(async move {
-        match resumer.resume_interrupted().await {
-            Ok(runs) if !runs.is_empty() => tracing::info!(count = runs.len(), "resumed interrupted runs"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot resume interrupted runs"),
-        }
-    });
+    for s in &served {
+        let resumer = s.engine.clone();
+        let tenant = s.tenant.clone();
+        tokio::spawn(async move {
+            match resumer.resume_interrupted().await {
+                Ok(runs) if !runs.is_empty() => {
+                    tracing::info!(
+                        count = runs.len(),
+                        tenant = tenant.as_ref().map(|t| t.as_str()),
+                        "resumed interrupted runs"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot resume interrupted runs"),
+            }
+        });
+    }
 
     let stop = tokio_util::sync::CancellationToken::new();
-    let scheduler = crate::workflow::scheduler::Scheduler::new(engine.clone());
-    for (workflow, trigger) in scheduler.triggers() {
-        tracing::info!(workflow, trigger, "scheduled");
+    let mut schedulers = Vec::new();
+    for s in &served {
+        let scheduler = crate::workflow::scheduler::Scheduler::new(s.engine.clone());
+        for (workflow, trigger) in scheduler.triggers() {
+            tracing::info!(
+                workflow,
+                trigger,
+                tenant = s.tenant.as_ref().map(|t| t.as_str()),
+                "scheduled"
+            );
+        }
+        schedulers.push(scheduler.spawn(stop.clone()));
     }
-    let scheduled = scheduler.spawn(stop.clone());
 
     let grace = config.grace_period;
     let ready = config.ready.clone();
-    let app = crate::server::router(engine.clone(), keys, config);
+    let app = if tenants {
+        crate::server::tenants_router(
+            served
+                .iter()
+                .filter_map(|s| Some((s.tenant.clone()?, s.engine.clone(), s.keys.clone())))
+                .collect(),
+            config,
+        )
+    } else {
+        crate::server::router(served[0].engine.clone(), served[0].keys.clone(), config)
+    };
     let http = tokio::spawn({
         let stop = stop.clone();
         async move {
@@ -585,15 +665,16 @@ pub async fn serve(
     // Stop taking work: no new connections, no more trigger firings. Then give the runs in
     // flight the grace period. Whatever is unfinished after it stays recorded as it stands
     // (each finished action is already in the history) and resumes on the next start.
-    tracing::info!(
-        in_flight = engine.in_flight(),
-        grace_s = grace.as_secs(),
-        "stopping"
-    );
+    let in_flight: usize = served.iter().map(|s| s.engine.in_flight()).sum();
+    tracing::info!(in_flight, grace_s = grace.as_secs(), "stopping");
     ready.store(false, std::sync::atomic::Ordering::SeqCst);
     stop.cancel();
-    let _ = scheduled.await;
-    let left = engine.drain(grace).await;
+    for scheduled in schedulers {
+        let _ = scheduled.await;
+    }
+    // Every engine drains at once, within the one grace period.
+    let drains = served.iter().map(|s| s.engine.drain(grace));
+    let left: usize = futures_util::future::join_all(drains).await.into_iter().sum();
     // Requests still waiting for a Response get no answer now; their runs are recorded.
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     if left > 0 {

@@ -205,3 +205,73 @@ fn sigkill_during_a_webhook_burst_loses_no_acknowledged_run_and_starts_none_twic
         assert_eq!(done.outputs, Some(serde_json::json!(n * 2)));
     }
 }
+
+#[test]
+fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for tenant in ["acme", "globex"] {
+        std::fs::create_dir(dir.path().join(tenant)).expect("tenant dir");
+        write_project(&dir.path().join(tenant));
+    }
+    let mut server = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args([
+            "serve",
+            dir.path().to_str().expect("utf-8"),
+            "--tenants",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start cordon serve --tenants");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let urls: Vec<String> = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("hook manual: ").map(str::to_owned))
+        .take(2)
+        .collect();
+    std::thread::spawn(move || lines.for_each(drop));
+    assert_eq!(urls.len(), 2, "one callback URL per tenant");
+    assert!(
+        urls[0].contains("/tenants/acme/") && urls[1].contains("/tenants/globex/"),
+        "{urls:?}"
+    );
+
+    let runtime = tokio::runtime::Runtime::new().expect("tokio");
+    let run_ids: Vec<String> = runtime.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let mut ids = Vec::new();
+        for url in &urls {
+            let response = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(r#"{"n": 21}"#)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .expect("trigger");
+            assert_eq!(response.status(), 202);
+            ids.push(
+                response.headers()["x-cordon-run-id"]
+                    .to_str()
+                    .expect("id")
+                    .to_owned(),
+            );
+        }
+        ids
+    });
+    for (tenant, run_id) in ["acme", "globex"].iter().zip(&run_ids) {
+        let runs = wait_until_all_finished(&dir.path().join(tenant).join(".cordon/history.db"));
+        assert_eq!(runs.len(), 1, "{tenant} has its own run only");
+        assert_eq!(&runs[0].id, run_id);
+        assert_eq!(runs[0].status, Status::Succeeded);
+    }
+    assert!(dir.path().join(".cordon/operator-key").exists());
+    let _ = Command::new("kill").arg(server.id().to_string()).status();
+    let status = server.wait().expect("wait");
+    assert!(status.success(), "SIGTERM stops it cleanly: {status}");
+}

@@ -14,7 +14,7 @@ use cordon_host::secrets::store::{MasterKey, SecretStore};
 use cordon_host::server::{Keys, ServerConfig, callback_url, router};
 use cordon_host::workflow::project::Project;
 use cordon_host::workflow::{Engine, EngineOptions};
-use cordon_tests::{captured_log, fixture, runtime, serve};
+use cordon_tests::{captured_log, fixture, http_client, runtime, serve};
 use serde_json::json;
 
 const CANARY: &str = "canary-5d1e0b7a-from-the-store";
@@ -91,7 +91,7 @@ async fn a_canary_from_the_store_is_nowhere_after_a_hostile_connector_tries_ever
         "http://{}",
         serve(router(engine, keys.clone(), ServerConfig::default())).await
     );
-    let http = reqwest::Client::new();
+    let http = http_client();
 
     let mut answers = String::new();
     let trigger = || {

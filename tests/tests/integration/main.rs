@@ -12,5 +12,6 @@ mod loading;
 mod secret_store;
 mod secrets;
 mod server;
+mod tenants;
 mod triggers;
 mod workflows;

@@ -9,8 +9,7 @@ use cordon_tests::{serve, workflow_engine};
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().no_proxy().build().expect("client")
+    cordon_tests::http_client()
 }
 
 /// A client that sends the management key with every request.

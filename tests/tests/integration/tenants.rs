@@ -1,0 +1,262 @@
+//! Two tenants in one server, on loopback: each reaches only its own runs, secrets and
+//! metrics; another tenant's key (or none) gets 404 and an audit event naming the tenant;
+//! the operator key opens both.
+
+use std::sync::Arc;
+
+use cordon_host::db::{Db, DbError};
+use cordon_host::ids::SecretName;
+use cordon_host::secrets::SecretValue;
+use cordon_host::secrets::store::{MasterKey, SecretStore};
+use cordon_host::server::{ServerConfig, callback_url, tenants_router};
+use cordon_host::tenants::{Tenant, open_all};
+use cordon_host::workflow::EngineOptions;
+use cordon_tests::{FAKE_GITHUB_TOKEN, FakeGithub, captured_log, http_client, serve};
+use serde_json::{Value, json};
+
+/// A tenant project whose workflow opens an issue with the token stored as GITHUB_TOKEN.
+fn write_tenant(dir: &std::path::Path, github: std::net::SocketAddr, tenant_json: Option<Value>) {
+    std::fs::create_dir_all(dir.join("open")).expect("tenant dir");
+    let connections = json!({"serviceProviderConnections": {"github": {
+        "connector": "github",
+        "parameterValues": {"base_url": format!("http://{github}"), "token": "@secret('GITHUB_TOKEN')"},
+        "grant": {"hosts": [format!("http://{github}")], "secrets": [{"name": "token"}]}
+    }}});
+    std::fs::write(dir.join("connections.json"), connections.to_string()).expect("connections.json");
+    let workflow = json!({"kind": "Stateful", "definition": {
+        "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+        "actions": {
+            "Open": {
+                "type": "ServiceProvider",
+                "inputs": {
+                    "parameters": {"owner": "acme", "repo": "widgets", "title": "t"},
+                    "serviceProviderConfiguration": {"connectionName": "github", "operationId": "create_issue"}
+                },
+                "retryPolicy": {"type": "none"}
+            },
+            "Done": {"type": "Response", "runAfter": {"Open": ["Succeeded", "Failed"]},
+                     "inputs": {"statusCode": 200, "body": "@actions('Open')?['status']"}}
+        }
+    }});
+    std::fs::write(dir.join("open/workflow.json"), workflow.to_string()).expect("workflow.json");
+    if let Some(tenant_json) = tenant_json {
+        std::fs::write(dir.join("tenant.json"), tenant_json.to_string()).expect("tenant.json");
+    }
+}
+
+fn store_token(dir: &std::path::Path, key: &str, value: &str) {
+    let db = Arc::new(cordon_host::db::SqliteDb::open(&dir.join(".cordon/history.db")).expect("history"));
+    SecretStore::new(db, MasterKey::from_base64(key, "test").expect("key"))
+        .set(
+            &SecretName::new("GITHUB_TOKEN").expect("name"),
+            &SecretValue::new(value),
+        )
+        .expect("store");
+}
+
+async fn call(http: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, String) {
+    let mut request = http.get(url);
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = request.send().await.expect("call");
+    (response.status().as_u16(), response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
+    let log = captured_log();
+    let github = FakeGithub::default();
+    let addr = serve(github.router()).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (acme_dir, globex_dir) = (root.path().join("acme"), root.path().join("globex"));
+    write_tenant(
+        &acme_dir,
+        addr,
+        Some(json!({"quotas": {"concurrentInvocations": 2}})),
+    );
+    write_tenant(&globex_dir, addr, None);
+    // Both store a secret of the same name; only acme's is the real token.
+    let master = MasterKey::generate();
+    store_token(&acme_dir, &master, FAKE_GITHUB_TOKEN);
+    store_token(&globex_dir, &master, "globex-own-token");
+
+    let (tenants, operator) = open_all(root.path(), |_, db| {
+        let mut options = EngineOptions::new(db.clone());
+        options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(&master, "test")?));
+        Ok(options)
+    })
+    .await
+    .expect("tenants open");
+    let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["acme", "globex"]);
+    assert_eq!(tenants[0].quotas.concurrent_invocations, 2);
+    assert_eq!(tenants[0].runtime.tenant().map(|t| t.as_str()), Some("acme"));
+    let find = |id: &str| -> &Tenant { tenants.iter().find(|t| t.id.as_str() == id).expect("tenant") };
+    let (acme, globex) = (find("acme"), find("globex"));
+    let (acme_db, globex_db) = (acme.db.clone(), globex.db.clone());
+    let (acme_key, globex_key) = (
+        acme.keys.management.token().to_owned(),
+        globex.keys.management.token().to_owned(),
+    );
+    let (acme_trigger, globex_trigger) = (acme.keys.trigger.clone(), globex.keys.trigger.clone());
+    let app = tenants_router(
+        tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
+            .collect(),
+        ServerConfig::default(),
+    );
+    let base = format!("http://{}", serve(app).await);
+    let http = http_client();
+
+    // Each tenant's run uses its own secret of the same name.
+    let run_of = |response: &reqwest::Response| {
+        response.headers()["x-cordon-run-id"]
+            .to_str()
+            .expect("run id")
+            .to_owned()
+    };
+    let acme_url = callback_url(
+        &format!("{base}/tenants/acme"),
+        &acme_trigger,
+        "open",
+        "manual",
+        None,
+    );
+    let response = http
+        .post(&acme_url)
+        .body("{}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("acme");
+    let acme_run = run_of(&response);
+    assert_eq!(response.text().await.expect("body"), "Succeeded");
+    let globex_url = callback_url(
+        &format!("{base}/tenants/globex"),
+        &globex_trigger,
+        "open",
+        "manual",
+        None,
+    );
+    let response = http
+        .post(&globex_url)
+        .body("{}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("globex");
+    let globex_run = run_of(&response);
+    assert_eq!(
+        response.text().await.expect("body"),
+        "Failed",
+        "globex's own token is not GitHub's"
+    );
+    assert_eq!(github.issues.lock().expect("lock").len(), 1);
+
+    // A trigger signed with one tenant's key does not start another tenant's workflow.
+    let crossed = acme_url.replace("/tenants/acme/", "/tenants/globex/");
+    let response = http
+        .post(&crossed)
+        .body("{}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("crossed");
+    assert!(response.status().is_client_error(), "{}", response.status());
+
+    // Histories are separate files: neither holds the other's run.
+    assert!(matches!(globex_db.run(&acme_run), Err(DbError::NoSuchRun(_))));
+    assert!(matches!(acme_db.run(&globex_run), Err(DbError::NoSuchRun(_))));
+
+    // The management API: own key yes, another tenant's key or none 404, operator both.
+    let runs = |tenant: &str| format!("{base}/tenants/{tenant}/management/runs");
+    let (status, body) = call(&http, &runs("acme"), Some(&acme_key)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(&acme_run) && !body.contains(&globex_run), "{body}");
+    for (url, key) in [
+        (runs("globex"), Some(acme_key.as_str())),
+        (
+            format!("{base}/tenants/globex/management/runs/{globex_run}"),
+            Some(acme_key.as_str()),
+        ),
+        (runs("acme"), Some(globex_key.as_str())),
+        (runs("acme"), None),
+        (format!("{base}/tenants/acme/metrics"), Some(globex_key.as_str())),
+    ] {
+        let (status, body) = call(&http, &url, key).await;
+        assert_eq!(status, 404, "{url}: {body}");
+        assert!(!body.contains(&globex_run) && !body.contains(&acme_run), "{body}");
+    }
+    let audit = log.text();
+    assert!(
+        audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| e["fields"]["event"] == "management_denied" && e["fields"]["tenant"] == "globex"),
+        "the refusal is audited with the tenant"
+    );
+    for tenant in ["acme", "globex"] {
+        let (status, _) = call(&http, &runs(tenant), Some(operator.token())).await;
+        assert_eq!(status, 200, "the operator key opens {tenant}");
+    }
+    // The operator asking a tenant for another tenant's run gets 404 too: it is not there.
+    let (status, _) = call(
+        &http,
+        &format!("{base}/tenants/acme/management/runs/{globex_run}"),
+        Some(operator.token()),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Metrics are per tenant.
+    let (status, acme_metrics) = call(&http, &format!("{base}/tenants/acme/metrics"), Some(&acme_key)).await;
+    assert_eq!(status, 200);
+    assert!(acme_metrics.contains("status=\"Succeeded\""), "{acme_metrics}");
+    assert!(
+        !acme_metrics.contains("status=\"Failed\""),
+        "globex's failed run shows in acme's metrics"
+    );
+    let (_, unknown) = call(
+        &http,
+        &format!("{base}/tenants/initech/management/runs"),
+        Some(operator.token()),
+    )
+    .await;
+    assert!(
+        !unknown.contains("initech"),
+        "an unknown tenant answers a plain 404: {unknown}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_tenant_directory_or_quota_stops_the_start_naming_it() {
+    let github = serve(FakeGithub::default().router()).await;
+    let cases = [
+        ("Bad_Name", None, "tenant id"),
+        (
+            "acme",
+            Some(json!({"quotas": {"concurrentInvocations": 0}})),
+            "concurrentInvocations is 0",
+        ),
+        ("acme", Some(json!({"quota": {}})), "unknown field"),
+    ];
+    for (name, tenant_json, expected) in cases {
+        let root = tempfile::tempdir().expect("tempdir");
+        write_tenant(&root.path().join(name), github, tenant_json);
+        let error = open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
+            .await
+            .expect_err("refused");
+        let text = format!("{error:#}");
+        assert!(text.contains(expected), "{name}: {text}");
+    }
+    let empty = tempfile::tempdir().expect("tempdir");
+    let error = open_all(empty.path(), |_, db| Ok(EngineOptions::new(db)))
+        .await
+        .expect_err("no tenants");
+    assert!(
+        format!("{error:#}").contains("no tenant directories"),
+        "{error:#}"
+    );
+}
