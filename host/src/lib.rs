@@ -35,6 +35,7 @@ pub mod builtin;
 mod cache;
 pub mod cli;
 mod connector;
+mod cpu_share;
 pub mod db;
 pub mod egress;
 mod engine;

@@ -43,6 +43,9 @@ pub struct RuntimeConfig {
     /// The tenant this runtime serves, in a multi-tenant server (one runtime per tenant).
     /// Every call runs in a span that names it, so audit events and connector log lines do.
     pub tenant: Option<crate::ids::TenantId>,
+    /// The most CPU this runtime's guests may use, in cores (see `cpu_share.rs`); `None`
+    /// leaves them uncapped.
+    pub cpu_share: Option<f64>,
 }
 
 impl Default for RuntimeConfig {
@@ -54,6 +57,7 @@ impl Default for RuntimeConfig {
             allocation: InstanceAllocation::Pooling,
             name_lookup: Arc::new(SystemLookup),
             tenant: None,
+            cpu_share: None,
         }
     }
 }
@@ -91,6 +95,7 @@ pub(crate) struct RuntimeInner {
     instance_slots: tokio::sync::Semaphore,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     tenant: Option<crate::ids::TenantId>,
+    cpu_share: Option<Arc<crate::cpu_share::CpuShare>>,
 }
 
 impl std::fmt::Debug for RuntimeInner {
@@ -135,6 +140,9 @@ impl Runtime {
                 loaded: Mutex::new(HashMap::new()),
                 instance_slots: tokio::sync::Semaphore::new(config.max_concurrent_instances.max(1) as usize),
                 tenant: config.tenant,
+                cpu_share: config
+                    .cpu_share
+                    .map(|cores| Arc::new(crate::cpu_share::CpuShare::new(cores))),
             }),
         })
     }
@@ -408,10 +416,20 @@ impl Runtime {
         let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
+        let cpu_share = self.inner.cpu_share.clone();
         store.epoch_deadline_callback(move |mut context| {
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 context.data_mut().deadline_hit = true;
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            // Each slice is paid for before it runs: over its tenant's CPU share, the guest
+            // waits for a window with room (the deadline keeps running: it is wall-clock).
+            if let Some(share) = &cpu_share
+                && share.charge(now).is_some()
+            {
+                let waiting = crate::cpu_share::wait_for_slice(share.clone(), deadline);
+                return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(waiting)));
             }
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });

@@ -50,6 +50,10 @@ pub struct Quotas {
     pub requests_per_invocation: u32,
     /// Bytes of one response body a connector may receive.
     pub response_bytes: usize,
+    /// CPU seconds the tenant's connectors may use per minute, over all their calls: 60 is
+    /// one core. Enforced over 10 ms windows at that rate (see `cpu_share.rs`), so a tenant
+    /// never bursts past it.
+    pub cpu_seconds_per_minute: u32,
 }
 
 impl Default for Quotas {
@@ -61,6 +65,8 @@ impl Default for Quotas {
             seconds_per_invocation: limits.deadline.as_secs() as u32,
             requests_per_invocation: limits.http.requests_per_invocation,
             response_bytes: limits.http.response_body_bytes,
+            // One core: with several tenants on a small machine, none can take all of it.
+            cpu_seconds_per_minute: 60,
         }
     }
 }
@@ -91,6 +97,7 @@ impl Quotas {
             cache_dir: Some(cache_dir),
             max_concurrent_instances: self.concurrent_invocations,
             tenant: Some(tenant.clone()),
+            cpu_share: Some(f64::from(self.cpu_seconds_per_minute) / 60.0),
             ..RuntimeConfig::default()
         }
     }
@@ -102,6 +109,7 @@ impl Quotas {
             ("secondsPerInvocation", self.seconds_per_invocation as usize),
             ("requestsPerInvocation", self.requests_per_invocation as usize),
             ("responseBytes", self.response_bytes),
+            ("cpuSecondsPerMinute", self.cpu_seconds_per_minute as usize),
         ];
         for (name, value) in positive {
             if value == 0 {

@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo run -p cordon-host --example bench`. Options:
 //! - `--quick`: fewer iterations (a smoke run, not figures to publish);
-//! - `--only SECTION[,SECTION…]`: some of `load`, `invoke`, `workflow`, `http`, `memory`;
+//! - `--only SECTION[,SECTION…]`: some of `load`, `invoke`, `workflow`, `http`, `memory`,
+//!   `tenants`;
 //! - `--no-extism`: leave out the Extism peer (it builds a second wasmtime the first time,
 //!   into `target/peers/extism`, which takes several minutes).
 //!
@@ -16,6 +17,7 @@ mod invoke;
 mod memory;
 mod peers;
 mod stats;
+mod tenants;
 mod workflow;
 
 use std::path::PathBuf;
@@ -75,7 +77,7 @@ impl Options {
     }
 }
 
-const SECTIONS: [&str; 5] = ["load", "invoke", "workflow", "http", "memory"];
+const SECTIONS: [&str; 6] = ["load", "invoke", "workflow", "http", "memory", "tenants"];
 
 /// The workspace root, for the peer and fixture builds.
 pub fn workspace_root() -> PathBuf {
@@ -105,6 +107,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if options.wants("memory") {
         memory::run(&options).await?;
+    }
+    if options.wants("tenants") {
+        tenants::run(&options).await?;
     }
     Ok(())
 }
