@@ -35,8 +35,9 @@ fn write_tenant(
 }
 
 fn service_call(connection: &str, operation: &str, parameters: Value) -> Value {
-    json!({"Call": {"type": "ServiceProvider", "retryPolicy": {"type": "none"}, "inputs": {
+    json!({"Call": {"type": "ServiceProvider", "inputs": {
         "parameters": parameters,
+        "retryPolicy": {"type": "none"},
         "serviceProviderConfiguration": {"connectionName": connection, "operationId": operation}}}})
 }
 
@@ -64,23 +65,33 @@ async fn measure_b(engine: &Engine, total: usize) -> anyhow::Result<(f64, Stats)
     Ok((total as f64 / started.elapsed().as_secs_f64(), Stats::of(samples)))
 }
 
-/// Keeps `in_flight` of A's spinning runs going until `stop` is set.
-fn start_noise(engine: &Engine, in_flight: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinSet<()> {
+/// Keeps `in_flight` of A's spinning runs going until `stop` is set. Each task returns how
+/// many runs it finished and how long they took in all (a spinning run lasts until its
+/// 1 s deadline; much shorter runs would mean A was not really spinning).
+fn start_noise(
+    engine: &Engine,
+    in_flight: usize,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinSet<(usize, Duration)> {
     let mut noise = tokio::task::JoinSet::new();
     for _ in 0..in_flight {
         let (engine, stop) = (engine.clone(), stop.clone());
         noise.spawn(async move {
+            let (mut runs, mut spent) = (0, Duration::ZERO);
             while !stop.load(Ordering::Relaxed) {
-                // Each run spins until its deadline and fails; that is its job.
+                let began = Instant::now();
                 let _ = engine.run("w", json!({})).await;
+                spent += began.elapsed();
+                runs += 1;
             }
+            (runs, spent)
         });
     }
     noise
 }
 
 pub async fn run(options: &Options) -> anyhow::Result<()> {
-    let runs = options.iterations(3000);
+    let runs = options.iterations(10_000);
     let hostile =
         cordon_guest_build::build_guests_quietly(&crate::workspace_root(), &["cordon-fixture-hostile"])
             .join("cordon_fixture_hostile.wasm");
@@ -134,8 +145,20 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         };
         let (throughput, stats) = measure_b(b, runs).await?;
         stop.store(true, Ordering::Relaxed);
+        let (mut a_runs, mut a_spent) = (0, Duration::ZERO);
         if let Some(noise) = noise.as_mut() {
-            while noise.join_next().await.is_some() {}
+            while let Some(joined) = noise.join_next().await {
+                let (runs, spent) = joined?;
+                a_runs += runs;
+                a_spent += spent;
+            }
+        }
+        if a_runs > 0 {
+            let mean = a_spent / a_runs as u32;
+            anyhow::ensure!(
+                mean >= Duration::from_millis(900),
+                "tenant A's runs took {mean:?} on average: they did not spin to their 1 s deadline"
+            );
         }
         let (solo_throughput, solo_p99) = *solo.get_or_insert((throughput, stats.p99));
         table.row(&[
@@ -145,6 +168,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             time(stats.p99),
             format!("{:.0}%", 100.0 * throughput / solo_throughput),
             format!("{:.2}×", stats.p99.as_secs_f64() / solo_p99.as_secs_f64()),
+            if a_runs > 0 {
+                format!("{a_runs}, {}", time(a_spent / a_runs as u32))
+            } else {
+                "–".to_owned()
+            },
         ]);
     }
     Ok(())

@@ -35,9 +35,9 @@ fn write_project(dir: &std::path::Path, listener: std::net::SocketAddr) {
                 "type": "ServiceProvider",
                 "inputs": {
                     "parameters": {"url": format!("http://{listener}/")},
-                    "serviceProviderConfiguration": {"connectionName": "hostile", "operationId": "leak"}
-                },
-                "retryPolicy": {"type": "none"}
+                    "serviceProviderConfiguration": {"connectionName": "hostile", "operationId": "leak"},
+                    "retryPolicy": {"type": "none"}
+                }
             },
             "Report": {
                 "type": "Response",

@@ -26,9 +26,9 @@ fn write_project(dir: &std::path::Path, github: std::net::SocketAddr) {
             "type": "ServiceProvider",
             "inputs": {
                 "parameters": {"owner": "acme", "repo": "widgets", "title": "from the store"},
-                "serviceProviderConfiguration": {"connectionName": "github", "operationId": "create_issue"}
-            },
-            "retryPolicy": {"type": "none"}
+                "serviceProviderConfiguration": {"connectionName": "github", "operationId": "create_issue"},
+                "retryPolicy": {"type": "none"}
+            }
         }}
     }});
     std::fs::create_dir_all(dir.join("open")).expect("workflow dir");

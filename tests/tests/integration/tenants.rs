@@ -30,9 +30,9 @@ fn write_tenant(dir: &std::path::Path, github: std::net::SocketAddr, tenant_json
                 "type": "ServiceProvider",
                 "inputs": {
                     "parameters": {"owner": "acme", "repo": "widgets", "title": "t"},
-                    "serviceProviderConfiguration": {"connectionName": "github", "operationId": "create_issue"}
-                },
-                "retryPolicy": {"type": "none"}
+                    "serviceProviderConfiguration": {"connectionName": "github", "operationId": "create_issue"},
+                    "retryPolicy": {"type": "none"}
+                }
             },
             "Done": {"type": "Response", "runAfter": {"Open": ["Succeeded", "Failed"]},
                      "inputs": {"statusCode": 200, "body": "@actions('Open')?['status']"}}

@@ -716,6 +716,14 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
             "runAfter must be an object",
         ),
     }
+    if value.get("retryPolicy").is_some() {
+        // An easy slip, and a silent one: the default policy (four retries) would apply.
+        reader.problem(
+            Some(name),
+            &format!("{path}.retryPolicy"),
+            "retryPolicy belongs inside \"inputs\" (as in Logic Apps); here it would be ignored",
+        );
+    }
     let retry = match inputs.get("retryPolicy") {
         None => None,
         Some(policy) => match RetryPolicy::from_json(policy) {
@@ -763,5 +771,36 @@ fn required(reader: &mut Reader<'_>, name: &str, value: &Value, key: &str, path:
             reader.problem(Some(name), &format!("{path}.{key}"), format!("missing \"{key}\""));
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_policy_beside_inputs_is_a_problem_and_inside_them_is_read() {
+        let workflow = |action: Value| {
+            serde_json::json!({"kind": "Stateful", "definition": {
+                "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+                "actions": {"Call": action}}})
+        };
+        let misplaced =
+            workflow(serde_json::json!({"type": "Compose", "inputs": 1, "retryPolicy": {"type": "none"}}));
+        let (_, problems) = read_workflow("w", &misplaced);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "$.definition.actions.Call.retryPolicy");
+        assert!(
+            problems[0].message.contains("inside \"inputs\""),
+            "{}",
+            problems[0].message
+        );
+
+        let placed = workflow(serde_json::json!({"type": "Http", "inputs": {
+            "method": "GET", "uri": "https://example.com", "retryPolicy": {"type": "none"}}}));
+        let (found, problems) = read_workflow("w", &placed);
+        assert!(problems.is_empty(), "{problems:?}");
+        let action = &found.expect("workflow").actions[0];
+        assert_eq!(action.retry, Some(RetryPolicy::None));
     }
 }
