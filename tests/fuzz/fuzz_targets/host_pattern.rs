@@ -22,7 +22,14 @@ fuzz_target!(|data: &[u8]| {
     let again = HostPattern::parse(pattern.as_str()).expect("a pattern's own text parses");
     assert_eq!(again.matches(&destination), matched);
     // An https pattern never lets a request go out over plain http, and the other way round.
-    let scheme = url.trim_start().get(..8).unwrap_or_default().to_ascii_lowercase();
+    // The scheme as the WHATWG parser sees it: tabs and newlines removed anywhere, leading
+    // C0 controls and spaces dropped, case folded.
+    let cleaned: String = url.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    let scheme = cleaned
+        .trim_start_matches(|c: char| c <= ' ')
+        .get(..8)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     if matched && pattern.as_str().starts_with("https://") {
         assert!(scheme.starts_with("https:"), "{} matched {url:?}", pattern.as_str());
     }
