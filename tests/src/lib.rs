@@ -306,3 +306,16 @@ pub fn captured_log() -> &'static CapturedLog {
         captured
     })
 }
+
+/// Calls the hostile connector's `fetch`, which reports what the host answered as data.
+pub async fn fetch(connection: &Connection, input: Value) -> Value {
+    let call = connection
+        .invoke("fetch", &input, &cordon_host::CallInfo::default())
+        .await;
+    call.result.expect("fetch reports outcomes as data")
+}
+
+/// The `outcome` of a `fetch` report ("response", "denied", ...).
+pub fn outcome(v: &Value) -> &str {
+    v["outcome"].as_str().unwrap_or("?")
+}

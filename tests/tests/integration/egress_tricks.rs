@@ -15,17 +15,8 @@ use axum::http::HeaderMap;
 use axum::routing::{any, get};
 use cordon_host::egress::{NameLookup, StaticLookup};
 use cordon_host::{CallInfo, Connection, Limits, Runtime, RuntimeConfig};
-use cordon_tests::{connect, echo_router, grant, hostile, runtime, runtime_config, serve};
+use cordon_tests::{connect, echo_router, fetch, grant, hostile, outcome, runtime, runtime_config, serve};
 use serde_json::{Value, json};
-
-async fn fetch(connection: &Connection, input: Value) -> Value {
-    let call = connection.invoke("fetch", &input, &CallInfo::default()).await;
-    call.result.expect("fetch reports outcomes as data")
-}
-
-fn outcome(v: &Value) -> &str {
-    v["outcome"].as_str().unwrap_or("?")
-}
 
 /// The next legitimate call on the same connection still answers.
 async fn still_works(connection: &Connection) {

@@ -5,17 +5,8 @@ use std::sync::Arc;
 
 use cordon_host::egress::StaticLookup;
 use cordon_host::{CallInfo, Connection, Limits, Runtime, RuntimeConfig};
-use cordon_tests::{connect, echo_router, grant, hostile, runtime, runtime_config, serve};
-use serde_json::{Value, json};
-
-async fn fetch(connection: &Connection, input: Value) -> Value {
-    let call = connection.invoke("fetch", &input, &CallInfo::default()).await;
-    call.result.expect("fetch reports outcomes as data")
-}
-
-fn outcome(v: &Value) -> &str {
-    v["outcome"].as_str().unwrap_or("?")
-}
+use cordon_tests::{connect, echo_router, fetch, grant, hostile, outcome, runtime, runtime_config, serve};
+use serde_json::json;
 
 async fn setup(hosts: &[&str]) -> (Connection, SocketAddr) {
     let addr = serve(echo_router()).await;
