@@ -9,6 +9,8 @@ fn main() {
             "cordon-fixture-hostile",
             "cordon-fixture-sockets",
             "cordon-fixture-contract-v2",
+            "cordon-fixture-mailer",
+            "cordon-fixture-mailer-v2",
         ],
     );
     println!("cargo:rustc-env=CORDON_FIXTURE_DIR={}", dir.display());

@@ -54,3 +54,32 @@ pub fn secret_removed(secret: &SecretName) {
         "secret removed from the encrypted store"
     );
 }
+
+/// Records that a connection's file connector version became the approved one: at its first
+/// install, as an upgrade that asked for nothing beyond the grant, or by an operator's
+/// `cordon connector approve`.
+pub fn connector_approved(connection: &str, connector: &ConnectorId, sha256: &str, how: &str) {
+    tracing::info!(
+        target: "cordon::audit",
+        event = "connector_approved",
+        connection,
+        connector = %connector,
+        sha256,
+        how,
+        "connector version approved"
+    );
+}
+
+/// Records that a new connector file asks for more than the connection's grant, so the
+/// approved version keeps running until an operator approves it.
+pub fn connector_upgrade_pending(connection: &str, offered_sha256: &str, approved_sha256: &str, asks: &str) {
+    tracing::warn!(
+        target: "cordon::audit",
+        event = "connector_upgrade_pending",
+        connection,
+        offered_sha256,
+        approved_sha256,
+        asks,
+        "connector upgrade waits for approval (cordon connector approve); the approved version keeps running"
+    );
+}

@@ -4,6 +4,7 @@
 //! connector that cannot be loaded.
 
 mod secrets;
+mod upgrades;
 mod workflow;
 
 use std::path::{Path, PathBuf};
@@ -170,6 +171,31 @@ enum ConnectorCommand {
     },
     /// List the built-in connectors.
     Builtins,
+    /// Show, for each connection of a project whose connector is a file, the approved
+    /// version, the file's version, and what a pending upgrade asks for.
+    Status {
+        #[command(flatten)]
+        history: workflow::HistoryArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Approve the connector file a connection now names: show what it asks for beyond the
+    /// connection's grant and, with --yes, grant exactly that and record it as the approved
+    /// version. Until then the approved version keeps running.
+    Approve {
+        /// The connection's name in connections.json.
+        connection: String,
+        #[command(flatten)]
+        history: workflow::HistoryArgs,
+        /// Record the approval (without it, only the difference is shown).
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +327,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
     match command {
+        ConnectorCommand::Status { history, json, cache } => upgrades::status(&history, json, &cache).await,
+        ConnectorCommand::Approve {
+            connection,
+            history,
+            yes,
+            cache,
+        } => upgrades::approve(&history, &connection, yes, &cache).await,
         ConnectorCommand::Builtins => {
             for b in builtin::BUILTINS {
                 println!("{}", b.name);

@@ -183,6 +183,23 @@ pub struct SealedSecret {
     pub updated_at: i64,
 }
 
+/// The version of a file connector the operator last approved for a connection (see
+/// `workflow::upgrades`): its bytes, so that it keeps running while a newer file waits for
+/// approval, what it requested, and the grant entries approvals added to `connections.json`'s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovedConnector {
+    pub connection: String,
+    /// Lowercase hex SHA-256 of `component`.
+    pub sha256: String,
+    pub component: Vec<u8>,
+    /// The approved version's manifest (`{"hosts": [...], "secrets": [...]}` and the rest).
+    pub manifest: Value,
+    /// A `Grant` in JSON: what approvals added on top of the connection's own grant.
+    pub grant_extension: Value,
+    /// Milliseconds since the Unix epoch.
+    pub approved_at: i64,
+}
+
 /// The run history and its leases. Implementations must be safe to share between threads.
 pub trait Db: Send + Sync + std::fmt::Debug {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError>;
@@ -254,4 +271,8 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     fn list_secrets(&self) -> Result<Vec<SealedSecret>, DbError>;
     /// Whether a secret of that name was there to delete.
     fn delete_secret(&self, name: &str) -> Result<bool, DbError>;
+    /// The approved version of a connection's file connector, if one was recorded.
+    fn approved_connector(&self, connection: &str) -> Result<Option<ApprovedConnector>, DbError>;
+    /// Records `approved` as the connection's approved version, replacing the previous one.
+    fn approve_connector(&self, approved: &ApprovedConnector) -> Result<(), DbError>;
 }

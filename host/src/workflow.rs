@@ -31,6 +31,7 @@ pub mod executor;
 pub mod project;
 pub mod relative_path;
 pub mod scheduler;
+pub mod upgrades;
 pub mod validate;
 
 // The definition grammar and its value types are pure parsing, kept in cordon-core (no IO,
@@ -64,30 +65,40 @@ pub struct Connections {
     pub secret_settings: BTreeSet<String>,
     /// The built-in `http` connector bound to the project's `http` grant.
     pub http: Connection,
+    /// Connector files that wait for approval; their connections run the approved version.
+    pub pending_upgrades: Vec<upgrades::PendingUpgrade>,
 }
 
 impl Connections {
     /// Loads every connector the project names and binds it to its connection. Connections that
     /// fail are reported as problems (for `cordon validate`) instead of stopping the others.
     /// `store` serves `@secret('NAME')` references; without it they are problems.
+    /// `approvals` is the history that keeps approved connector versions
+    /// ([`upgrades`]); without it every connection runs its current file with its own grant
+    /// (what `cordon validate` checks).
     pub async fn load(
         project: &Project,
         runtime: &Runtime,
         store: Option<&SecretStore>,
+        approvals: Option<&dyn Db>,
     ) -> anyhow::Result<(Connections, Vec<Problem>)> {
         let mut by_name = HashMap::new();
         let mut secret_settings = BTreeSet::new();
+        let mut pending_upgrades = Vec::new();
         let mut problems = Vec::new();
         for (name, spec) in &project.connections {
             let loaded = async {
-                let connector = connections::load_connector(runtime, project, spec).await?;
-                connections::connect(&connector, project, spec, store)
+                let loaded = connections::load_connector(runtime, project, spec, approvals).await?;
+                let (connection, settings) =
+                    connections::connect(&loaded.connector, project, spec, &loaded.grant, store)?;
+                anyhow::Ok((connection, settings, loaded.pending))
             }
             .await;
             match loaded {
-                Ok((connection, settings)) => {
+                Ok((connection, settings, pending)) => {
                     by_name.insert(name.clone(), connection);
                     secret_settings.extend(settings);
+                    pending_upgrades.extend(pending);
                 }
                 Err(e) => problems.push(Problem {
                     workflow: "connections.json".to_owned(),
@@ -111,6 +122,7 @@ impl Connections {
                 by_name,
                 secret_settings,
                 http,
+                pending_upgrades,
             },
             problems,
         ))
@@ -208,8 +220,13 @@ impl Engine {
         runtime: &Runtime,
         options: EngineOptions,
     ) -> anyhow::Result<Engine> {
-        let (connections, mut problems) =
-            Connections::load(project, runtime, options.secret_store.as_ref()).await?;
+        let (connections, mut problems) = Connections::load(
+            project,
+            runtime,
+            options.secret_store.as_ref(),
+            Some(&*options.db),
+        )
+        .await?;
         problems.extend(project.problems.iter().cloned());
         problems.extend(validate::validate(project, &connections));
         if !problems.is_empty() {

@@ -516,3 +516,78 @@ fn secrets_set_list_rm_never_print_the_value() {
     );
     assert!(!text.contains(VALUE) && !out.contains(VALUE));
 }
+
+#[test]
+fn connector_approve_shows_what_an_upgrade_asks_for_and_records_it_only_with_yes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = dir.path().to_str().expect("utf-8 path");
+    std::fs::create_dir_all(dir.path().join("connectors")).expect("connectors dir");
+    let install = |name: &str| {
+        let builtin = cordon_host::builtin::find(name).expect("built in");
+        std::fs::write(dir.path().join("connectors/c.wasm"), builtin.component).expect("install");
+    };
+    std::fs::write(
+        dir.path().join("connections.json"),
+        r#"{"serviceProviderConnections": {"transform": {"connector": "connectors/c.wasm", "grant": {"hosts": []}}}}"#,
+    )
+    .expect("connections.json");
+
+    install("json-transform");
+    let (code, out, err) = cordon(&["connector", "status", "--project", project]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("transform (connectors/c.wasm): not yet opened"),
+        "{out}"
+    );
+    let (code, out, err) = cordon(&["connector", "approve", "transform", "--project", project, "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("asks for nothing beyond the grant") && out.contains("approved transform"),
+        "{out}"
+    );
+
+    // A different connector file at the same path asks for any host and a secret.
+    install("github");
+    let (code, out, err) = cordon(&["connector", "status", "--project", project]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("upgrade pending approval"), "{out}");
+    assert!(out.contains("asks for: host *://*:*, secret token"), "{out}");
+    let (code, out, _) = cordon(&["connector", "approve", "transform", "--project", project]);
+    assert_eq!(code, 1, "without --yes nothing is recorded:\n{out}");
+    for expected in [
+        "approved: json-transform 0.1.0",
+        "file:     github 0.1.0",
+        "  + host *://*:*",
+        "  + secret token",
+        "connections.json gives it no value",
+        "nothing recorded",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    let (_, out, _) = cordon(&["connector", "status", "--project", project, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status --json");
+    assert_eq!(
+        status["connections"][0]["approved"]["connector"],
+        "json-transform"
+    );
+
+    let (code, out, err) = cordon(&["connector", "approve", "transform", "--project", project, "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved transform: github 0.1.0"), "{out}");
+    let (_, out, _) = cordon(&["connector", "status", "--project", project, "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&out).expect("status --json");
+    let connection = &status["connections"][0];
+    assert_eq!(connection["state"], "approved");
+    assert_eq!(
+        connection["grantExtension"]["hosts"],
+        serde_json::json!(["*://*:*"])
+    );
+    assert_eq!(connection["grantExtension"]["secrets"][0]["name"], "token");
+
+    let (code, _, err) = cordon(&["connector", "approve", "nope", "--project", project]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no connection \"nope\" (its connections: transform)"),
+        "{err}"
+    );
+}

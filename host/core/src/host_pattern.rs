@@ -78,6 +78,17 @@ enum PortPattern {
     Range(u16, u16),
 }
 
+impl PortPattern {
+    /// The ports this pattern allows for `scheme`, as an inclusive range.
+    fn range(self, scheme: Scheme) -> (u16, u16) {
+        match self {
+            PortPattern::SchemeDefault => (scheme.default_port(), scheme.default_port()),
+            PortPattern::Any => (0, u16::MAX),
+            PortPattern::Range(lo, hi) => (lo, hi),
+        }
+    }
+}
+
 /// Where a request goes, after its URL was parsed and normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
@@ -236,6 +247,42 @@ impl HostPattern {
             _ => false,
         };
         scheme_ok && port_ok && host_ok
+    }
+
+    /// Whether every destination `other` matches, this pattern matches too. Used to tell
+    /// whether a connector's request is already inside the operator's grant. It may answer
+    /// `false` for an exotic pair that is in fact covered (an address against a one-address
+    /// CIDR range); that only makes cordon ask for an approval it did not need.
+    pub fn covers(&self, other: &HostPattern) -> bool {
+        let schemes: &[Scheme] = match other.scheme {
+            SchemePattern::Any => &[Scheme::Http, Scheme::Https],
+            SchemePattern::Exact(Scheme::Http) => &[Scheme::Http],
+            SchemePattern::Exact(Scheme::Https) => &[Scheme::Https],
+        };
+        let ports_ok = schemes.iter().all(|&scheme| {
+            let scheme_ok = match self.scheme {
+                SchemePattern::Any => true,
+                SchemePattern::Exact(s) => s == scheme,
+            };
+            let (lo, hi) = other.port.range(scheme);
+            let (self_lo, self_hi) = self.port.range(scheme);
+            scheme_ok && self_lo <= lo && hi <= self_hi
+        });
+        let host_ok = match (&self.host, &other.host) {
+            (HostMatcher::Any, _) => true,
+            (_, HostMatcher::Any) => false,
+            (HostMatcher::Domain(p), HostMatcher::Domain(d)) => p == d,
+            (HostMatcher::Subdomains(p), HostMatcher::Domain(d) | HostMatcher::Subdomains(d)) => {
+                (d == p && matches!(other.host, HostMatcher::Subdomains(_)))
+                    || d.strip_suffix(p.as_str())
+                        .is_some_and(|prefix| prefix.len() > 1 && prefix.ends_with('.'))
+            }
+            (HostMatcher::Ip(p), HostMatcher::Ip(ip)) => p == ip,
+            (HostMatcher::Cidr(net), HostMatcher::Ip(ip)) => net.contains(ip),
+            (HostMatcher::Cidr(net), HostMatcher::Cidr(inner)) => net.contains(inner),
+            _ => false,
+        };
+        ports_ok && host_ok
     }
 
     /// Whether this pattern names `ip` explicitly, as an address or a CIDR range. Only such a
@@ -430,6 +477,45 @@ mod tests {
         let pattern = HostPattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
         let destination = Destination::parse(url).unwrap_or_else(|e| panic!("{e}"));
         pattern.matches(&destination)
+    }
+
+    #[test]
+    fn covering_table() {
+        let table: &[(&str, &str, bool)] = &[
+            ("https://api.example.com", "https://api.example.com", true),
+            ("https://api.example.com", "https://api.example.com:443", true),
+            ("https://api.example.com", "https://api.example.com:8443", false),
+            ("https://api.example.com", "*://api.example.com", false),
+            ("*://api.example.com", "https://api.example.com", true),
+            ("*://api.example.com", "*://api.example.com", true),
+            ("https://*.example.com", "https://api.example.com", true),
+            ("https://*.example.com", "https://example.com", false),
+            ("https://*.example.com", "https://*.api.example.com", true),
+            ("https://*.example.com", "https://*.example.com", true),
+            ("https://*.api.example.com", "https://*.example.com", false),
+            ("https://*.example.com", "https://api.example.com.evil.net", false),
+            ("https://*.example.com", "https://badexample.com", false),
+            ("https://*", "https://anything.test", true),
+            ("https://api.example.com", "https://*", false),
+            ("http://127.0.0.1:*", "http://127.0.0.1:8080", true),
+            ("http://127.0.0.1:8000-9000", "http://127.0.0.1:8080-8090", true),
+            ("http://127.0.0.1:8000-9000", "http://127.0.0.1:*", false),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:*", false),
+            ("http://10.0.0.0/8:*", "http://10.1.2.3:80", true),
+            ("http://10.0.0.0/8", "http://10.1.0.0/16", true),
+            ("http://10.1.0.0/16", "http://10.0.0.0/8", false),
+            ("http://10.1.2.3", "http://10.0.0.0/8", false),
+            ("http://127.0.0.1:*", "http://[::1]:*", false),
+        ];
+        for &(outer, inner, expected) in table {
+            let outer_pattern = HostPattern::parse(outer).unwrap_or_else(|e| panic!("{e}"));
+            let inner_pattern = HostPattern::parse(inner).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                outer_pattern.covers(&inner_pattern),
+                expected,
+                "{outer} covers {inner}"
+            );
+        }
     }
 
     #[test]

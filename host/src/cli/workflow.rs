@@ -97,7 +97,7 @@ pub async fn validate_project(
     } else {
         None
     };
-    let (connections, mut problems) = Connections::load(&project, &runtime, store.as_ref()).await?;
+    let (connections, mut problems) = Connections::load(&project, &runtime, store.as_ref(), None).await?;
     problems.splice(0..0, project.problems.iter().cloned());
     problems.extend(validate::validate(&project, &connections));
     if json_output {

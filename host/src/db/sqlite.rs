@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
 use super::{
-    ActionRecord, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter, RunRecord,
-    SealedSecret, Status, TriggerState,
+    ActionRecord, ApprovedConnector, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter,
+    RunRecord, SealedSecret, Status, TriggerState,
 };
 
 const SCHEMA: &str = "
@@ -99,13 +99,22 @@ CREATE TABLE IF NOT EXISTS secrets (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );
-PRAGMA user_version = 3;
+-- The approved version of each connection's file connector (workflow/upgrades.rs).
+CREATE TABLE IF NOT EXISTS connector_approvals (
+    connection TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    component BLOB NOT NULL,
+    manifest TEXT NOT NULL,
+    grant_extension TEXT NOT NULL,
+    approved_at INTEGER NOT NULL
+);
+PRAGMA user_version = 4;
 ";
 
 /// The schema this build writes. Older files are upgraded in place: version 1 (before
-/// triggers and workflow settings) and 2 (before the secret store) only lack tables, which
-/// are created; nothing else changes.
-const SCHEMA_VERSION: i64 = 3;
+/// triggers and workflow settings), 2 (before the secret store) and 3 (before connector
+/// approvals) only lack tables, which are created; nothing else changes.
+const SCHEMA_VERSION: i64 = 4;
 
 /// The run history in a SQLite file.
 #[derive(Debug)]
@@ -763,6 +772,49 @@ impl Db for SqliteDb {
 
     fn delete_secret(&self, name: &str) -> Result<bool, DbError> {
         self.with(|c| exec(c, "DELETE FROM secrets WHERE name = ?1", params![name]).map(|n| n > 0))
+    }
+
+    fn approved_connector(&self, connection: &str) -> Result<Option<ApprovedConnector>, DbError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT connection, sha256, component, manifest, grant_extension, approved_at
+                 FROM connector_approvals WHERE connection = ?1",
+            )?
+            .query_row(params![connection], |row| {
+                Ok(ApprovedConnector {
+                    connection: row.get("connection")?,
+                    sha256: row.get("sha256")?,
+                    component: row.get("component")?,
+                    manifest: json_column(row, "manifest")?.unwrap_or(Value::Null),
+                    grant_extension: json_column(row, "grant_extension")?.unwrap_or(Value::Null),
+                    approved_at: row.get("approved_at")?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn approve_connector(&self, approved: &ApprovedConnector) -> Result<(), DbError> {
+        self.with(|c| {
+            exec(
+                c,
+                "INSERT INTO connector_approvals
+                     (connection, sha256, component, manifest, grant_extension, approved_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (connection) DO UPDATE SET sha256 = excluded.sha256,
+                     component = excluded.component, manifest = excluded.manifest,
+                     grant_extension = excluded.grant_extension, approved_at = excluded.approved_at",
+                params![
+                    approved.connection,
+                    approved.sha256,
+                    approved.component,
+                    approved.manifest.to_string(),
+                    approved.grant_extension.to_string(),
+                    approved.approved_at
+                ],
+            )
+            .map(drop)
+        })
     }
 }
 

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value};
 
+use crate::db::Db;
+use crate::grant::Grant;
 use crate::ids::{ConnectionName, SecretName};
 use crate::secrets::store::SecretStore;
 use crate::secrets::{SecretSource, SecretUnavailable, SecretValue};
 use crate::{Connection, ConnectionConfig, Connector, Runtime, builtin};
 
 use super::project::{ConnectionSpec, ConnectorSource, Project, appsetting_reference, secret_reference};
+use super::upgrades::{self, PendingUpgrade};
 
 /// Where one of a connection's secrets comes from.
 enum SecretOrigin {
@@ -58,11 +61,67 @@ impl SecretSource for ConnectionSecrets {
     }
 }
 
-/// Loads the connector a connection names.
+/// The connector a connection runs and the grant it runs with.
+pub struct LoadedConnector {
+    pub connector: Connector,
+    /// The connection's grant, with what approved upgrades added.
+    pub grant: Grant,
+    /// A newer file that waits for approval (the connector above is the approved version).
+    pub pending: Option<PendingUpgrade>,
+}
+
+impl std::fmt::Debug for LoadedConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedConnector")
+            .field("connector", &self.connector.manifest().id)
+            .field("sha256", &self.connector.component_hash())
+            .field("grant", &self.grant)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+/// Loads the connector a connection names. With `approvals`, a connector file goes through
+/// the upgrade check ([`super::upgrades`]).
 pub async fn load_connector(
     runtime: &Runtime,
     project: &Project,
     spec: &ConnectionSpec,
+    approvals: Option<&dyn Db>,
+) -> anyhow::Result<LoadedConnector> {
+    let bytes = match &spec.connector {
+        ConnectorSource::Builtin(_) => None,
+        ConnectorSource::File(_) => Some(read_connector_file(project, spec)?),
+    };
+    let connector = load_current(runtime, spec, bytes.as_deref()).await?;
+    match (approvals, bytes) {
+        (Some(db), Some(bytes)) => upgrades::resolve(runtime, db, spec, &bytes, connector).await,
+        _ => Ok(LoadedConnector {
+            connector,
+            grant: spec.grant.clone(),
+            pending: None,
+        }),
+    }
+}
+
+/// The bytes of a connection's connector file.
+pub fn read_connector_file(project: &Project, spec: &ConnectionSpec) -> anyhow::Result<Vec<u8>> {
+    let ConnectorSource::File(path) = &spec.connector else {
+        bail!("connection {:?} uses a built-in connector, not a file", spec.name);
+    };
+    project.read_connector_file(path).with_context(|| {
+        format!(
+            "connection {:?}: cannot read connector {path:?} inside the project (paths are relative to the project and cannot leave it)",
+            spec.name
+        )
+    })
+}
+
+/// Loads the connector the project names now: the built-in, or the file's `bytes`.
+pub async fn load_current(
+    runtime: &Runtime,
+    spec: &ConnectionSpec,
+    bytes: Option<&[u8]>,
 ) -> anyhow::Result<Connector> {
     match &spec.connector {
         ConnectorSource::Builtin(name) => {
@@ -77,13 +136,8 @@ pub async fn load_connector(
             Ok(runtime.load_builtin(found).await?)
         }
         ConnectorSource::File(path) => {
-            let bytes = project.read_connector_file(path).with_context(|| {
-                format!(
-                    "connection {:?}: cannot read connector {path:?} inside the project (paths are relative to the project and cannot leave it)",
-                    spec.name
-                )
-            })?;
-            Ok(runtime.load_bytes(&bytes, &path.display().to_string()).await?)
+            let bytes = bytes.context("a connector file's bytes were not read")?;
+            Ok(runtime.load_bytes(bytes, &path.display().to_string()).await?)
         }
     }
 }
@@ -95,6 +149,7 @@ pub fn connect(
     connector: &Connector,
     project: &Project,
     spec: &ConnectionSpec,
+    grant: &Grant,
     store: Option<&SecretStore>,
 ) -> anyhow::Result<(Connection, BTreeSet<String>)> {
     let manifest = connector.manifest();
@@ -140,7 +195,7 @@ pub fn connect(
     let connection = connector.connect(ConnectionConfig {
         name: ConnectionName::new(spec.name.clone())?,
         parameters,
-        grant: spec.grant.clone(),
+        grant: grant.clone(),
         secrets: Arc::new(ConnectionSecrets { origins: secrets }),
     })?;
     Ok((connection, secret_settings))

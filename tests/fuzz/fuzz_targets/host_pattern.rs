@@ -1,7 +1,8 @@
 //! Host patterns and destination URLs: parsing never panics, and matching obeys the rules
 //! that do not depend on the pattern's internals.
 //!
-//! Input: a pattern, a newline, a URL.
+//! Input: a pattern, a newline, a URL; optionally a newline and a second pattern, which is
+//! checked against the first with `covers`.
 #![no_main]
 
 use cordon_core::host_pattern::{Destination, HostPattern};
@@ -11,7 +12,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let (pattern, url) = text.split_once('\n').unwrap_or((text, "https://example.com/"));
+    let (pattern, rest) = text.split_once('\n').unwrap_or((text, "https://example.com/"));
+    let (url, inner) = rest.split_once('\n').unwrap_or((rest, ""));
     let pattern = HostPattern::parse(pattern);
     let destination = Destination::parse(url);
     let (Ok(pattern), Ok(destination)) = (pattern, destination) else {
@@ -35,5 +37,13 @@ fuzz_target!(|data: &[u8]| {
     }
     if matched && pattern.as_str().starts_with("http://") {
         assert!(scheme.starts_with("http:"), "{} matched {url:?}", pattern.as_str());
+    }
+    // A pattern that covers another matches everything the other matches: an upgrade
+    // whose requests are covered by the grant gains nothing the grant did not allow.
+    if let Ok(inner) = HostPattern::parse(inner)
+        && pattern.covers(&inner)
+        && inner.matches(&destination)
+    {
+        assert!(matched, "{} covers {} but not {url:?}", pattern.as_str(), inner.as_str());
     }
 });

@@ -14,4 +14,5 @@ mod secrets;
 mod server;
 mod tenants;
 mod triggers;
+mod upgrades;
 mod workflows;

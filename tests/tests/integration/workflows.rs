@@ -609,7 +609,7 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     .expect("write");
 
     let project = Project::open(dir.path()).expect("project opens");
-    let (connections, mut problems) = Connections::load(&project, &runtime(), None)
+    let (connections, mut problems) = Connections::load(&project, &runtime(), None, None)
         .await
         .expect("connections");
     problems.extend(project.problems.iter().cloned());
