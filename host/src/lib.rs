@@ -46,6 +46,7 @@ pub mod ids;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;
+mod rate;
 mod runtime;
 mod sandbox;
 pub mod secrets;

@@ -423,13 +423,14 @@ impl Runtime {
                 context.data_mut().deadline_hit = true;
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
-            // Each slice is paid for before it runs: over its tenant's CPU share, the guest
-            // waits for a window with room (the deadline keeps running: it is wall-clock).
-            if let Some(share) = &cpu_share
-                && share.charge(now).is_some()
-            {
-                let waiting = crate::cpu_share::wait_for_slice(share.clone(), deadline);
-                return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(waiting)));
+            // Each slice is reserved before it runs: over its tenant's CPU share, the guest
+            // sleeps until its slot (the deadline keeps running: it is wall-clock).
+            if let Some(share) = &cpu_share {
+                let wait = share.reserve(now);
+                if !wait.is_zero() {
+                    let waiting = crate::cpu_share::wait_for_tick(wait, deadline);
+                    return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(waiting)));
+                }
             }
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });

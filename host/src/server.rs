@@ -44,6 +44,7 @@ use crate::workflow::admission::Busy;
 use crate::workflow::definition::{ActionKind, Trigger, TriggerKind, all_actions};
 use crate::workflow::project::Project;
 use crate::workflow::relative_path::RelativePath;
+use crate::workflow::run_quota::RunQuotaExceeded;
 
 /// How the server behaves.
 #[derive(Debug, Clone)]
@@ -434,6 +435,18 @@ fn is_no_such_run(e: &anyhow::Error) -> bool {
         .is_some_and(|d| matches!(d, crate::db::DbError::NoSuchRun(_)))
 }
 
+/// 429 for a tenant that started its quota of runs this minute; `Retry-After` says when
+/// there is room again.
+fn run_quota_exceeded(e: &RunQuotaExceeded) -> Response {
+    let seconds = e.retry_after.as_secs() + u64::from(e.retry_after.subsec_nanos() > 0);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [("retry-after", seconds.max(1).to_string())],
+        Json(json!({"error": {"code": "RunQuotaExceeded", "message": e.to_string()}})),
+    )
+        .into_response()
+}
+
 /// 429 for a workflow whose concurrency limit has no room.
 fn busy(e: &Busy) -> Response {
     (
@@ -611,6 +624,9 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         Ok(run) => run,
         Err(e) if e.downcast_ref::<Busy>().is_some() => {
             return busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()));
+        }
+        Err(e) if e.downcast_ref::<RunQuotaExceeded>().is_some() => {
+            return run_quota_exceeded(e.downcast_ref().unwrap_or_else(|| unreachable!()));
         }
         Err(e) => {
             return problem(
@@ -795,6 +811,9 @@ async fn resubmit(State(state): State<Arc<ServerState>>, Path(id): Path<String>)
         Err(e) if is_no_such_run(&e) => problem(StatusCode::NOT_FOUND, format!("no run {id:?}")),
         Err(e) if e.downcast_ref::<Busy>().is_some() => {
             busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()))
+        }
+        Err(e) if e.downcast_ref::<RunQuotaExceeded>().is_some() => {
+            run_quota_exceeded(e.downcast_ref().unwrap_or_else(|| unreachable!()))
         }
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }

@@ -54,6 +54,9 @@ pub struct Quotas {
     /// one core. Enforced over 10 ms windows at that rate (see `cpu_share.rs`), so a tenant
     /// never bursts past it.
     pub cpu_seconds_per_minute: u32,
+    /// Runs the tenant may start per minute (`workflow::run_quota`); a request beyond it
+    /// gets 429 with `Retry-After`. Unlimited when left out.
+    pub runs_per_minute: Option<u32>,
 }
 
 impl Default for Quotas {
@@ -67,6 +70,7 @@ impl Default for Quotas {
             response_bytes: limits.http.response_body_bytes,
             // One core: with several tenants on a small machine, none can take all of it.
             cpu_seconds_per_minute: 60,
+            runs_per_minute: None,
         }
     }
 }
@@ -110,6 +114,7 @@ impl Quotas {
             ("requestsPerInvocation", self.requests_per_invocation as usize),
             ("responseBytes", self.response_bytes),
             ("cpuSecondsPerMinute", self.cpu_seconds_per_minute as usize),
+            ("runsPerMinute", self.runs_per_minute.unwrap_or(1) as usize),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -215,7 +220,9 @@ async fn open_one(
     let quotas = read_quotas(&project)?;
     let runtime = Runtime::new(quotas.runtime_config(id, path.join(".cordon").join("cache")))?;
     let db = Arc::new(SqliteDb::open(&path.join(".cordon").join("history.db"))?);
-    let engine = Engine::open(&project, &runtime, options(id, db.clone())?).await?;
+    let mut engine_options = options(id, db.clone())?;
+    engine_options.runs_per_minute = quotas.runs_per_minute;
+    let engine = Engine::open(&project, &runtime, engine_options).await?;
     let mut keys = Keys::for_project(&project)?;
     keys.operator = Some(operator.clone());
     Ok(Tenant {

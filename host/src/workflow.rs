@@ -30,6 +30,7 @@ pub mod connections;
 pub mod executor;
 pub mod project;
 pub mod relative_path;
+pub mod run_quota;
 pub mod scheduler;
 pub mod upgrades;
 pub mod validate;
@@ -139,6 +140,8 @@ pub struct EngineOptions {
     /// The encrypted secret store that `@secret('NAME')` references read, if a master key
     /// was given.
     pub secret_store: Option<SecretStore>,
+    /// A tenant's runs per minute ([`run_quota`]); `None` for no limit.
+    pub runs_per_minute: Option<u32>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -159,6 +162,7 @@ impl EngineOptions {
             observer: None,
             lease_owner: executor::process_lease_owner(),
             secret_store: None,
+            runs_per_minute: None,
         }
     }
 }
@@ -182,6 +186,7 @@ struct Control {
     /// so the answer is reused for [`ENABLED_CACHE_TTL`]; another process sharing the history
     /// that flips it is seen within that time, this engine's own changes at once.
     enabled: Mutex<HashMap<String, (bool, std::time::Instant)>>,
+    run_quota: Option<run_quota::RunQuota>,
 }
 
 /// How long [`Engine::is_enabled`] reuses an answer read from the history.
@@ -246,6 +251,7 @@ impl Engine {
     pub fn from_parts(project: &Project, connections: Connections, options: EngineOptions) -> Engine {
         let control = Control {
             admission: admission::Admission::new(project.workflows.values()),
+            run_quota: options.runs_per_minute.map(run_quota::RunQuota::per_minute),
             ..Control::default()
         };
         Engine {
@@ -297,6 +303,7 @@ impl Engine {
         self.check_workflow(workflow)?;
         let mut run = executor::new_run(&self.shared, workflow, trigger, trigger_outputs);
         run.status = self.control.admission.reserve(workflow, &run.id, true)?;
+        self.take_run_quota(workflow, &run.id)?;
         if let Err(e) =
             self.shared
                 .db
@@ -353,6 +360,8 @@ impl Engine {
                     .admission
                     .cancel_reservation(&state.workflow, &run.id);
             }
+        } else if let Some(quota) = &self.control.run_quota {
+            quota.charge(runs.len());
         }
         Ok(stored?.then_some(runs))
     }
@@ -453,6 +462,23 @@ impl Engine {
         }
     }
 
+    /// Takes a run from the tenant's quota for a run that `reserve` just counted, giving the
+    /// reservation back if the quota refuses.
+    fn take_run_quota(&self, workflow: &str, run_id: &str) -> Result<(), run_quota::RunQuotaExceeded> {
+        let Some(quota) = &self.control.run_quota else {
+            return Ok(());
+        };
+        quota
+            .take()
+            .inspect_err(|_| self.control.admission.cancel_reservation(workflow, run_id))
+    }
+
+    /// How long until the tenant's run quota has room; `None` when it has room now (or
+    /// there is no quota). The scheduler waits this long before firing.
+    pub fn run_quota_wait(&self) -> Option<Duration> {
+        self.control.run_quota.as_ref()?.wait()
+    }
+
     /// Records a new run with the trigger outputs of an earlier one, without running it yet.
     pub fn accept_resubmission(&self, run_id: &str) -> anyhow::Result<RunRecord> {
         let original = self.shared.db.run(run_id)?;
@@ -461,6 +487,7 @@ impl Engine {
         let mut run = executor::new_run(&self.shared, &original.workflow, trigger, outputs);
         run.resubmitted_from = Some(original.id.clone());
         run.status = self.control.admission.reserve(&run.workflow, &run.id, true)?;
+        self.take_run_quota(&run.workflow, &run.id)?;
         if let Err(e) =
             self.shared
                 .db

@@ -26,6 +26,8 @@
 //!   and otherwise backs off exponentially (5 s doubling to 15 min, never sooner than the
 //!   next occurrence); other triggers are not affected. A workflow whose concurrency limit
 //!   has no room is not polled, so items wait in the source rather than in memory.
+//! - **A tenant's run quota** (`runsPerMinute`, [`super::run_quota`]) with no room defers
+//!   firing until it has: the occurrence counts as missed, a poll's items stay in the source.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,6 +230,14 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
         return Ok(Step {
             runs: Vec::new(),
             next_at: state.next_at,
+        });
+    }
+    if let Some(wait) = engine.run_quota_wait() {
+        // The tenant started its runs for this minute: the state stays due, so the
+        // occurrence folds into the next firing and a poll's items wait in their source.
+        return Ok(Step {
+            runs: Vec::new(),
+            next_at: Some(now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
         });
     }
     match &scheduled.trigger.kind {

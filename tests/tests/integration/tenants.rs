@@ -241,6 +241,11 @@ async fn a_bad_tenant_directory_or_quota_stops_the_start_naming_it() {
             "concurrentInvocations is 0",
         ),
         ("acme", Some(json!({"quota": {}})), "unknown field"),
+        (
+            "acme",
+            Some(json!({"quotas": {"runsPerMinute": 0}})),
+            "runsPerMinute is 0",
+        ),
     ];
     for (name, tenant_json, expected) in cases {
         let root = tempfile::tempdir().expect("tempdir");
@@ -259,4 +264,79 @@ async fn a_bad_tenant_directory_or_quota_stops_the_start_naming_it() {
         format!("{error:#}").contains("no tenant directories"),
         "{error:#}"
     );
+}
+
+#[tokio::test]
+async fn a_tenant_past_its_runs_per_minute_gets_429_with_retry_after_and_the_other_does_not() {
+    let github = FakeGithub::default();
+    let addr = serve(github.router()).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (acme_dir, globex_dir) = (root.path().join("acme"), root.path().join("globex"));
+    write_tenant(&acme_dir, addr, Some(json!({"quotas": {"runsPerMinute": 2}})));
+    write_tenant(&globex_dir, addr, None);
+    let master = MasterKey::generate();
+    store_token(&acme_dir, &master, FAKE_GITHUB_TOKEN);
+    store_token(&globex_dir, &master, FAKE_GITHUB_TOKEN);
+    let (tenants, _) = open_all(root.path(), |_, db| {
+        let mut options = EngineOptions::new(db.clone());
+        options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(&master, "test")?));
+        Ok(options)
+    })
+    .await
+    .expect("tenants open");
+    let urls: Vec<(String, _)> = tenants
+        .iter()
+        .map(|t| (t.id.as_str().to_owned(), t.keys.trigger.clone()))
+        .collect();
+    let acme_db = tenants[0].db.clone();
+    let app = tenants_router(
+        tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
+            .collect(),
+        ServerConfig::default(),
+    );
+    let base = format!("http://{}", serve(app).await);
+    let http = http_client();
+    let post = |tenant: &str| {
+        let (_, key) = urls.iter().find(|(id, _)| id == tenant).expect("tenant");
+        let url = callback_url(&format!("{base}/tenants/{tenant}"), key, "open", "manual", None);
+        http.post(url)
+            .body("{}")
+            .header("content-type", "application/json")
+            .send()
+    };
+
+    // A quiet tenant may start a minute's runs at once; the third waits.
+    for _ in 0..2 {
+        let response = post("acme").await.expect("acme");
+        assert_eq!(response.status(), 200);
+    }
+    let refused = post("acme").await.expect("acme");
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("text")
+        .parse()
+        .expect("seconds");
+    assert!((1..=30).contains(&retry_after), "Retry-After: {retry_after}");
+    let body: Value = serde_json::from_str(&refused.text().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["code"], "RunQuotaExceeded", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("runsPerMinute"),
+        "{body}"
+    );
+    // Nothing was recorded for the refused request, and the accepted runs are all there.
+    let runs = acme_db
+        .list_runs(&cordon_host::db::RunFilter::default())
+        .expect("runs");
+    assert_eq!(runs.len(), 2);
+    // The other tenant has no such quota and is not slowed by acme's.
+    for _ in 0..3 {
+        assert_eq!(post("globex").await.expect("globex").status(), 200);
+    }
+    assert_eq!(github.issues.lock().expect("lock").len(), 5);
 }

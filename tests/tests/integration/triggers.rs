@@ -314,3 +314,39 @@ async fn a_failing_poll_backs_off_and_honours_retry_after_without_holding_up_oth
     tick(&scheduler, T0 + 137 * SECOND).await;
     assert_eq!((fake.list_count(), state().failures), (6, 0));
 }
+
+#[tokio::test]
+async fn a_tenant_past_its_run_quota_defers_a_recurrence_without_losing_it() {
+    use cordon_host::workflow::project::Project;
+    use cordon_host::workflow::{EngineOptions, clock::FakeClock};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let every_second = json!({"frequency": "Second", "interval": 1, "startTime": "2026-01-01T00:00:00Z"});
+    write_project(dir.path(), None, &[("tick", recurrence_workflow(every_second))]);
+    let db = std::sync::Arc::new(
+        cordon_host::db::SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("history"),
+    );
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = std::sync::Arc::new(FakeClock::starting_at(T0));
+    // One run a minute (in real time): the first occurrence fires, the next ones wait.
+    options.runs_per_minute = Some(1);
+    let project = Project::open(dir.path()).expect("project");
+    let engine = Engine::open(&project, &cordon_tests::runtime(), options)
+        .await
+        .expect("engine");
+    let scheduler = Scheduler::new(engine.clone());
+
+    assert_eq!(tick(&scheduler, T0).await.len(), 1);
+    for at in 1..=5 {
+        assert!(
+            tick(&scheduler, T0 + at * SECOND).await.is_empty(),
+            "fired past the quota at +{at} s"
+        );
+    }
+    // Nothing was skipped for good: the trigger is still due at its first deferred
+    // occurrence, so when the quota has room the occurrences fold into one run (as after
+    // an outage) instead of being lost.
+    let state = db.trigger_state("tick", "Every").expect("state").expect("kept");
+    assert_eq!(state.next_at, Some(T0 + SECOND));
+    let runs = db.list_runs(&RunFilter::default()).expect("runs");
+    assert_eq!(runs.len(), 1);
+}
