@@ -37,13 +37,13 @@ impl Rate {
         self.caught_up_at.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reserves the next unit, asked for at `now`, whether or not it is free; returns how long
-    /// the caller must wait for it (zero within the rate). Callers that reserve at once get
+    /// Reserves `units`, asked for at `now`, whether or not they are free; returns how long
+    /// the caller must wait before using them (zero within the rate). Callers that reserve at once get
     /// consecutive slots, so they wake one at a time in the order they asked.
-    pub fn reserve(&self, now: Instant) -> Duration {
+    pub fn reserve(&self, now: Instant, units: u64) -> Duration {
         let mut caught_up_at = self.state();
         let start = (*caught_up_at).max(now);
-        *caught_up_at = start + self.interval;
+        *caught_up_at = start + self.cost(units);
         start.saturating_duration_since(now + self.burst)
     }
 

@@ -417,16 +417,18 @@ impl Runtime {
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(1);
         let cpu_share = self.inner.cpu_share.clone();
+        let mut resumed = Instant::now();
         store.epoch_deadline_callback(move |mut context| {
             let now = Instant::now();
             if now >= deadline {
                 context.data_mut().deadline_hit = true;
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
-            // Each slice is reserved before it runs: over its tenant's CPU share, the guest
-            // sleeps until its slot (the deadline keeps running: it is wall-clock).
+            // The slice just run is paid and the next reserved: over its tenant's CPU share,
+            // the guest sleeps until its slot (the deadline keeps running: it is wall-clock).
             if let Some(share) = &cpu_share {
-                let wait = share.reserve(now);
+                let wait = share.reserve(now, now.saturating_duration_since(resumed));
+                resumed = now + wait;
                 if !wait.is_zero() {
                     let waiting = crate::cpu_share::wait_for_tick(wait, deadline);
                     return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(waiting)));

@@ -104,6 +104,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             "B p99",
             "throughput vs solo",
             "p99 vs solo",
+            "A runs, mean length",
         ],
     );
     let mut solo = None;
@@ -111,7 +112,7 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     for (scenario, a_cpu) in [
         ("B alone", None),
         ("beside A, A capped at 0.2 core", Some(12)),
-        ("beside A, A uncapped", Some(120)),
+        ("beside A, A at 2 cores (the whole machine)", Some(120)),
     ] {
         let root = tempfile::tempdir()?;
         let (a_dir, b_dir) = (root.path().join("a"), root.path().join("b"));

@@ -308,3 +308,129 @@ async fn waiting_for_a_slot_is_bounded_by_the_deadline() {
     let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
     assert_eq!(next.result.expect("the next call works"), json!(true));
 }
+
+/// CPU time this thread has used (user + system), from `/proc/thread-self/stat`, in the
+/// kernel's clock ticks of 10 ms.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("Linux /proc");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_millis(ticks * 10)
+}
+
+/// Spins the hostile connector until its deadline on this thread; returns the CPU it took.
+async fn cpu_of_a_spin(runtime: &Runtime) -> Duration {
+    let connection = connect(&hostile(runtime).await, grant(&[]));
+    let before = thread_cpu();
+    let spun = connection
+        .invoke("spin", &json!(null), &CallInfo::default())
+        .await;
+    let used = thread_cpu() - before;
+    assert!(
+        matches!(spun.result, Err(InvokeError::DeadlineExceeded(_))),
+        "{:?}",
+        spun.result
+    );
+    let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(next.result.expect("the next call works"), json!(true));
+    used
+}
+
+// The default current-thread runtime: the guest runs on the test's own thread, so that
+// thread's CPU time is the guest's, whatever other tests do meanwhile.
+#[tokio::test]
+async fn a_cpu_share_caps_what_a_spinning_guest_burns_by_its_deadline() {
+    let limits = Limits {
+        deadline: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let capped = Runtime::new(RuntimeConfig {
+        limits: limits.clone(),
+        cpu_share: Some(0.05),
+        ..runtime_config()
+    })
+    .expect("runtime");
+    let uncapped = runtime_with(limits);
+    let capped_cpu = cpu_of_a_spin(&capped).await;
+    let uncapped_cpu = cpu_of_a_spin(&uncapped).await;
+    // 0.05 of a core for 1 s is 50 ms, plus a 10 ms burst; the bound leaves room for a busy
+    // machine and coarse accounting (a busy machine gives a guest less CPU, never more).
+    assert!(
+        capped_cpu < Duration::from_millis(400),
+        "capped guest used {capped_cpu:?}"
+    );
+    assert!(
+        uncapped_cpu > capped_cpu * 2,
+        "the measurement sees a spin: uncapped {uncapped_cpu:?}, capped {capped_cpu:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_guests_in_several_tenants_at_once_all_stop_and_each_tenant_works_after() {
+    let tenant_runtime = |name: &str| {
+        Runtime::new(RuntimeConfig {
+            limits: Limits {
+                deadline: Duration::from_millis(500),
+                ..Limits::default()
+            },
+            tenant: Some(cordon_host::ids::TenantId::new(name).expect("tenant id")),
+            cpu_share: Some(0.2),
+            ..runtime_config()
+        })
+        .expect("runtime")
+    };
+    let mut tenants = Vec::new();
+    for name in ["acme", "globex", "initech"] {
+        let runtime = tenant_runtime(name);
+        let connection = connect(&hostile(&runtime).await, grant(&[]));
+        tenants.push((runtime, connection));
+    }
+    let spins = tenants.iter().flat_map(|(_, connection)| {
+        (0..4).map(move |_| async move {
+            connection
+                .invoke("spin", &json!(null), &CallInfo::default())
+                .await
+                .result
+        })
+    });
+    // Meanwhile a tenant without a spinner keeps answering.
+    let quiet = connect(&builtin_connector("json-transform").await, grant(&[]));
+    let quiet_calls = async {
+        let mut answered = 0;
+        for _ in 0..20 {
+            let call = quiet
+                .invoke(
+                    "pick",
+                    &json!({"value": [{"a": 1}], "fields": ["a"]}),
+                    &CallInfo::default(),
+                )
+                .await;
+            assert_eq!(call.result.expect("the quiet tenant answers"), json!([{"a": 1}]));
+            answered += 1;
+        }
+        answered
+    };
+    let (results, answered) = tokio::join!(futures_util::future::join_all(spins), quiet_calls);
+    assert_eq!(answered, 20);
+    assert_eq!(results.len(), 12);
+    for result in results {
+        assert!(
+            matches!(result, Err(InvokeError::DeadlineExceeded(_))),
+            "{result:?}"
+        );
+    }
+    for (runtime, connection) in &tenants {
+        let next = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+        assert_eq!(next.result.expect("the tenant's next call works"), json!(true));
+        assert_eq!(runtime.metrics().live_instances(), 0, "no instance left behind");
+    }
+}
+
+async fn builtin_connector(name: &str) -> cordon_host::Connector {
+    Runtime::new(runtime_config())
+        .expect("runtime")
+        .load_builtin(cordon_host::builtin::find(name).expect("built in"))
+        .await
+        .expect("loads")
+}
