@@ -38,6 +38,7 @@ mod connector;
 mod cpu_share;
 pub mod db;
 pub mod egress;
+pub mod egress_quota;
 mod engine;
 mod error;
 pub mod grant;

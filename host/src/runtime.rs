@@ -46,6 +46,9 @@ pub struct RuntimeConfig {
     /// The most CPU this runtime's guests may use, in cores (see `cpu_share.rs`); `None`
     /// leaves them uncapped.
     pub cpu_share: Option<f64>,
+    /// Outbound requests in flight and bytes per minute over all of this runtime's
+    /// connections (see `egress_quota.rs`); unlimited by default.
+    pub egress_quotas: crate::egress_quota::EgressQuotas,
 }
 
 impl Default for RuntimeConfig {
@@ -58,6 +61,7 @@ impl Default for RuntimeConfig {
             name_lookup: Arc::new(SystemLookup),
             tenant: None,
             cpu_share: None,
+            egress_quotas: Default::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     tenant: Option<crate::ids::TenantId>,
     cpu_share: Option<Arc<crate::cpu_share::CpuShare>>,
+    egress_quota: Option<Arc<crate::egress_quota::EgressQuota>>,
 }
 
 impl std::fmt::Debug for RuntimeInner {
@@ -143,6 +148,8 @@ impl Runtime {
                 cpu_share: config
                     .cpu_share
                     .map(|cores| Arc::new(crate::cpu_share::CpuShare::new(cores))),
+                egress_quota: (config.egress_quotas != Default::default())
+                    .then(|| Arc::new(crate::egress_quota::EgressQuota::new(config.egress_quotas))),
             }),
         })
     }
@@ -411,6 +418,7 @@ impl Runtime {
             http_requests: 0,
             limits: limits.clone(),
             metrics: self.inner.metrics.clone(),
+            egress_quota: self.inner.egress_quota.clone(),
             _instance: self.inner.metrics.instance(),
         };
         let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));

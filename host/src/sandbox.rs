@@ -137,6 +137,8 @@ pub(crate) struct ConnectorHost {
     pub(crate) http_requests: u32,
     pub(crate) limits: Arc<Limits>,
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    /// The tenant's quotas on requests in flight and egress bytes, if it has any.
+    pub(crate) egress_quota: Option<Arc<crate::egress_quota::EgressQuota>>,
     /// Counts this store in `cordon_live_instances` while it lives.
     pub(crate) _instance: crate::metrics::LiveInstance,
 }
@@ -190,8 +192,20 @@ impl http::Host for ConnectorHost {
             };
             return Ok(Err(http::HttpError::Denied(self.deny(denial))));
         }
-        let redactor = self.redactor.clone();
         let deadline = self.deadline;
+        let quota = self.egress_quota.clone();
+        let in_flight = match &quota {
+            Some(quota) => {
+                let asked = format!("HTTP request number {}", self.http_requests);
+                match quota.admit(&asked, deadline).await {
+                    Ok(slot) => Some(slot),
+                    Err(denial) => return Ok(Err(http::HttpError::Denied(self.deny(denial)))),
+                }
+            }
+            None => None,
+        };
+        let sent_bytes = request.body.as_ref().map_or(0, Vec::len);
+        let redactor = self.redactor.clone();
         let mut load = |name: &SecretName| {
             self.load_secret(name)
                 .map_err(|reason| http::HttpError::InvalidRequest(redactor.redact(&reason)))
@@ -206,6 +220,14 @@ impl http::Host for ConnectorHost {
                 },
             )
             .await;
+        drop(in_flight);
+        if let Some(quota) = &quota {
+            let received = match &outcome {
+                SendOutcome::Response(response) => response.body.len(),
+                _ => 0,
+            };
+            quota.charge(sent_bytes + received);
+        }
         Ok(match outcome {
             SendOutcome::Response(response) => Ok(response),
             SendOutcome::Failed(error) => Err(error),

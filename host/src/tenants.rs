@@ -57,6 +57,12 @@ pub struct Quotas {
     /// Runs the tenant may start per minute (`workflow::run_quota`); a request beyond it
     /// gets 429 with `Retry-After`. Unlimited when left out.
     pub runs_per_minute: Option<u32>,
+    /// Outbound requests the tenant's connectors may have in flight at once; more wait,
+    /// at most until their call's deadline (`egress_quota.rs`). Unlimited when left out.
+    pub requests_in_flight: Option<u32>,
+    /// Request and response body bytes the tenant's connectors may send and receive per
+    /// minute; past it, requests are refused until there is room. Unlimited when left out.
+    pub egress_bytes_per_minute: Option<u64>,
 }
 
 impl Default for Quotas {
@@ -71,6 +77,8 @@ impl Default for Quotas {
             // One core: with several tenants on a small machine, none can take all of it.
             cpu_seconds_per_minute: 60,
             runs_per_minute: None,
+            requests_in_flight: None,
+            egress_bytes_per_minute: None,
         }
     }
 }
@@ -102,6 +110,10 @@ impl Quotas {
             max_concurrent_instances: self.concurrent_invocations,
             tenant: Some(tenant.clone()),
             cpu_share: Some(f64::from(self.cpu_seconds_per_minute) / 60.0),
+            egress_quotas: crate::egress_quota::EgressQuotas {
+                requests_in_flight: self.requests_in_flight,
+                bytes_per_minute: self.egress_bytes_per_minute,
+            },
             ..RuntimeConfig::default()
         }
     }
@@ -115,6 +127,11 @@ impl Quotas {
             ("responseBytes", self.response_bytes),
             ("cpuSecondsPerMinute", self.cpu_seconds_per_minute as usize),
             ("runsPerMinute", self.runs_per_minute.unwrap_or(1) as usize),
+            ("requestsInFlight", self.requests_in_flight.unwrap_or(1) as usize),
+            (
+                "egressBytesPerMinute",
+                self.egress_bytes_per_minute.unwrap_or(1) as usize,
+            ),
         ];
         for (name, value) in positive {
             if value == 0 {

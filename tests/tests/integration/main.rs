@@ -9,6 +9,7 @@ mod examples;
 mod grants;
 mod limits;
 mod loading;
+mod quotas;
 mod secret_store;
 mod secrets;
 mod server;

@@ -246,6 +246,11 @@ async fn a_bad_tenant_directory_or_quota_stops_the_start_naming_it() {
             Some(json!({"quotas": {"runsPerMinute": 0}})),
             "runsPerMinute is 0",
         ),
+        (
+            "acme",
+            Some(json!({"quotas": {"egressBytesPerMinute": 0}})),
+            "egressBytesPerMinute is 0",
+        ),
     ];
     for (name, tenant_json, expected) in cases {
         let root = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,140 @@
+//! A tenant's outbound quotas, shared by every connection of its runtime: requests in flight
+//! at once (`requestsInFlight`) and bytes sent and received per minute
+//! (`egressBytesPerMinute`).
+//!
+//! - **In flight.** A request takes a slot before it is sent and gives it back when its
+//!   response has been read. With every slot taken, it waits (calls beyond the quota slow
+//!   down rather than fail), at most until its call's deadline; then it is refused as a quota
+//!   denial.
+//! - **Bytes.** Request and response bodies are counted after each exchange, even past the
+//!   quota (a response already read is not thrown away); a request is refused while the count
+//!   is over, with a denial that says how long until there is room. A tenant that was quiet
+//!   may use a whole minute's bytes at once.
+//!
+//! A refusal is a [`Denial`] of kind `quota`: the guest gets the typed `denied` error and the
+//! audit log an event, like any other policy refusal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::grant::{Denial, DenialKind};
+use crate::rate::Rate;
+
+/// What a tenant's connectors may send and receive; `None` fields are unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EgressQuotas {
+    pub requests_in_flight: Option<u32>,
+    pub bytes_per_minute: Option<u64>,
+}
+
+/// The live state of a runtime's [`EgressQuotas`].
+#[derive(Debug)]
+pub struct EgressQuota {
+    quotas: EgressQuotas,
+    in_flight: Option<Arc<Semaphore>>,
+    bytes: Option<Rate>,
+}
+
+/// A request's slot in flight; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct InFlight {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl EgressQuota {
+    pub fn new(quotas: EgressQuotas) -> EgressQuota {
+        EgressQuota {
+            quotas,
+            in_flight: quotas
+                .requests_in_flight
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            bytes: quotas.bytes_per_minute.map(|n| {
+                let n = n.max(1) as f64;
+                Rate::per(n, Duration::from_secs(60), n)
+            }),
+        }
+    }
+
+    /// Admits one request to `asked` (its destination, for the denial), waiting for a slot in
+    /// flight until `deadline` at most.
+    pub async fn admit(&self, asked: &str, deadline: Instant) -> Result<InFlight, Denial> {
+        if let (Some(bytes), Some(per_minute)) = (&self.bytes, self.quotas.bytes_per_minute)
+            && let Err(wait) = bytes.try_take(Instant::now(), 0)
+        {
+            return Err(Denial {
+                kind: DenialKind::Quota,
+                asked: asked.to_owned(),
+                missing: format!(
+                    "this tenant's connectors sent and received their {per_minute} bytes per minute (quota egressBytesPerMinute); there is room again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            });
+        }
+        let Some(slots) = &self.in_flight else {
+            return Ok(InFlight { _permit: None });
+        };
+        match tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(InFlight {
+                _permit: Some(permit),
+            }),
+            // The semaphore is never closed; a closed one is treated like a full one.
+            Ok(Err(_)) | Err(_) => Err(Denial {
+                kind: DenialKind::Quota,
+                asked: asked.to_owned(),
+                missing: format!(
+                    "all {} of this tenant's requests in flight (quota requestsInFlight) stayed busy until the call's deadline",
+                    self.quotas.requests_in_flight.unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Counts the bytes of one exchange.
+    pub fn charge(&self, bytes: usize) {
+        if let Some(rate) = &self.bytes {
+            rate.charge(Instant::now(), bytes as u64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_over_the_quota_refuse_the_next_request_until_there_is_room() {
+        let quota = EgressQuota::new(EgressQuotas {
+            requests_in_flight: None,
+            bytes_per_minute: Some(1000),
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(quota.admit("https://a.test:443", deadline).await.is_ok());
+        quota.charge(1500);
+        let denial = quota
+            .admit("https://a.test:443", deadline)
+            .await
+            .expect_err("over");
+        assert_eq!(denial.kind, DenialKind::Quota);
+        assert!(denial.missing.contains("egressBytesPerMinute"), "{denial}");
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_a_slot_and_is_refused_at_its_deadline() {
+        let quota = EgressQuota::new(EgressQuotas {
+            requests_in_flight: Some(1),
+            bytes_per_minute: None,
+        });
+        let far = Instant::now() + Duration::from_secs(5);
+        let held = quota.admit("https://a.test:443", far).await.expect("first slot");
+        let soon = Instant::now() + Duration::from_millis(20);
+        let denial = quota.admit("https://a.test:443", soon).await.expect_err("full");
+        assert!(denial.missing.contains("requestsInFlight"), "{denial}");
+        drop(held);
+        assert!(
+            quota.admit("https://a.test:443", far).await.is_ok(),
+            "slot given back"
+        );
+    }
+}
