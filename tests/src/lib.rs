@@ -319,3 +319,5 @@ pub async fn fetch(connection: &Connection, input: Value) -> Value {
 pub fn outcome(v: &Value) -> &str {
     v["outcome"].as_str().unwrap_or("?")
 }
+
+pub mod hand_made;

@@ -7,6 +7,7 @@ mod connectors;
 mod egress_tricks;
 mod examples;
 mod grants;
+mod hand_made;
 mod limits;
 mod loading;
 mod quotas;
