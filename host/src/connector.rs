@@ -402,7 +402,20 @@ impl Connection {
             } else {
                 InvokeError::Trap(redactor.redact(&trap_message(&trap)))
             }),
-            Ok(Ok(Err(error))) => Err(InvokeError::Connector(convert_error(error, &redactor))),
+            Ok(Ok(Err(error))) => {
+                let error = convert_error(error, &redactor);
+                Err(InvokeError::Connector(match state.host.throttled {
+                    // The call failed after its tenant's quota refused it a request: retrying
+                    // after the quota has room is what helps, so say so to retry policies.
+                    Some(retry_after) if !matches!(error, ConnectorError::RateLimited { .. }) => {
+                        ConnectorError::RateLimited {
+                            message: format!("{error} (after the tenant's quota refused a request)"),
+                            retry_after,
+                        }
+                    }
+                    _ => error,
+                }))
+            }
             Ok(Ok(Ok(returned))) => {
                 let size = match &returned {
                     Returned::Output(text) => text.len(),

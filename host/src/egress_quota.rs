@@ -12,7 +12,9 @@
 //!   may use a whole minute's bytes at once.
 //!
 //! A refusal is a [`Denial`] of kind `quota`: the guest gets the typed `denied` error and the
-//! audit log an event, like any other policy refusal.
+//! audit log an event, like any other policy refusal. If the call then fails, the host
+//! reports the failure as rate limited (with the quota's `retry_after`), so the action's
+//! retry policy waits for the quota instead of giving up (`connector.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,13 @@ pub struct EgressQuota {
     bytes: Option<Rate>,
 }
 
+/// A refused request: the denial, and when the quota has room again if that is known.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub denial: Denial,
+    pub retry_after: Option<Duration>,
+}
+
 /// A request's slot in flight; dropping it gives the slot back.
 #[derive(Debug)]
 pub struct InFlight {
@@ -59,17 +68,20 @@ impl EgressQuota {
 
     /// Admits one request to `asked` (its destination, for the denial), waiting for a slot in
     /// flight until `deadline` at most.
-    pub async fn admit(&self, asked: &str, deadline: Instant) -> Result<InFlight, Denial> {
+    pub async fn admit(&self, asked: &str, deadline: Instant) -> Result<InFlight, Refused> {
         if let (Some(bytes), Some(per_minute)) = (&self.bytes, self.quotas.bytes_per_minute)
             && let Err(wait) = bytes.try_take(Instant::now(), 0)
         {
-            return Err(Denial {
-                kind: DenialKind::Quota,
-                asked: asked.to_owned(),
-                missing: format!(
-                    "this tenant's connectors sent and received their {per_minute} bytes per minute (quota egressBytesPerMinute); there is room again in {} s",
-                    wait.as_secs().max(1)
-                ),
+            return Err(Refused {
+                denial: Denial {
+                    kind: DenialKind::Quota,
+                    asked: asked.to_owned(),
+                    missing: format!(
+                        "this tenant's connectors sent and received their {per_minute} bytes per minute (quota egressBytesPerMinute); there is room again in {} s",
+                        wait.as_secs().max(1)
+                    ),
+                },
+                retry_after: Some(wait),
             });
         }
         let Some(slots) = &self.in_flight else {
@@ -80,13 +92,16 @@ impl EgressQuota {
                 _permit: Some(permit),
             }),
             // The semaphore is never closed; a closed one is treated like a full one.
-            Ok(Err(_)) | Err(_) => Err(Denial {
-                kind: DenialKind::Quota,
-                asked: asked.to_owned(),
-                missing: format!(
-                    "all {} of this tenant's requests in flight (quota requestsInFlight) stayed busy until the call's deadline",
-                    self.quotas.requests_in_flight.unwrap_or_default()
-                ),
+            Ok(Err(_)) | Err(_) => Err(Refused {
+                denial: Denial {
+                    kind: DenialKind::Quota,
+                    asked: asked.to_owned(),
+                    missing: format!(
+                        "all {} of this tenant's requests in flight (quota requestsInFlight) stayed busy until the call's deadline",
+                        self.quotas.requests_in_flight.unwrap_or_default()
+                    ),
+                },
+                retry_after: None,
             }),
         }
     }
@@ -112,12 +127,22 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         assert!(quota.admit("https://a.test:443", deadline).await.is_ok());
         quota.charge(1500);
-        let denial = quota
+        let refused = quota
             .admit("https://a.test:443", deadline)
             .await
             .expect_err("over");
-        assert_eq!(denial.kind, DenialKind::Quota);
-        assert!(denial.missing.contains("egressBytesPerMinute"), "{denial}");
+        assert_eq!(refused.denial.kind, DenialKind::Quota);
+        assert!(
+            refused.denial.missing.contains("egressBytesPerMinute"),
+            "{}",
+            refused.denial
+        );
+        // 500 bytes over a 1000-byte minute: room again in 30 s.
+        let retry_after = refused.retry_after.expect("known");
+        assert!(
+            retry_after <= Duration::from_millis(30_060) && retry_after > Duration::from_secs(29),
+            "{retry_after:?}"
+        );
     }
 
     #[tokio::test]
@@ -129,8 +154,12 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(5);
         let held = quota.admit("https://a.test:443", far).await.expect("first slot");
         let soon = Instant::now() + Duration::from_millis(20);
-        let denial = quota.admit("https://a.test:443", soon).await.expect_err("full");
-        assert!(denial.missing.contains("requestsInFlight"), "{denial}");
+        let refused = quota.admit("https://a.test:443", soon).await.expect_err("full");
+        assert!(
+            refused.denial.missing.contains("requestsInFlight"),
+            "{}",
+            refused.denial
+        );
         drop(held);
         assert!(
             quota.admit("https://a.test:443", far).await.is_ok(),

@@ -15,6 +15,11 @@ pub struct Limits {
     /// Tables per store, and elements per table. Stops table growth attacks.
     pub tables: usize,
     pub table_elements: usize,
+    /// Resource handles alive at once in one store: WASI's (streams, pollables) in the
+    /// host's table, and the component's own handles. Rust's std uses a handful; wasmtime's
+    /// defaults (100,000 and 1,000,000) would let one call hold tens of MiB of host memory
+    /// in handles it never drops. Past it, the call traps.
+    pub resource_handles: usize,
     /// WebAssembly stack. Stops deep recursion from reaching the host's stack.
     pub wasm_stack_bytes: usize,
     /// Bytes of log (the `log` import plus stdout and stderr) kept per invocation. Stops
@@ -52,6 +57,7 @@ impl Default for Limits {
             instances: 32,
             tables: 32,
             table_elements: 100_000,
+            resource_handles: 4096,
             wasm_stack_bytes: 512 << 10,
             log_bytes: 64 << 10,
             output_bytes: 8 << 20,

@@ -419,10 +419,12 @@ impl Runtime {
             limits: limits.clone(),
             metrics: self.inner.metrics.clone(),
             egress_quota: self.inner.egress_quota.clone(),
+            throttled: None,
             _instance: self.inner.metrics.instance(),
         };
         let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));
         store.limiter(|state| &mut state.limiter);
+        store.set_max_component_handles(limits.resource_handles);
         store.set_epoch_deadline(1);
         let cpu_share = self.inner.cpu_share.clone();
         let mut resumed = Instant::now();

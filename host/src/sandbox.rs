@@ -53,9 +53,11 @@ impl SandboxState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.resource_handles);
         SandboxState {
             wasi: builder.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: StoreLimiter::new(limits),
             host,
             deadline_hit: false,
@@ -139,6 +141,10 @@ pub(crate) struct ConnectorHost {
     pub(crate) metrics: Arc<crate::metrics::Metrics>,
     /// The tenant's quotas on requests in flight and egress bytes, if it has any.
     pub(crate) egress_quota: Option<Arc<crate::egress_quota::EgressQuota>>,
+    /// Set when one of the tenant's quotas over time refused a request in this call, with
+    /// when it has room again if known: a failure of the call is then reported as rate
+    /// limited.
+    pub(crate) throttled: Option<Option<std::time::Duration>>,
     /// Counts this store in `cordon_live_instances` while it lives.
     pub(crate) _instance: crate::metrics::LiveInstance,
 }
@@ -199,7 +205,10 @@ impl http::Host for ConnectorHost {
                 let asked = format!("HTTP request number {}", self.http_requests);
                 match quota.admit(&asked, deadline).await {
                     Ok(slot) => Some(slot),
-                    Err(denial) => return Ok(Err(http::HttpError::Denied(self.deny(denial)))),
+                    Err(refused) => {
+                        self.throttled = Some(refused.retry_after);
+                        return Ok(Err(http::HttpError::Denied(self.deny(refused.denial))));
+                    }
                 }
             }
             None => None,

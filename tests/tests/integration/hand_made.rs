@@ -41,6 +41,10 @@ async fn refused_at_the_deadline(runtime: &Runtime, component: &[u8]) {
         text.contains("did not finish within") && !text.contains("unreachable"),
         "expected the deadline, got: {text}"
     );
+    still_runs_a_real_connector(runtime).await;
+}
+
+async fn still_runs_a_real_connector(runtime: &Runtime) {
     let builtin = cordon_host::builtin::find("json-transform").expect("built in");
     let connection = connect(&runtime.load_builtin(builtin).await.expect("loads"), grant(&[]));
     let call = connection
@@ -83,10 +87,17 @@ async fn growth_across_several_memories_is_capped_in_total() {
         .load_bytes(&component, "hand-made.wasm")
         .await
         .expect_err("two memories do not fit a pool slot");
-    assert!(error.to_string().contains("defined memories count of 2"), "{error}");
+    assert!(
+        error.to_string().contains("defined memories count of 2"),
+        "{error}"
+    );
     // Allocated on demand it loads, and the store's limiter caps both memories together:
     // each alone could grow to the cap, so without the total the guest would trap.
-    refused_at_the_deadline(&runtime_allocating(limits, InstanceAllocation::OnDemand), &component).await;
+    refused_at_the_deadline(
+        &runtime_allocating(limits, InstanceAllocation::OnDemand),
+        &component,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -108,4 +119,43 @@ async fn a_loop_in_the_start_function_ends_at_the_deadline() {
         "  (func $start_spin\n    loop $forever\n      br $forever\n    end\n  )\n  (start $start_spin)",
     );
     refused_at_the_deadline(&runtime_with(Limits::default()), &component).await;
+}
+
+/// Just the part of WASI's clock interface this test imports (a subset is enough for an
+/// import); `wasmtime-wasi` provides the whole of it.
+const WASI_IO_POLL: &str = "package wasi:io@0.2.0;\ninterface poll {\n  resource pollable;\n}\n";
+const WASI_CLOCKS: &str = "package wasi:clocks@0.2.0;\ninterface monotonic-clock {\n  use wasi:io/poll@0.2.0.{pollable};\n  type duration = u64;\n  subscribe-duration: func(when: duration) -> pollable;\n}\n";
+
+#[tokio::test]
+async fn a_flood_of_resource_handles_traps_at_the_cap() {
+    let limits = Limits::default();
+    // Twice the cap of WASI resources, never dropped, then spin: with the cap holding the
+    // guest traps on the way; without it, it would spin into the deadline.
+    let floods = limits.resource_handles * 2;
+    let component = cordon_tests::hand_made::component_importing(
+        &[
+            (WASI_IO_POLL, "wasi:io/poll@0.2.0"),
+            (WASI_CLOCKS, "wasi:clocks/monotonic-clock@0.2.0"),
+        ],
+        "#describe",
+        |stub| {
+            let subscribe = cordon_tests::hand_made::import_index(stub, "subscribe-duration");
+            format!(
+                "    (local i32)\n    block $flooded\n      loop $flood\n        i64.const 1000000000\n        call {subscribe}\n        drop\n        local.get 0\n        i32.const 1\n        i32.add\n        local.tee 0\n        i32.const {floods}\n        i32.ge_u\n        br_if $flooded\n        br $flood\n      end\n    end\n{SPIN}"
+            )
+        },
+        "",
+    );
+    let runtime = runtime_with(limits);
+    let error = runtime
+        .load_bytes(&component, "hand-made.wasm")
+        .await
+        .expect_err("describe never returns");
+    let text = format!("{error:#}");
+    assert!(
+        !text.contains("did not finish within"),
+        "the flood ran to the deadline: {text}"
+    );
+    assert!(text.contains("resource"), "{text}");
+    still_runs_a_real_connector(&runtime).await;
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use cordon_host::egress_quota::EgressQuotas;
-use cordon_host::{CallInfo, Runtime, RuntimeConfig};
+use cordon_host::{CallInfo, ConnectorError, InvokeError, Runtime, RuntimeConfig};
 use cordon_tests::{connect, echo_router, fetch, grant, hostile, outcome, runtime_config, serve};
 use serde_json::json;
 
@@ -94,4 +94,36 @@ async fn requests_past_the_in_flight_quota_wait_their_turn_instead_of_failing() 
         assert_eq!(result.expect("call"), json!({"response": 3}));
     }
     assert_eq!(most.load(Ordering::SeqCst), 2, "requests in flight at once");
+}
+
+#[tokio::test]
+async fn a_call_that_fails_after_a_quota_refusal_is_rate_limited_with_retry_after() {
+    let addr = serve(echo_router()).await;
+    let runtime = runtime_with(EgressQuotas {
+        bytes_per_minute: Some(1000),
+        ..EgressQuotas::default()
+    });
+    // The mailer connector turns any failed request into a transient error of its own.
+    let mailer = runtime
+        .load_file(&cordon_tests::fixture("mailer"))
+        .await
+        .expect("mailer loads");
+    let connection = connect(&mailer, grant(&["http://127.0.0.1:*"]));
+    let send = json!({"url": format!("http://{addr}/big?bytes=800")});
+    for _ in 0..2 {
+        let call = connection.invoke("send", &send, &CallInfo::default()).await;
+        assert_eq!(call.result.expect("under the quota")["status"], 200);
+    }
+    let call = connection.invoke("send", &send, &CallInfo::default()).await;
+    match call.result {
+        Err(InvokeError::Connector(ConnectorError::RateLimited { message, retry_after })) => {
+            let retry_after = retry_after.expect("the quota knows when it has room");
+            assert!(
+                retry_after > Duration::from_secs(1) && retry_after <= Duration::from_secs(60),
+                "{retry_after:?}"
+            );
+            assert!(message.contains("egressBytesPerMinute"), "{message}");
+        }
+        other => panic!("expected rate limited, got {other:?}"),
+    }
 }
