@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
+use tracing::Instrument as _;
 
 use crate::db::SqliteDb;
 use crate::ids::TenantId;
@@ -239,7 +240,11 @@ async fn open_one(
     let db = Arc::new(SqliteDb::open(&path.join(".cordon").join("history.db"))?);
     let mut engine_options = options(id, db.clone())?;
     engine_options.runs_per_minute = quotas.runs_per_minute;
-    let engine = Engine::open(&project, &runtime, engine_options).await?;
+    // Opening checks connector upgrades, whose audit events must name the tenant like
+    // every event of its calls.
+    let engine = Engine::open(&project, &runtime, engine_options)
+        .instrument(tracing::info_span!(target: "cordon::audit", "tenant", tenant = %id))
+        .await?;
     let mut keys = Keys::for_project(&project)?;
     keys.operator = Some(operator.clone());
     Ok(Tenant {

@@ -189,3 +189,33 @@ async fn a_new_history_approves_what_it_finds_and_the_grant_still_limits_it() {
         "2.0.0"
     );
 }
+
+#[tokio::test]
+async fn in_a_tenants_directory_approvals_are_per_tenant_and_audited_with_the_tenant() {
+    let log = captured_log();
+    let root = tempfile::tempdir().expect("tempdir");
+    let acme = root.path().join("acme");
+    std::fs::create_dir_all(&acme).expect("tenant dir");
+    write_project(&acme, false);
+    let v1 = install(&acme, "mailer");
+    let (tenants, _) = cordon_host::tenants::open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
+        .await
+        .expect("tenants open");
+    let approved = tenants[0]
+        .db
+        .approved_connector("mailer")
+        .expect("read")
+        .expect("recorded in acme's own history");
+    assert_eq!(approved.sha256, sha256(&v1));
+    // (Other tests install the same file outside any tenant, so look for this one's event.)
+    let audited_for_acme = log
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|e| {
+            e["fields"]["event"] == "connector_approved"
+                && e["fields"]["sha256"] == sha256(&v1)
+                && e["span"]["tenant"] == "acme"
+        });
+    assert!(audited_for_acme, "the first install is audited with its tenant");
+}
