@@ -26,7 +26,6 @@
 
 use anyhow::Context as _;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::db::{ApprovedConnector, Db};
@@ -192,7 +191,8 @@ fn record(
     extension: &Grant,
     how: &str,
 ) -> anyhow::Result<()> {
-    let sha256 = hex::encode(Sha256::digest(bytes));
+    // The loader already hashed these bytes: the hash is the connector's identity.
+    let sha256 = connector.component_hash().to_owned();
     db.approve_connector(&ApprovedConnector {
         connection: connection.to_owned(),
         sha256: sha256.clone(),
@@ -230,7 +230,7 @@ pub async fn resolve(
         });
     };
     let grant = extend(&spec.grant, &approved.extension);
-    let offered_sha256 = hex::encode(Sha256::digest(bytes));
+    let offered_sha256 = offered.component_hash().to_owned();
     if offered_sha256 == approved.record.sha256 {
         return Ok(LoadedConnector {
             connector: offered,
