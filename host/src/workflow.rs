@@ -66,8 +66,6 @@ pub struct Connections {
     pub secret_settings: BTreeSet<String>,
     /// The built-in `http` connector bound to the project's `http` grant.
     pub http: Connection,
-    /// Connector files that wait for approval; their connections run the approved version.
-    pub pending_upgrades: Vec<upgrades::PendingUpgrade>,
 }
 
 impl Connections {
@@ -85,21 +83,19 @@ impl Connections {
     ) -> anyhow::Result<(Connections, Vec<Problem>)> {
         let mut by_name = HashMap::new();
         let mut secret_settings = BTreeSet::new();
-        let mut pending_upgrades = Vec::new();
         let mut problems = Vec::new();
         for (name, spec) in &project.connections {
             let loaded = async {
                 let loaded = connections::load_connector(runtime, project, spec, approvals).await?;
                 let (connection, settings) =
                     connections::connect(&loaded.connector, project, spec, &loaded.grant, store)?;
-                anyhow::Ok((connection, settings, loaded.pending))
+                anyhow::Ok((connection, settings))
             }
             .await;
             match loaded {
-                Ok((connection, settings, pending)) => {
+                Ok((connection, settings)) => {
                     by_name.insert(name.clone(), connection);
                     secret_settings.extend(settings);
-                    pending_upgrades.extend(pending);
                 }
                 Err(e) => problems.push(Problem {
                     workflow: "connections.json".to_owned(),
@@ -123,7 +119,6 @@ impl Connections {
                 by_name,
                 secret_settings,
                 http,
-                pending_upgrades,
             },
             problems,
         ))

@@ -68,11 +68,7 @@ async fn state_of(
     let state = ConnectionState {
         name: spec.name.clone(),
         file,
-        current: VersionInfo {
-            connector: current.manifest().id.to_string(),
-            version: current.manifest().version.to_string(),
-            sha256: current.component_hash().to_owned(),
-        },
+        current: VersionInfo::of(current.manifest(), current.component_hash()),
         check,
     };
     Ok((state, bytes, current))

@@ -16,7 +16,7 @@ use crate::secrets::{SecretSource, SecretUnavailable, SecretValue};
 use crate::{Connection, ConnectionConfig, Connector, Runtime, builtin};
 
 use super::project::{ConnectionSpec, ConnectorSource, Project, appsetting_reference, secret_reference};
-use super::upgrades::{self, PendingUpgrade};
+use super::upgrades;
 
 /// Where one of a connection's secrets comes from.
 enum SecretOrigin {
@@ -66,8 +66,6 @@ pub struct LoadedConnector {
     pub connector: Connector,
     /// The connection's grant, with what approved upgrades added.
     pub grant: Grant,
-    /// A newer file that waits for approval (the connector above is the approved version).
-    pub pending: Option<PendingUpgrade>,
 }
 
 impl std::fmt::Debug for LoadedConnector {
@@ -76,7 +74,6 @@ impl std::fmt::Debug for LoadedConnector {
             .field("connector", &self.connector.manifest().id)
             .field("sha256", &self.connector.component_hash())
             .field("grant", &self.grant)
-            .field("pending", &self.pending)
             .finish()
     }
 }
@@ -99,7 +96,6 @@ pub async fn load_connector(
         _ => Ok(LoadedConnector {
             connector,
             grant: spec.grant.clone(),
-            pending: None,
         }),
     }
 }

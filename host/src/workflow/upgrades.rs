@@ -135,15 +135,6 @@ pub fn extend(grant: &Grant, extension: &Grant) -> Grant {
     extended
 }
 
-/// A newer file that waits for approval.
-#[derive(Debug, Clone)]
-pub struct PendingUpgrade {
-    pub connection: String,
-    pub approved: VersionInfo,
-    pub offered: VersionInfo,
-    pub widening: Widening,
-}
-
 /// One version of a connector, as the upgrade report shows it.
 #[derive(Debug, Clone)]
 pub struct VersionInfo {
@@ -153,7 +144,7 @@ pub struct VersionInfo {
 }
 
 impl VersionInfo {
-    fn of(manifest: &Manifest, sha256: &str) -> VersionInfo {
+    pub fn of(manifest: &Manifest, sha256: &str) -> VersionInfo {
         VersionInfo {
             connector: manifest.id.to_string(),
             version: manifest.version.to_string(),
@@ -226,7 +217,6 @@ pub async fn resolve(
         return Ok(LoadedConnector {
             connector: offered,
             grant: spec.grant.clone(),
-            pending: None,
         });
     };
     let grant = extend(&spec.grant, &approved.extension);
@@ -235,7 +225,6 @@ pub async fn resolve(
         return Ok(LoadedConnector {
             connector: offered,
             grant,
-            pending: None,
         });
     }
     let widening = widening(offered.manifest(), &grant, Some(&approved.manifest));
@@ -251,7 +240,6 @@ pub async fn resolve(
         return Ok(LoadedConnector {
             connector: offered,
             grant,
-            pending: None,
         });
     }
     audit::connector_upgrade_pending(
@@ -260,12 +248,6 @@ pub async fn resolve(
         &approved.record.sha256,
         &widening.to_string(),
     );
-    let pending = PendingUpgrade {
-        connection: spec.name.clone(),
-        approved: VersionInfo::of(&approved.manifest, &approved.record.sha256),
-        offered: VersionInfo::of(offered.manifest(), &offered_sha256),
-        widening,
-    };
     let origin = format!(
         "the approved version of connection {:?} (from the history)",
         spec.name
@@ -277,7 +259,6 @@ pub async fn resolve(
     Ok(LoadedConnector {
         connector: running,
         grant,
-        pending: Some(pending),
     })
 }
 

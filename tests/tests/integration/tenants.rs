@@ -54,6 +54,32 @@ fn store_token(dir: &std::path::Path, key: &str, value: &str) {
         .expect("store");
 }
 
+/// Opens every tenant under `root` with the secret store sealed by `master`.
+async fn open_with_store(
+    root: &std::path::Path,
+    master: &str,
+) -> (Vec<Tenant>, cordon_host::server::ManagementKey) {
+    open_all(root, |_, db| {
+        let mut options = EngineOptions::new(db.clone());
+        options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(master, "test")?));
+        Ok(options)
+    })
+    .await
+    .expect("tenants open")
+}
+
+/// Serves the tenants' router on loopback; returns its base URL.
+async fn serve_tenants(tenants: &[Tenant]) -> String {
+    let app = tenants_router(
+        tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
+            .collect(),
+        ServerConfig::default(),
+    );
+    format!("http://{}", serve(app).await)
+}
+
 async fn call(http: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, String) {
     let mut request = http.get(url);
     if let Some(key) = key {
@@ -81,13 +107,7 @@ async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
     store_token(&acme_dir, &master, FAKE_GITHUB_TOKEN);
     store_token(&globex_dir, &master, "globex-own-token");
 
-    let (tenants, operator) = open_all(root.path(), |_, db| {
-        let mut options = EngineOptions::new(db.clone());
-        options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(&master, "test")?));
-        Ok(options)
-    })
-    .await
-    .expect("tenants open");
+    let (tenants, operator) = open_with_store(root.path(), &master).await;
     let ids: Vec<&str> = tenants.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, ["acme", "globex"]);
     assert_eq!(tenants[0].quotas.concurrent_invocations, 2);
@@ -100,14 +120,7 @@ async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
         globex.keys.management.token().to_owned(),
     );
     let (acme_trigger, globex_trigger) = (acme.keys.trigger.clone(), globex.keys.trigger.clone());
-    let app = tenants_router(
-        tenants
-            .iter()
-            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
-            .collect(),
-        ServerConfig::default(),
-    );
-    let base = format!("http://{}", serve(app).await);
+    let base = serve_tenants(&tenants).await;
     let http = http_client();
 
     // Each tenant's run uses its own secret of the same name.
@@ -282,26 +295,13 @@ async fn a_tenant_past_its_runs_per_minute_gets_429_with_retry_after_and_the_oth
     let master = MasterKey::generate();
     store_token(&acme_dir, &master, FAKE_GITHUB_TOKEN);
     store_token(&globex_dir, &master, FAKE_GITHUB_TOKEN);
-    let (tenants, _) = open_all(root.path(), |_, db| {
-        let mut options = EngineOptions::new(db.clone());
-        options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(&master, "test")?));
-        Ok(options)
-    })
-    .await
-    .expect("tenants open");
+    let (tenants, _) = open_with_store(root.path(), &master).await;
     let urls: Vec<(String, _)> = tenants
         .iter()
         .map(|t| (t.id.as_str().to_owned(), t.keys.trigger.clone()))
         .collect();
     let acme_db = tenants[0].db.clone();
-    let app = tenants_router(
-        tenants
-            .iter()
-            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
-            .collect(),
-        ServerConfig::default(),
-    );
-    let base = format!("http://{}", serve(app).await);
+    let base = serve_tenants(&tenants).await;
     let http = http_client();
     let post = |tenant: &str| {
         let (_, key) = urls.iter().find(|(id, _)| id == tenant).expect("tenant");

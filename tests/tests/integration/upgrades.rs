@@ -86,6 +86,12 @@ async fn send_once(dir: &Path, db: &Arc<SqliteDb>, url: &str) -> Value {
     outputs.get("body").cloned().unwrap_or(outputs)
 }
 
+/// The SHA-256 of the mailer connection's approved version in `db`.
+fn approved_sha256(db: &SqliteDb) -> String {
+    let approved = db.approved_connector("mailer").expect("read");
+    approved.expect("an approved version is recorded").sha256
+}
+
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(bytes))
@@ -102,8 +108,7 @@ async fn an_upgrade_that_asks_for_more_waits_for_approval_while_the_approved_ver
     // First install: approved as it is.
     let v1 = install(dir.path(), "mailer");
     assert_eq!(send_once(dir.path(), &db, &url).await["version"], "1.0.0");
-    let approved = db.approved_connector("mailer").expect("read").expect("recorded");
-    assert_eq!(approved.sha256, sha256(&v1));
+    assert_eq!(approved_sha256(&db), sha256(&v1));
 
     // Version 2 asks for a secret and a host the grant does not give: it waits, and every
     // new start keeps running version 1, from the history's copy.
@@ -113,13 +118,7 @@ async fn an_upgrade_that_asks_for_more_waits_for_approval_while_the_approved_ver
         assert_eq!(out["version"], "1.0.0", "{out}");
         assert_eq!(out["body"], "no key", "{out}");
     }
-    assert_eq!(
-        db.approved_connector("mailer")
-            .expect("read")
-            .expect("kept")
-            .sha256,
-        sha256(&v1)
-    );
+    assert_eq!(approved_sha256(&db), sha256(&v1));
     let project = Project::open(dir.path()).expect("project");
     let spec = &project.connections["mailer"];
     let rt = runtime();
@@ -150,13 +149,7 @@ async fn an_upgrade_that_asks_for_more_waits_for_approval_while_the_approved_ver
     write_project(dir.path(), false);
     install(dir.path(), "mailer");
     assert_eq!(send_once(dir.path(), &db, &url).await["version"], "1.0.0");
-    assert_eq!(
-        db.approved_connector("mailer")
-            .expect("read")
-            .expect("kept")
-            .sha256,
-        sha256(&v1)
-    );
+    assert_eq!(approved_sha256(&db), sha256(&v1));
     write_project(dir.path(), true);
     install(dir.path(), "mailer-v2");
     assert_eq!(send_once(dir.path(), &db, &url).await["version"], "2.0.0");
