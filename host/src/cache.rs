@@ -11,12 +11,14 @@ use cap_std::fs::Dir;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::file_identity::FileIdentities;
 use crate::manifest::Manifest;
 
 #[derive(Debug)]
 pub(crate) struct ArtifactCache {
     dir: Dir,
     path: PathBuf,
+    identities: FileIdentities,
 }
 
 impl ArtifactCache {
@@ -25,10 +27,22 @@ impl ArtifactCache {
             .map_err(|e| anyhow::anyhow!("cannot create the artifact cache {}: {e}", path.display()))?;
         let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority())
             .map_err(|e| anyhow::anyhow!("cannot open the artifact cache {}: {e}", path.display()))?;
+        let identities = FileIdentities::open(&dir, crate::file_identity::SETTLED).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open identities/ in the artifact cache {}: {e}",
+                path.display()
+            )
+        })?;
         Ok(ArtifactCache {
             dir,
             path: path.to_owned(),
+            identities,
         })
+    }
+
+    /// The remembered hashes of connector files (see `file_identity.rs`).
+    pub(crate) fn identities(&self) -> &FileIdentities {
+        &self.identities
     }
 
     fn file_name(key: &str) -> String {

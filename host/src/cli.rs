@@ -559,6 +559,7 @@ fn inspect_json(connector: &Connector) -> Value {
         "secrets": m.secrets,
         "parameters": m.parameters,
         "artifact": connector.load_report().artifact,
+        "identity": connector.load_report().identity,
     })
 }
 

@@ -41,6 +41,7 @@ pub mod egress;
 pub mod egress_quota;
 mod engine;
 mod error;
+mod file_identity;
 pub mod grant;
 pub mod guest_log;
 pub mod ids;
@@ -64,6 +65,7 @@ pub use connector::{
     CallInfo, Connection, ConnectionConfig, Connector, Invocation, PollOutput, ReusedInstance,
 };
 pub use error::{ConnectError, ConnectorError, InvokeError, LoadError};
+pub use file_identity::SETTLED as FILE_SETTLED;
 pub use grant::{EffectiveGrant, Grant, SecretGrant};
 pub use limits::{HttpLimits, Limits};
-pub use runtime::{ArtifactSource, InstanceAllocation, LoadReport, Runtime, RuntimeConfig};
+pub use runtime::{ArtifactSource, Identity, InstanceAllocation, LoadReport, Runtime, RuntimeConfig};

@@ -6,9 +6,10 @@
 //! with no grants and validate the manifest. The result is cached per component hash.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
@@ -19,6 +20,7 @@ use crate::cache::ArtifactCache;
 use crate::connector::Connector;
 use crate::egress::{NameLookup, SystemLookup};
 use crate::error::LoadError;
+use crate::file_identity::FileStamp;
 use crate::grant::EffectiveGrant;
 use crate::guest_log::GuestLog;
 use crate::ids::{ConnectionName, ConnectorId};
@@ -120,10 +122,23 @@ pub enum ArtifactSource {
     Cache,
 }
 
+/// Where a load took the component's SHA-256 (its identity and cache key) from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// Computed from the bytes during this load.
+    Hashed,
+    /// Remembered for a connector file whose status has not changed since it was hashed.
+    Remembered,
+    /// Computed when cordon was built.
+    Builtin,
+}
+
 /// How a component was loaded, for `inspect` and benchmarks.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
     pub artifact: ArtifactSource,
+    pub identity: Identity,
     pub load_time: Duration,
 }
 
@@ -171,54 +186,141 @@ impl Runtime {
     /// Loads a connector from a file.
     pub async fn load_file(&self, path: &Path) -> Result<Connector, LoadError> {
         let origin = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|e| LoadError::Read {
+            origin: origin.clone(),
+            reason: e.to_string(),
+        })?;
+        let identity_key = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        self.load_open_file(file, &identity_key, origin).await
+    }
+
+    /// Loads a connector file at `path` inside `dir` (a project's directory, whose own path
+    /// is `root`): the file is opened through `dir`, so `path` cannot lead outside it.
+    pub async fn load_file_in(
+        &self,
+        dir: &cap_std::fs::Dir,
+        root: &Path,
+        path: &Path,
+    ) -> Result<Connector, LoadError> {
+        let origin = path.display().to_string();
+        let file = dir.open(path).map_err(|e| LoadError::Read {
+            origin: origin.clone(),
+            reason: e.to_string(),
+        })?;
+        let identity_key = std::path::absolute(root.join(path)).unwrap_or_else(|_| root.join(path));
+        self.load_open_file(file.into_std(), &identity_key, origin).await
+    }
+
+    /// Loads an open connector file. Its hash is taken from the artifact cache's memory of
+    /// this path when the file's status shows it unchanged (`file_identity.rs`), so a cached
+    /// load of an unchanged file never reads it; otherwise the file is read and hashed.
+    async fn load_open_file(
+        &self,
+        file: std::fs::File,
+        identity_key: &Path,
+        origin: String,
+    ) -> Result<Connector, LoadError> {
+        let started = Instant::now();
         let read_error = |e: std::io::Error| LoadError::Read {
             origin: origin.clone(),
             reason: e.to_string(),
         };
-        let size = std::fs::metadata(path).map_err(read_error)?.len();
+        // Taken before the status: a write after this moment gives the file a later change time.
+        let read_at = SystemTime::now();
+        let metadata = file.metadata().map_err(read_error)?;
         let cap = self.inner.limits.component_bytes;
-        if size > cap {
-            return Err(LoadError::TooLarge { origin, size, cap });
+        if metadata.len() > cap {
+            return Err(LoadError::TooLarge {
+                origin,
+                size: metadata.len(),
+                cap,
+            });
         }
-        let bytes = std::fs::read(path).map_err(read_error)?;
-        self.load_bytes(&bytes, &origin).await
+        let stamp = FileStamp::of(&metadata);
+        let identity_key = identity_key.display().to_string();
+        let identities = self.inner.cache.as_ref().map(ArtifactCache::identities);
+        if let Some(hash) = identities.and_then(|i| i.remembered(&identity_key, &stamp)) {
+            let loaded = self
+                .load_identified(None, hash, Identity::Remembered, &origin, started)
+                .await?;
+            if let Some(connector) = loaded {
+                return Ok(connector);
+            }
+            // Remembered, but no longer in the artifact cache: read and compile it.
+        }
+        let mut bytes = Vec::with_capacity(metadata.len() as usize);
+        file.take(cap + 1).read_to_end(&mut bytes).map_err(read_error)?;
+        let hash = self.check_and_hash(&bytes, &origin)?;
+        if let Some(identities) = identities {
+            identities.remember(&identity_key, &stamp, read_at, &hash);
+        }
+        self.load_hashed(&bytes, hash, &origin, started).await
     }
 
     /// Loads a connector from bytes; `origin` names it in errors.
     pub async fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Connector, LoadError> {
         let started = Instant::now();
-        let origin = origin.to_owned();
+        let hash = self.check_and_hash(bytes, origin)?;
+        self.load_hashed(bytes, hash, origin, started).await
+    }
+
+    /// Checks a component's size and header, and returns its SHA-256.
+    fn check_and_hash(&self, bytes: &[u8], origin: &str) -> Result<String, LoadError> {
         let cap = self.inner.limits.component_bytes;
         if bytes.len() as u64 > cap {
             return Err(LoadError::TooLarge {
-                origin,
+                origin: origin.to_owned(),
                 size: bytes.len() as u64,
                 cap,
             });
         }
-        component::check_header(bytes).map_err(|p| LoadError::from_problem(&origin, p))?;
-        let hash = hex::encode(Sha256::digest(bytes));
-        self.load_identified(bytes, hash, origin, started).await
+        component::check_header(bytes).map_err(|p| LoadError::from_problem(origin, p))?;
+        Ok(hex::encode(Sha256::digest(bytes)))
     }
 
     /// Loads a built-in connector; its hash was computed when cordon was built.
     pub async fn load_builtin(&self, builtin: &crate::builtin::Builtin) -> Result<Connector, LoadError> {
         let started = Instant::now();
         let origin = format!("built-in connector {:?}", builtin.name);
-        self.load_identified(builtin.component, builtin.sha256.to_owned(), origin, started)
-            .await
+        let hash = builtin.sha256.to_owned();
+        let loaded = self
+            .load_identified(Some(builtin.component), hash, Identity::Builtin, &origin, started)
+            .await?;
+        Ok(
+            loaded
+                .unwrap_or_else(|| unreachable!("a load with the bytes at hand always ends in a connector")),
+        )
     }
 
-    /// Loads a component whose header was checked and whose SHA-256 is `hash`.
-    async fn load_identified(
+    async fn load_hashed(
         &self,
         bytes: &[u8],
         hash: String,
-        origin: String,
+        origin: &str,
         started: Instant,
     ) -> Result<Connector, LoadError> {
+        let loaded = self
+            .load_identified(Some(bytes), hash, Identity::Hashed, origin, started)
+            .await?;
+        Ok(
+            loaded
+                .unwrap_or_else(|| unreachable!("a load with the bytes at hand always ends in a connector")),
+        )
+    }
+
+    /// Loads a component whose header was checked and whose SHA-256 is `hash`. Without its
+    /// `bytes`, only a connector already loaded or in the artifact cache can be loaded; one
+    /// that would need compiling gives `None`.
+    async fn load_identified(
+        &self,
+        bytes: Option<&[u8]>,
+        hash: String,
+        identity: Identity,
+        origin: &str,
+        started: Instant,
+    ) -> Result<Option<Connector>, LoadError> {
         if let Some(connector) = self.lookup(&hash) {
-            return Ok(connector);
+            return Ok(Some(connector));
         }
 
         let key = format!("{hash}-{}", self.inner.configuration_hash);
@@ -227,13 +329,14 @@ impl Runtime {
             .cache
             .as_ref()
             .and_then(|c| c.load(&self.inner.engine, &key));
-        let (component, artifact) = match cached {
-            Some(component) => (component, ArtifactSource::Cache),
-            None => {
+        let (component, artifact) = match (cached, bytes) {
+            (Some(component), _) => (component, ArtifactSource::Cache),
+            (None, None) => return Ok(None),
+            (None, Some(bytes)) => {
                 // Names first: a component that imports what it may not is refused before
                 // Cranelift spends any time on it.
-                component::precheck(bytes).map_err(|p| LoadError::from_problem(&origin, p))?;
-                let component = self.compile(bytes, &origin).await?;
+                component::precheck(bytes).map_err(|p| LoadError::from_problem(origin, p))?;
+                let component = self.compile(bytes, origin).await?;
                 if let Some(cache) = &self.inner.cache {
                     match component.serialize() {
                         Ok(artifact) => {
@@ -248,17 +351,17 @@ impl Runtime {
             }
         };
 
-        self.check_contract(&component, &origin)?;
+        self.check_contract(&component, origin)?;
         let instance_pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Invalid {
-                origin: origin.clone(),
+                origin: origin.to_owned(),
                 reason: format!("its imports do not match the contract: {e:#}"),
             })?;
         let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Invalid {
-            origin: origin.clone(),
+            origin: origin.to_owned(),
             reason: format!("its exports do not match the contract: {e:#}"),
         })?;
         let cached_manifest = match artifact {
@@ -268,7 +371,7 @@ impl Runtime {
         let manifest = match cached_manifest {
             Some(manifest) => manifest,
             None => {
-                let manifest = self.describe(&pre, &origin).await?;
+                let manifest = self.describe(&pre, origin).await?;
                 if let Some(cache) = &self.inner.cache
                     && let Err(error) = cache.store_manifest(&key, &manifest)
                 {
@@ -279,6 +382,7 @@ impl Runtime {
         };
         let report = LoadReport {
             artifact,
+            identity,
             load_time: started.elapsed(),
         };
         let connector = Connector::new(self.clone(), pre, Arc::new(manifest), hash.clone(), report);
@@ -287,7 +391,7 @@ impl Runtime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(hash, connector.clone());
-        Ok(connector)
+        Ok(Some(connector))
     }
 
     /// Compiles on a blocking thread, so a long compile holds no async worker, and waits at

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use cordon_host::secrets::NoSecrets;
 use cordon_host::{
-    CallInfo, Connection, ConnectionConfig, Grant, InstanceAllocation, Runtime, RuntimeConfig, builtin,
+    CallInfo, Connection, ConnectionConfig, Grant, Identity, InstanceAllocation, Runtime, RuntimeConfig,
+    builtin,
 };
 use serde_json::{Value, json};
 
@@ -113,6 +114,11 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
     let table = Table::start("Cold load", &["measurement", "p50", "p99", "ratio", "runs"]);
     let bytes = echo_connector_bytes();
     let kib = bytes.len() / 1024;
+    // Written first, so it has settled by the time its row runs (after the compiles).
+    let files = tempfile::tempdir()?;
+    let unchanged = files.path().join("unchanged.wasm");
+    std::fs::write(&unchanged, bytes)?;
+    let unchanged_written = Instant::now();
     let plain = Runtime::new(RuntimeConfig {
         max_concurrent_instances: 16,
         allocation: InstanceAllocation::OnDemand,
@@ -147,29 +153,48 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
     })?;
     let builtin = builtin::find("json-transform").ok_or_else(|| anyhow::anyhow!("no json-transform"))?;
     runtime.load_builtin(builtin).await?;
-    // Built-ins carry their SHA-256 from build time; a connector file is hashed on every
-    // load, because its hash is its identity (and the cache key).
-    let mut cordon_cached = Vec::new();
-    for (label, hashed) in [
+    // Built-ins carry their SHA-256 from build time. A connector file's hash is its identity
+    // (and the cache key): it is computed on a file's first load, and remembered by the
+    // file's status once the file has been unchanged for a few seconds (`file_identity.rs`).
+    // The "first sight" file is written anew for its row, so it is never remembered; the
+    // "unchanged" file was written at the start of this section and has settled.
+    let first_sight = files.path().join("first-sight.wasm");
+    std::fs::write(&first_sight, bytes)?;
+    let rows = [
         (
             "cordon: load the built-in `json-transform` from the artifact cache",
-            false,
+            None,
         ),
         (
-            "cordon: load the same bytes as a file would (SHA-256 first), from the cache",
-            true,
+            "cordon: load the same connector as a file seen for the first time (read + SHA-256), from the cache",
+            Some((first_sight.as_path(), Identity::Hashed)),
         ),
-    ] {
+        (
+            "cordon: load the same connector as an unchanged file (hash remembered), from the cache",
+            Some((unchanged.as_path(), Identity::Remembered)),
+        ),
+    ];
+    let settled_at = unchanged_written + cordon_host::FILE_SETTLED + std::time::Duration::from_millis(200);
+    std::thread::sleep(settled_at.saturating_duration_since(Instant::now()));
+    runtime.load_file(&unchanged).await?;
+    let mut cordon_cached = Vec::new();
+    for (label, file) in rows {
         let mut samples = Vec::new();
         for _ in 0..options.iterations(500) {
             runtime.unload_all();
             let started = Instant::now();
-            if hashed {
-                runtime.load_bytes(bytes, "json-transform").await?;
-            } else {
-                runtime.load_builtin(builtin).await?;
-            }
+            let connector = match file {
+                Some((path, _)) => runtime.load_file(path).await?,
+                None => runtime.load_builtin(builtin).await?,
+            };
             samples.push(started.elapsed());
+            if let Some((_, expected)) = file {
+                let identity = connector.load_report().identity;
+                anyhow::ensure!(
+                    identity == expected,
+                    "{label}: the hash was {identity:?}, not {expected:?}"
+                );
+            }
         }
         let cached = Stats::of(samples);
         cordon_cached.push(cached);

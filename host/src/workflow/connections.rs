@@ -13,7 +13,7 @@ use crate::grant::Grant;
 use crate::ids::{ConnectionName, SecretName};
 use crate::secrets::store::SecretStore;
 use crate::secrets::{SecretSource, SecretUnavailable, SecretValue};
-use crate::{Connection, ConnectionConfig, Connector, Runtime, builtin};
+use crate::{Connection, ConnectionConfig, Connector, LoadError, Runtime, builtin};
 
 use super::project::{ConnectionSpec, ConnectorSource, Project, appsetting_reference, secret_reference};
 use super::upgrades;
@@ -86,14 +86,30 @@ pub async fn load_connector(
     spec: &ConnectionSpec,
     approvals: Option<&dyn Db>,
 ) -> anyhow::Result<LoadedConnector> {
-    let bytes = match &spec.connector {
-        ConnectorSource::Builtin(_) => None,
-        ConnectorSource::File(_) => Some(read_connector_file(project, spec)?),
+    let ConnectorSource::File(path) = &spec.connector else {
+        return Ok(LoadedConnector {
+            connector: load_current(runtime, spec, None).await?,
+            grant: spec.grant.clone(),
+        });
     };
-    let connector = load_current(runtime, spec, bytes.as_deref()).await?;
-    match (approvals, bytes) {
-        (Some(db), Some(bytes)) => upgrades::resolve(runtime, db, spec, &bytes, connector).await,
-        _ => Ok(LoadedConnector {
+    // Through the runtime's file loader, so an unchanged file is not read or hashed again
+    // (its bytes are read below only if an approval has to record them).
+    let connector = runtime
+        .load_file_in(&project.dir, &project.root, path)
+        .await
+        .map_err(|error| match error {
+            LoadError::Read { .. } => anyhow::Error::new(error).context(format!(
+                "connection {:?}: cannot read connector {path:?} inside the project (paths are relative to the project and cannot leave it)",
+                spec.name
+            )),
+            other => other.into(),
+        })?;
+    match approvals {
+        Some(db) => {
+            let read = || read_connector_file(project, spec);
+            upgrades::resolve(runtime, db, spec, &read, connector).await
+        }
+        None => Ok(LoadedConnector {
             connector,
             grant: spec.grant.clone(),
         }),

@@ -24,8 +24,9 @@
 //! history is already per tenant. `cordon connector status` shows the extension beside the
 //! file's grant, so nothing about the effective grant is hidden.
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::db::{ApprovedConnector, Db};
@@ -196,13 +197,31 @@ fn record(
     Ok(())
 }
 
+/// The offered file's bytes as they are read again to be recorded: they must still be what
+/// the loader hashed, or the record would keep other bytes under the loaded version's hash.
+fn reread(
+    read: &dyn Fn() -> anyhow::Result<Vec<u8>>,
+    offered: &Connector,
+    spec: &ConnectionSpec,
+) -> anyhow::Result<Vec<u8>> {
+    let bytes = read()?;
+    if hex::encode(Sha256::digest(&bytes)) != offered.component_hash() {
+        bail!(
+            "connection {:?}: its connector file changed while cordon was loading it; nothing was recorded, start again once the file is complete",
+            spec.name
+        );
+    }
+    Ok(bytes)
+}
+
 /// Decides which version of a file connector `spec`'s connection runs. `offered` is the
-/// project's file (`bytes`, already loaded); the approved version comes from `db`.
+/// project's file, already loaded; `read` reads its bytes, which are needed only when a
+/// version is recorded. The approved version comes from `db`.
 pub async fn resolve(
     runtime: &Runtime,
     db: &dyn Db,
     spec: &ConnectionSpec,
-    bytes: &[u8],
+    read: &dyn Fn() -> anyhow::Result<Vec<u8>>,
     offered: Connector,
 ) -> anyhow::Result<LoadedConnector> {
     let Some(approved) = approval(db, &spec.name)? else {
@@ -210,7 +229,7 @@ pub async fn resolve(
             db,
             &spec.name,
             &offered,
-            bytes,
+            &reread(read, &offered, spec)?,
             &Grant::default(),
             "first_install",
         )?;
@@ -233,7 +252,7 @@ pub async fn resolve(
             db,
             &spec.name,
             &offered,
-            bytes,
+            &reread(read, &offered, spec)?,
             &approved.extension,
             "within_grant",
         )?;

@@ -1,4 +1,4 @@
-use cordon_host::{ArtifactSource, Limits, LoadError, Runtime, RuntimeConfig};
+use cordon_host::{ArtifactSource, Identity, Limits, LoadError, Runtime, RuntimeConfig};
 use cordon_tests::{builtin, fixture, runtime, runtime_config};
 
 async fn load_error(bytes: &[u8]) -> LoadError {
@@ -173,6 +173,70 @@ async fn second_load_comes_from_the_artifact_cache() {
         "{:?}",
         call.result
     );
+}
+
+/// A connector file's hash is its identity. Once the file has been unchanged for a few
+/// seconds, the cache remembers the hash by the file's status, and a new runtime loads the
+/// file without reading it; any change, or a missing artifact, goes back to hashing.
+#[tokio::test]
+async fn an_unchanged_connector_file_is_not_hashed_again() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let project = tempfile::tempdir().expect("tempdir");
+    let file = project.path().join("connector.wasm");
+    std::fs::write(&file, builtin("json-transform")).expect("write");
+    let load = || async {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(cache.path().to_owned()),
+            max_concurrent_instances: 4,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let connector = runtime.load_file(&file).await.expect("load");
+        let report = connector.load_report();
+        (report.artifact, report.identity, connector)
+    };
+
+    let (artifact, identity, first) = load().await;
+    assert_eq!((artifact, identity), (ArtifactSource::Compiled, Identity::Hashed));
+    // Written just now, so not remembered yet: a write in the same timestamp tick would not
+    // show in the file's status.
+    let (artifact, identity, _) = load().await;
+    assert_eq!((artifact, identity), (ArtifactSource::Cache, Identity::Hashed));
+
+    std::thread::sleep(cordon_host::FILE_SETTLED + std::time::Duration::from_millis(200));
+    let (_, identity, _) = load().await;
+    assert_eq!(
+        identity,
+        Identity::Hashed,
+        "the first load after the file settled hashes it"
+    );
+    let (artifact, identity, remembered) = load().await;
+    assert_eq!(
+        (artifact, identity),
+        (ArtifactSource::Cache, Identity::Remembered)
+    );
+    assert_eq!(remembered.component_hash(), first.component_hash());
+    assert_eq!(remembered.manifest().id, first.manifest().id);
+
+    // Remembered, but the artifact is gone: the file is read, hashed and compiled again.
+    for entry in std::fs::read_dir(cache.path()).expect("cache dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            std::fs::remove_file(path).expect("remove artifact");
+        }
+    }
+    let (artifact, identity, recompiled) = load().await;
+    assert_eq!((artifact, identity), (ArtifactSource::Compiled, Identity::Hashed));
+    assert_eq!(recompiled.component_hash(), first.component_hash());
+
+    // Another connector put in its place: another identity, whatever was remembered.
+    let replacement = project.path().join("replacement.wasm");
+    std::fs::write(&replacement, builtin("http")).expect("write");
+    std::fs::rename(&replacement, &file).expect("rename");
+    let (_, identity, replaced) = load().await;
+    assert_eq!(identity, Identity::Hashed);
+    assert_ne!(replaced.component_hash(), first.component_hash());
+    assert_eq!(replaced.manifest().id.as_str(), "http");
 }
 
 #[tokio::test]
