@@ -103,38 +103,60 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         ("large", LARGE, options.iterations(500)),
     ] {
         let url = format!("http://127.0.0.1:{}/{path}", server.port);
-        let mut samples = Vec::with_capacity(iterations);
-        for i in 0..iterations + 20 {
-            let started = Instant::now();
-            let body = native.get(&url).send().await?.error_for_status()?.bytes().await?;
-            if i >= 20 {
-                samples.push(started.elapsed());
-            }
-            anyhow::ensure!(body.len() >= size, "short body from {url}");
-        }
-        let base = Stats::of(samples);
-        let label = if size == LARGE { "1 MiB" } else { "small" };
-        table.timing(&format!("native reqwest, GET {label} body"), base, "1.00×".into());
-
         let input = json!({ "url": url });
         let call = CallInfo::default();
-        let mut samples = Vec::with_capacity(iterations);
-        for i in 0..iterations + 20 {
-            let started = Instant::now();
-            let output = connection.invoke("fetch", &input, &call).await.result?;
-            if i >= 20 {
-                samples.push(started.elapsed());
-            }
+        let fetched = |output: &serde_json::Value| {
             anyhow::ensure!(
                 output["status"] == 200 && output["bytes"].as_u64() >= Some(size as u64),
                 "unexpected fetch result {output}"
             );
+            Ok(())
+        };
+        // The three ways take turns, one request each, so the machine's drift during the row
+        // (large on this VM) falls on all of them alike. A reused instance may make at most
+        // `requests_per_invocation` requests, so a new one is made (untimed) every 200.
+        let (mut native_samples, mut fresh_samples, mut reused_samples) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut reused = connection.reused_instance().await?;
+        for i in 0..iterations + 20 {
+            let started = Instant::now();
+            let body = native.get(&url).send().await?.error_for_status()?.bytes().await?;
+            let native_time = started.elapsed();
+            anyhow::ensure!(body.len() >= size, "short body from {url}");
+
+            let started = Instant::now();
+            let output = connection.invoke("fetch", &input, &call).await.result?;
+            let fresh_time = started.elapsed();
+            fetched(&output)?;
+
+            if i % 200 == 0 {
+                reused = connection.reused_instance().await?;
+            }
+            let started = Instant::now();
+            let output = reused.invoke("fetch", &input).await?;
+            let reused_time = started.elapsed();
+            fetched(&output)?;
+
+            if i >= 20 {
+                native_samples.push(native_time);
+                fresh_samples.push(fresh_time);
+                reused_samples.push(reused_time);
+            }
         }
-        let hosted = Stats::of(samples);
+        let base = Stats::of(native_samples);
+        let label = if size == LARGE { "1 MiB" } else { "small" };
+        table.timing(&format!("native reqwest, GET {label} body"), base, "1.00×".into());
+        let fresh = Stats::of(fresh_samples);
         table.timing(
             &format!("**cordon: a connector's request, fresh instance, {label} body**"),
-            hosted,
-            ratio(hosted.p50, base.p50),
+            fresh,
+            ratio(fresh.p50, base.p50),
+        );
+        let reused = Stats::of(reused_samples);
+        table.timing(
+            &format!("cordon: the same from one reused instance (for comparison), {label} body"),
+            reused,
+            ratio(reused.p50, base.p50),
         );
     }
     Ok(())
