@@ -21,6 +21,7 @@ use crate::manifest::{Manifest, Operation, OperationKind, schema_errors};
 use crate::runtime::{LoadReport, Runtime};
 use crate::sandbox::SandboxState;
 use crate::secrets::{Redactor, SecretSource};
+use crate::spares::SpareQueue;
 
 /// A loaded, validated connector. Cheap to clone.
 #[derive(Clone)]
@@ -30,6 +31,8 @@ pub struct Connector {
     manifest: Arc<Manifest>,
     hash: String,
     report: LoadReport,
+    /// Instances made ahead of this connector's calls (see `spares.rs`).
+    spares: Arc<SpareQueue>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -85,7 +88,7 @@ pub struct PollOutput {
 }
 
 impl Connector {
-    pub(crate) fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
 
@@ -97,6 +100,7 @@ impl Connector {
         report: LoadReport,
     ) -> Self {
         Connector {
+            spares: Arc::new(runtime.spare_queue()),
             runtime,
             pre,
             manifest,
@@ -232,6 +236,8 @@ impl Connection {
     /// Runs the action `operation` on `input`.
     pub async fn invoke(&self, operation: &str, input: &Value, call: &CallInfo) -> Invocation<Value> {
         let invocation = self
+            .connector
+            .runtime
             .in_tenant(self.run(operation, OperationKind::Action, input, call, Call::Invoke))
             .await;
         map_invocation(invocation, |returned| match returned {
@@ -250,6 +256,8 @@ impl Connection {
         call: &CallInfo,
     ) -> Invocation<PollOutput> {
         let invocation = self
+            .connector
+            .runtime
             .in_tenant(self.run(trigger, OperationKind::Trigger, input, call, Call::Poll { state }))
             .await;
         map_invocation(invocation, |returned| match returned {
@@ -265,20 +273,6 @@ impl Connection {
             let state = self.parse_output(op, &poll.state, false)?;
             Ok(PollOutput { items, state })
         })
-    }
-
-    /// Runs `call` inside a span naming the runtime's tenant, if it has one, so every event of
-    /// the call (audit events, the connector's log lines) says whose call it was. The span's
-    /// target is the audit target, so a filter that keeps audit events keeps it too.
-    async fn in_tenant<T>(&self, call: impl Future<Output = T>) -> T {
-        use tracing::Instrument as _;
-        match self.connector.runtime().tenant() {
-            Some(tenant) => {
-                call.instrument(tracing::info_span!(target: "cordon::audit", "tenant", tenant = %tenant))
-                    .await
-            }
-            None => call.await,
-        }
     }
 
     /// What the guest is told about the call.
@@ -364,16 +358,38 @@ impl Connection {
                 elapsed: started.elapsed(),
             };
         };
-        let mut store = runtime.new_store(
-            self.grant.clone(),
-            Some(self.egress.clone()),
-            self.secrets.clone(),
-            redactor.clone(),
-        );
+        // A spare made ahead of the call if one is ready, else a store made now; either way
+        // an instance no other call has used.
+        let spare = runtime.take_spare(&self.connector.spares, &self.connector.pre);
+        let (mut store, ready) = match spare {
+            Some(spare) => {
+                let mut store = spare.store;
+                runtime.adopt(
+                    &mut store,
+                    self.grant.clone(),
+                    Some(self.egress.clone()),
+                    self.secrets.clone(),
+                    redactor.clone(),
+                );
+                (store, Some(spare.plugin))
+            }
+            None => {
+                let store = runtime.new_store(
+                    self.grant.clone(),
+                    Some(self.egress.clone()),
+                    self.secrets.clone(),
+                    redactor.clone(),
+                );
+                (store, None)
+            }
+        };
         let context = self.invocation_context(call);
         let input_text = input.to_string();
         let guest_call = async {
-            let plugin = self.connector.pre.instantiate_async(&mut store).await?;
+            let plugin = match ready {
+                Some(plugin) => plugin,
+                None => self.connector.pre.instantiate_async(&mut store).await?,
+            };
             let guest = plugin.cordon_connector_connector();
             match which {
                 Call::Invoke => guest
@@ -434,7 +450,7 @@ impl Connection {
             }
         };
         let log = state.host.log.finish(&redactor);
-        drop(store);
+        runtime.dispose(store);
         drop(slot);
         emit_log(self, operation, &log);
         runtime.metrics().invocation(

@@ -58,6 +58,9 @@ pub(crate) fn build(
         // Traps report why, not where; a long backtrace only costs time on every trap.
         .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(16))
         .parallel_compilation(true)
+        // Tables stay lazily initialized (wasmtime's default): filling them at instantiation
+        // was tried with spare instances and made store + instantiate + drop 23 µs instead of
+        // 13 µs, more than it saved inside the call (BENCHMARKS.md).
         .memory_init_cow(true);
     if allocation == InstanceAllocation::Pooling {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -53,6 +53,7 @@ mod runtime;
 mod sandbox;
 pub mod secrets;
 pub mod server;
+mod spares;
 pub mod tenants;
 pub mod workflow;
 
@@ -68,4 +69,6 @@ pub use error::{ConnectError, ConnectorError, InvokeError, LoadError};
 pub use file_identity::SETTLED as FILE_SETTLED;
 pub use grant::{EffectiveGrant, Grant, SecretGrant};
 pub use limits::{HttpLimits, Limits};
-pub use runtime::{ArtifactSource, Identity, InstanceAllocation, LoadReport, Runtime, RuntimeConfig};
+pub use runtime::{
+    ArtifactSource, DEFAULT_SPARE_INSTANCES, Identity, InstanceAllocation, LoadReport, Runtime, RuntimeConfig,
+};

@@ -9,6 +9,8 @@
 //! | `cordon_connector_invocations_total` | connector, call, outcome | invocations and polls |
 //! | `cordon_denials_total` | connector, kind | requests a grant refused |
 //! | `cordon_live_instances` | | connector instances alive now |
+//! | `cordon_spare_instances_ready` | | instances made ahead of calls, not taken yet |
+//! | `cordon_calls_on_spare_instances_total` | | calls that found a spare instance ready |
 //!
 //! Label values come from names the operator wrote (workflows, connectors) and fixed sets
 //! (statuses, denial kinds), never from request data, so the series stay bounded.
@@ -64,6 +66,8 @@ pub struct Metrics {
     invocations: Family<InvocationLabels, Counter>,
     denials: Family<DenialLabels, Counter>,
     live_instances: Gauge<i64, AtomicI64>,
+    spares_ready: Gauge<i64, AtomicI64>,
+    calls_on_spares: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -82,6 +86,8 @@ impl Default for Metrics {
         let invocations = Family::<InvocationLabels, Counter>::default();
         let denials = Family::<DenialLabels, Counter>::default();
         let live_instances = Gauge::<i64, AtomicI64>::default();
+        let spares_ready = Gauge::<i64, AtomicI64>::default();
+        let calls_on_spares = Counter::default();
         registry.register("runs", "Runs that ended, by workflow and status", runs.clone());
         registry.register(
             "runs_in_flight",
@@ -108,6 +114,16 @@ impl Default for Metrics {
             "Connector instances alive now",
             live_instances.clone(),
         );
+        registry.register(
+            "spare_instances_ready",
+            "Instances made ahead of calls and not taken yet",
+            spares_ready.clone(),
+        );
+        registry.register(
+            "calls_on_spare_instances",
+            "Calls that found an instance made ahead of them",
+            calls_on_spares.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -116,6 +132,8 @@ impl Default for Metrics {
             invocations,
             denials,
             live_instances,
+            spares_ready,
+            calls_on_spares,
         }
     }
 }
@@ -170,6 +188,25 @@ impl Metrics {
         LiveInstance {
             gauge: self.live_instances.clone(),
         }
+    }
+
+    /// A spare instance was made (`+1`) or taken by a call (`-1`).
+    pub(crate) fn spares_ready_changed(&self, by: i64) {
+        self.spares_ready.inc_by(by);
+    }
+
+    pub(crate) fn call_on_spare(&self) {
+        self.calls_on_spares.inc();
+    }
+
+    /// Instances made ahead of calls and not taken yet.
+    pub fn spare_instances_ready(&self) -> i64 {
+        self.spares_ready.get()
+    }
+
+    /// Calls that found an instance made ahead of them.
+    pub fn calls_on_spare_instances(&self) -> u64 {
+        self.calls_on_spares.get()
     }
 
     /// Connector instances alive now.

@@ -28,6 +28,7 @@ use crate::limits::Limits;
 use crate::manifest::Manifest;
 use crate::sandbox::{ConnectorHost, SandboxState};
 use crate::secrets::{NoSecrets, Redactor};
+use crate::spares::{Spare, SpareWorker};
 use cordon_core::component;
 
 /// How to build a [`Runtime`].
@@ -51,7 +52,14 @@ pub struct RuntimeConfig {
     /// Outbound requests in flight and bytes per minute over all of this runtime's
     /// connections (see `egress_quota.rs`); unlimited by default.
     pub egress_quotas: crate::egress_quota::EgressQuotas,
+    /// Fresh instances kept made ahead of calls, over all connectors, so a call does not
+    /// wait for its instance to be made (see `spares.rs`); 0 turns this off. Each is a pool
+    /// slot on top of `max_concurrent_instances`.
+    pub spare_instances: u32,
 }
+
+/// Spares a runtime keeps by default: enough for the two connectors called most, four each.
+pub const DEFAULT_SPARE_INSTANCES: u32 = 8;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -64,6 +72,7 @@ impl Default for RuntimeConfig {
             tenant: None,
             cpu_share: None,
             egress_quotas: Default::default(),
+            spare_instances: DEFAULT_SPARE_INSTANCES,
         }
     }
 }
@@ -103,6 +112,13 @@ pub(crate) struct RuntimeInner {
     tenant: Option<crate::ids::TenantId>,
     cpu_share: Option<Arc<crate::cpu_share::CpuShare>>,
     egress_quota: Option<Arc<crate::egress_quota::EgressQuota>>,
+    /// Makes spare instances and drops used stores off the callers' path.
+    spares: Arc<SpareWorker>,
+    /// What a spare's store holds until a call adopts it: no grant, no secrets. Shared, so a
+    /// call replacing it frees nothing that another thread allocated.
+    spare_grant: Arc<EffectiveGrant>,
+    spare_secrets: Arc<dyn crate::secrets::SecretSource>,
+    spare_redactor: Redactor,
 }
 
 impl std::fmt::Debug for RuntimeInner {
@@ -144,8 +160,14 @@ pub struct LoadReport {
 
 impl Runtime {
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Runtime> {
-        let engine =
-            crate::engine::build(&config.limits, config.max_concurrent_instances, config.allocation)?;
+        // Spares and used stores waiting to be dropped hold pool slots beyond the calls in
+        // flight, which `instance_slots` bounds.
+        let pool_slots = config
+            .max_concurrent_instances
+            .max(1)
+            .saturating_add(config.spare_instances)
+            .saturating_add(crate::spares::USED_QUEUE as u32);
+        let engine = crate::engine::build(&config.limits, pool_slots, config.allocation)?;
         let linker = crate::sandbox::linker(&engine)?;
         let cache = config.cache_dir.as_deref().map(ArtifactCache::open).transpose()?;
         Ok(Runtime {
@@ -165,6 +187,13 @@ impl Runtime {
                     .map(|cores| Arc::new(crate::cpu_share::CpuShare::new(cores))),
                 egress_quota: (config.egress_quotas != Default::default())
                     .then(|| Arc::new(crate::egress_quota::EgressQuota::new(config.egress_quotas))),
+                spares: Arc::new(SpareWorker::new(config.spare_instances as usize)),
+                spare_grant: Arc::new(EffectiveGrant::nothing(
+                    ConnectorId::new("spare")?,
+                    ConnectionName::new("spare")?,
+                )),
+                spare_secrets: Arc::new(NoSecrets),
+                spare_redactor: Redactor::default(),
             }),
         })
     }
@@ -510,39 +539,27 @@ impl Runtime {
         redactor: Redactor,
     ) -> Store<SandboxState> {
         let limits = &self.inner.limits;
-        let deadline = Instant::now() + limits.deadline;
-        let host = ConnectorHost {
-            grant,
-            egress,
-            secrets,
-            loaded_secrets: Default::default(),
-            redactor,
-            log: GuestLog::new(limits.log_bytes),
-            deadline,
-            http_requests: 0,
-            limits: limits.clone(),
-            metrics: self.inner.metrics.clone(),
-            egress_quota: self.inner.egress_quota.clone(),
-            throttled: None,
-            _instance: self.inner.metrics.instance(),
-        };
+        let host = self.connector_host(grant, egress, secrets, redactor, GuestLog::new(limits.log_bytes));
         let mut store = Store::new(&self.inner.engine, SandboxState::new(host, limits));
         store.limiter(|state| &mut state.limiter);
         store.set_max_component_handles(limits.resource_handles);
         store.set_epoch_deadline(1);
         let cpu_share = self.inner.cpu_share.clone();
-        let mut resumed = Instant::now();
         store.epoch_deadline_callback(move |mut context| {
             let now = Instant::now();
+            let state = context.data_mut();
+            // Read from the store, not captured: a spare instance gets its call's deadline
+            // when the call takes it (`adopt`).
+            let deadline = state.host.deadline;
             if now >= deadline {
-                context.data_mut().deadline_hit = true;
+                state.deadline_hit = true;
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
             // The slice just run is paid and the next reserved: over its tenant's CPU share,
             // the guest sleeps until its slot (the deadline keeps running: it is wall-clock).
             if let Some(share) = &cpu_share {
-                let wait = share.reserve(now, now.saturating_duration_since(resumed));
-                resumed = now + wait;
+                let wait = share.reserve(now, now.saturating_duration_since(state.resumed));
+                state.resumed = now + wait;
                 if !wait.is_zero() {
                     let waiting = crate::cpu_share::wait_for_tick(wait, deadline);
                     return Ok(wasmtime::UpdateDeadline::YieldCustom(1, Box::pin(waiting)));
@@ -551,5 +568,108 @@ impl Runtime {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });
         store
+    }
+
+    /// The host side of one call's imports, its deadline counted from now.
+    fn connector_host(
+        &self,
+        grant: Arc<EffectiveGrant>,
+        egress: Option<Arc<crate::egress::EgressClient>>,
+        secrets: Arc<dyn crate::secrets::SecretSource>,
+        redactor: Redactor,
+        log: GuestLog,
+    ) -> ConnectorHost {
+        let limits = &self.inner.limits;
+        ConnectorHost {
+            grant,
+            egress,
+            secrets,
+            loaded_secrets: Default::default(),
+            redactor,
+            log,
+            deadline: Instant::now() + limits.deadline,
+            http_requests: 0,
+            limits: limits.clone(),
+            metrics: self.inner.metrics.clone(),
+            egress_quota: self.inner.egress_quota.clone(),
+            throttled: None,
+            live: Some(self.inner.metrics.instance()),
+        }
+    }
+
+    /// Instantiates `pre` in a store with no grant, no network and no secrets, for a call
+    /// that has not come yet (see `spares.rs`). Its start function runs now, under the
+    /// runtime's deadline and CPU share; it is not counted as a live instance until a call
+    /// adopts it.
+    pub(crate) async fn spare_instance(&self, pre: &PluginPre<SandboxState>) -> Result<Spare, String> {
+        let inner = &self.inner;
+        let mut store = self.new_store(
+            inner.spare_grant.clone(),
+            None,
+            inner.spare_secrets.clone(),
+            inner.spare_redactor.clone(),
+        );
+        store.data_mut().host.live = None;
+        let deadline = self.inner.limits.deadline + Duration::from_millis(250);
+        match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
+            Ok(Ok(plugin)) => Ok(Spare { store, plugin }),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("instantiating took longer than {deadline:?}")),
+        }
+    }
+
+    /// Makes a spare's store the store of the call about to run: the call's grant, network,
+    /// secrets and redactor, and a deadline counted from now. What the start function wrote
+    /// to the log stays in it: it is part of this instance's one call.
+    pub(crate) fn adopt(
+        &self,
+        store: &mut Store<SandboxState>,
+        grant: Arc<EffectiveGrant>,
+        egress: Option<Arc<crate::egress::EgressClient>>,
+        secrets: Arc<dyn crate::secrets::SecretSource>,
+        redactor: Redactor,
+    ) {
+        let state = store.data_mut();
+        let log = state.host.log.clone();
+        state.host = self.connector_host(grant, egress, secrets, redactor, log);
+        state.resumed = Instant::now();
+        // The epoch moved on while the spare waited; without this the call's first check
+        // would come at once.
+        store.set_epoch_deadline(1);
+    }
+
+    /// Hands a used store to the spare thread to be dropped after the caller has its answer.
+    pub(crate) fn dispose(&self, mut store: Store<SandboxState>) {
+        // It no longer counts as live: its call is over.
+        store.data_mut().host.live = None;
+        self.inner.spares.dispose(self, store);
+    }
+
+    /// An empty queue of spares for a connector just loaded.
+    pub(crate) fn spare_queue(&self) -> crate::spares::SpareQueue {
+        crate::spares::SpareQueue::new(self.inner.spares.clone(), self.inner.metrics.clone())
+    }
+
+    /// A ready spare of `connector`'s, if there is one.
+    pub(crate) fn take_spare(
+        &self,
+        queue: &Arc<crate::spares::SpareQueue>,
+        pre: &PluginPre<SandboxState>,
+    ) -> Option<Spare> {
+        self.inner.spares.take(self, queue, pre)
+    }
+
+    /// Runs `call` inside a span naming the runtime's tenant, if it has one, so every event of
+    /// the call (audit events, the connector's log lines) says whose call it was. The span's
+    /// target is the audit target, so a filter that keeps audit events keeps it too.
+    pub(crate) async fn in_tenant<T>(&self, call: impl Future<Output = T>) -> T {
+        use tracing::Instrument as _;
+        match self.tenant() {
+            Some(tenant) => {
+                call.instrument(tracing::info_span!(target: "cordon::audit", "tenant", tenant = %tenant))
+                    .await
+            }
+            None => call.await,
+        }
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct SandboxState {
     pub(crate) host: ConnectorHost,
     /// Set by the epoch callback when the deadline passed, so a trap can be reported as such.
     pub(crate) deadline_hit: bool,
+    /// When the guest last resumed after an epoch check, for the CPU share's accounting.
+    pub(crate) resumed: Instant,
 }
 
 impl WasiView for SandboxState {
@@ -61,6 +63,7 @@ impl SandboxState {
             limiter: StoreLimiter::new(limits),
             host,
             deadline_hit: false,
+            resumed: Instant::now(),
         }
     }
 }
@@ -145,8 +148,9 @@ pub(crate) struct ConnectorHost {
     /// when it has room again if known: a failure of the call is then reported as rate
     /// limited.
     pub(crate) throttled: Option<Option<std::time::Duration>>,
-    /// Counts this store in `cordon_live_instances` while it lives.
-    pub(crate) _instance: crate::metrics::LiveInstance,
+    /// Counts this store in `cordon_live_instances` while its call runs (a spare that no
+    /// call took yet, and a used store waiting to be dropped, do not count).
+    pub(crate) live: Option<crate::metrics::LiveInstance>,
 }
 
 impl ConnectorHost {

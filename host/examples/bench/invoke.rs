@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Options;
 use crate::peers::{self, PeerRows};
-use crate::stats::{Stats, Table, ratio};
+use crate::stats::{Stats, Table, process_cpu, ratio, time};
 
 /// The two payloads of the issue: a 1 KiB object, and 64 KiB of realistic records.
 pub fn payloads() -> [(&'static str, Value); 2] {
@@ -65,20 +65,80 @@ async fn connect(runtime: &Runtime) -> anyhow::Result<Connection> {
     })?)
 }
 
+/// The interval of the paced row: 10,000 calls a second on one caller, a third of what this
+/// machine sustains back to back.
+const PACE: std::time::Duration = std::time::Duration::from_micros(100);
+
 async fn isolated(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
+    Ok(isolated_with_cost(connection, input, iterations).await?.0)
+}
+
+/// What calls one after another cost in all: wall-clock time and the process's CPU time
+/// (every thread: the caller's, the spare thread's, the epoch ticker's), each per call.
+#[derive(Debug, Clone, Copy)]
+struct Cost {
+    wall: std::time::Duration,
+    cpu: std::time::Duration,
+    /// The share of calls that found a spare instance ready.
+    on_spares: f64,
+}
+
+async fn isolated_with_cost(
+    connection: &Connection,
+    input: &Value,
+    iterations: usize,
+) -> anyhow::Result<(Stats, Cost)> {
     let call = CallInfo::default();
     // Warm up the pool's slots and the allocator.
     for _ in 0..iterations.min(200) {
         connection.invoke("echo", input, &call).await.result?;
     }
     let mut samples = Vec::with_capacity(iterations);
+    let metrics = connection.connector().runtime().metrics();
+    let spares_before = metrics.calls_on_spare_instances();
+    let cpu_before = process_cpu()?;
+    let began = Instant::now();
     for _ in 0..iterations {
         let started = Instant::now();
         let output = connection.invoke("echo", input, &call).await.result?;
         samples.push(started.elapsed());
         anyhow::ensure!(&output == input, "echo changed its input");
     }
-    Ok(Stats::of(samples))
+    let n = iterations as u32;
+    let cost = Cost {
+        wall: began.elapsed() / n,
+        cpu: process_cpu()?.saturating_sub(cpu_before) / n,
+        on_spares: (metrics.calls_on_spare_instances() - spares_before) as f64 / iterations as f64,
+    };
+    Ok((Stats::of(samples), cost))
+}
+
+/// Calls at a steady rate instead of back to back: the latency a caller sees when the
+/// runtime is not saturated, which is when the spare thread has an instance ready for every
+/// call. The caller spins between calls (no timer), so the pacing itself adds no wake-up.
+async fn isolated_paced(
+    connection: &Connection,
+    input: &Value,
+    iterations: usize,
+    interval: std::time::Duration,
+) -> anyhow::Result<(Stats, f64)> {
+    let call = CallInfo::default();
+    let metrics = connection.connector().runtime().metrics();
+    let spares_before = metrics.calls_on_spare_instances();
+    let mut samples = Vec::with_capacity(iterations);
+    let mut next = Instant::now();
+    for _ in 0..iterations {
+        next += interval;
+        while Instant::now() < next {
+            std::hint::spin_loop();
+        }
+        let started = Instant::now();
+        let output = connection.invoke("echo", input, &call).await.result?;
+        samples.push(started.elapsed());
+        anyhow::ensure!(&output == input, "echo changed its input");
+    }
+    let on_spares = (metrics.calls_on_spare_instances() - spares_before) as f64 / iterations as f64;
+    Ok((Stats::of(samples), on_spares))
 }
 
 async fn reused(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
@@ -236,10 +296,21 @@ async fn invoke(
         cache_dir: Some(cache.to_owned()),
         max_concurrent_instances: 64,
         allocation: InstanceAllocation::OnDemand,
+        spare_instances: 0,
+        ..RuntimeConfig::default()
+    })?;
+    // The same pooled runtime without spare instances: every call makes its instance and
+    // drops its store on its own path, which is what the spares take off it.
+    let no_spares = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.to_owned()),
+        max_concurrent_instances: 64,
+        spare_instances: 0,
         ..RuntimeConfig::default()
     })?;
     let cordon = connect(&pooled).await?;
+    let no_spares = connect(&no_spares).await?;
     let plain = connect(&plain).await?;
+    let mut costs = Vec::new();
     let iterations = options.iterations(20_000);
     let table = Table::start(
         "Echo: one call of an operation that returns its JSON input",
@@ -275,13 +346,28 @@ async fn invoke(
             anyhow::ensure!(&output == input, "native echo changed its input");
         }
         let native = Stats::of(samples);
-        let base = isolated(&cordon, input, iterations).await?;
+        let (base, cost) = isolated_with_cost(&cordon, input, iterations).await?;
+        let (inline, inline_cost) = isolated_with_cost(&no_spares, input, iterations).await?;
+        let (paced, paced_on_spares) = isolated_paced(&cordon, input, iterations, PACE).await?;
+        costs.push((size, cost, inline_cost));
         let rows: Vec<(String, Result<Stats, String>)> = vec![
             (
                 format!("native Rust, JSON round trip, {size} (the floor)"),
                 Ok(native),
             ),
             (format!("**cordon, isolated (fresh instance), {size}**"), Ok(base)),
+            (
+                format!("cordon, isolated, no spare instances (made and dropped on the call's path), {size}"),
+                Ok(inline),
+            ),
+            (
+                format!(
+                    "cordon, isolated, one call every {} µs ({:.0} % on spares), {size}",
+                    PACE.as_micros(),
+                    paced_on_spares * 100.0
+                ),
+                Ok(paced),
+            ),
             (
                 format!("cordon, one instance reused, {size}"),
                 Ok(reused(&cordon, input, iterations).await?),
@@ -304,6 +390,31 @@ async fn invoke(
                 Ok(stats) => table.timing(&label, stats, ratio(stats.p50, base.p50)),
                 Err(reason) => table.missing(&label, reason),
             }
+        }
+    }
+    let table = Table::start(
+        "Echo: what the isolated calls above cost in all, calls one after another",
+        &[
+            "measurement",
+            "wall time per call",
+            "process CPU per call",
+            "calls on a spare",
+        ],
+    );
+    for (size, cost, inline_cost) in costs {
+        for (label, cost) in [
+            (format!("cordon, isolated, {size}"), cost),
+            (
+                format!("cordon, isolated, no spare instances, {size}"),
+                inline_cost,
+            ),
+        ] {
+            table.row(&[
+                label,
+                time(cost.wall),
+                time(cost.cpu),
+                format!("{:.0} %", cost.on_spares * 100.0),
+            ]);
         }
     }
     Ok(())

@@ -22,6 +22,10 @@ mod workflow;
 
 use std::path::PathBuf;
 
+/// The allocator the `cordon` binary uses (see its `main.rs`), so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// What the command line asked for.
 #[derive(Debug)]
 pub struct Options {

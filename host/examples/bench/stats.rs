@@ -98,3 +98,24 @@ pub fn rss_bytes() -> anyhow::Result<f64> {
         .parse()?;
     Ok(pages * 4096.0)
 }
+
+/// CPU time this process has used so far, all threads, from `/proc/self/stat` (Linux only;
+/// 10 ms resolution, so measure spans of a second or more).
+pub fn process_cpu() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| anyhow::anyhow!("unexpected /proc/self/stat: {stat}"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("unexpected /proc/self/stat: {stat}"))?
+            .parse()?)
+    };
+    // Linux reports these in USER_HZ, which is 100 on every architecture it runs on.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}

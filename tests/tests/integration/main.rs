@@ -14,6 +14,7 @@ mod quotas;
 mod secret_store;
 mod secrets;
 mod server;
+mod spares;
 mod tenants;
 mod triggers;
 mod upgrades;

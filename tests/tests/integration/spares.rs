@@ -1,0 +1,149 @@
+//! Spare instances (`host/src/spares.rs`): instances made ahead of calls must be as fresh as
+//! ones made on the call's path, run under the call's grant and deadline, and leave nothing
+//! counted as live behind them.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::get;
+use cordon_host::{CallInfo, Connection, InvokeError, Limits, Runtime, RuntimeConfig};
+use cordon_tests::{connect, grant, hostile, runtime_config, serve};
+use serde_json::json;
+
+fn runtime_with(deadline: Duration, spare_instances: u32) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        limits: Limits {
+            deadline,
+            ..Limits::default()
+        },
+        spare_instances,
+        ..runtime_config()
+    })
+    .expect("runtime")
+}
+
+/// Waits (a bounded while) until the spare thread has made `n` spares.
+async fn spares_ready(runtime: &Runtime, n: i64) {
+    let began = Instant::now();
+    while runtime.metrics().spare_instances_ready() < n {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "only {} spare instances were made within 30 s",
+            runtime.metrics().spare_instances_ready()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn remember(connection: &Connection) -> u64 {
+    let call = connection
+        .invoke("remember", &json!(null), &CallInfo::default())
+        .await;
+    call.result.expect("remember answers").as_u64().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_gets_an_instance_no_call_used_before() {
+    for spare_instances in [8, 0] {
+        let runtime = runtime_with(Duration::from_secs(5), spare_instances);
+        let connection = connect(&hostile(&runtime).await, grant(&[]));
+        for _ in 0..40 {
+            assert_eq!(remember(&connection).await, 1, "spares: {spare_instances}");
+        }
+        let at_once: Vec<_> = (0..16)
+            .map(|_| {
+                let connection = connection.clone();
+                tokio::spawn(async move { remember(&connection).await })
+            })
+            .collect();
+        for call in at_once {
+            assert_eq!(call.await.expect("task"), 1, "spares: {spare_instances}");
+        }
+        if spare_instances == 0 {
+            assert_eq!(runtime.metrics().calls_on_spare_instances(), 0, "spares are off");
+            assert_eq!(runtime.metrics().spare_instances_ready(), 0, "spares are off");
+        } else {
+            // How many of the calls above found a spare depends on the machine's load; once
+            // one is ready, the next call takes it, and it is as fresh as the others.
+            spares_ready(&runtime, 1).await;
+            let taken = runtime.metrics().calls_on_spare_instances();
+            assert_eq!(remember(&connection).await, 1);
+            assert_eq!(runtime.metrics().calls_on_spare_instances(), taken + 1);
+        }
+        assert_eq!(runtime.metrics().live_instances(), 0, "no instance left behind");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_gets_the_deadline_of_the_call_that_takes_it() {
+    let deadline = Duration::from_millis(400);
+    let runtime = runtime_with(deadline, 4);
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    assert_eq!(remember(&connection).await, 1);
+    spares_ready(&runtime, 4).await;
+    // The spares now wait for longer than a whole deadline.
+    tokio::time::sleep(deadline + Duration::from_millis(200)).await;
+    let taken = runtime.metrics().calls_on_spare_instances();
+    let ok = connection.invoke("ok", &json!(null), &CallInfo::default()).await;
+    assert_eq!(
+        ok.result.expect("a spare made long ago still runs a call"),
+        json!(true)
+    );
+    assert_eq!(
+        runtime.metrics().calls_on_spare_instances(),
+        taken + 1,
+        "ran on a spare"
+    );
+
+    let began = Instant::now();
+    let spin = connection
+        .invoke("spin", &json!(null), &CallInfo::default())
+        .await;
+    assert!(
+        matches!(spin.result, Err(InvokeError::DeadlineExceeded(_))),
+        "{:?}",
+        spin.result
+    );
+    // The spinning call had its whole deadline, counted from when it took its spare.
+    assert!(began.elapsed() >= deadline, "stopped after {:?}", began.elapsed());
+    assert_eq!(
+        runtime.metrics().calls_on_spare_instances(),
+        taken + 2,
+        "ran on a spare"
+    );
+    assert_eq!(remember(&connection).await, 1, "the next call works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_runs_under_the_grant_of_the_connection_that_takes_it() {
+    let addr = serve(Router::new().route("/hello", get(|| async { "hello" }))).await;
+    let runtime = runtime_with(Duration::from_secs(5), 4);
+    let connector = hostile(&runtime).await;
+    let allowed = connect(&connector, grant(&[&format!("http://{addr}")]));
+    let denied = connect(&connector, grant(&[]));
+    let url = format!("http://{addr}/hello");
+    // Both connections share the connector's spares: whichever takes one, it must carry that
+    // connection's grant and no other. The first call asks the thread for spares.
+    assert_eq!(remember(&denied).await, 1);
+    for round in 0..6 {
+        spares_ready(&runtime, 2).await;
+        let fetched = allowed
+            .invoke("fetch", &json!({ "url": url }), &CallInfo::default())
+            .await
+            .result
+            .expect("fetch answers");
+        assert_eq!(fetched["outcome"], "response", "round {round}: {fetched}");
+        assert_eq!(fetched["body"], "hello", "round {round}: {fetched}");
+        let refused = denied
+            .invoke("fetch", &json!({ "url": url }), &CallInfo::default())
+            .await
+            .result
+            .expect("fetch answers");
+        assert_eq!(refused["outcome"], "denied", "round {round}: {refused}");
+    }
+    assert!(
+        runtime.metrics().calls_on_spare_instances() >= 12,
+        "the calls ran on spares"
+    );
+    assert_eq!(runtime.metrics().live_instances(), 0, "no instance left behind");
+}
