@@ -85,8 +85,22 @@ impl Drop for SpareQueue {
 struct Work {
     refills: Vec<(Arc<SpareQueue>, PluginPre<SandboxState>)>,
     used: Vec<Store<SandboxState>>,
-    /// The thread waits on the condition variable; notifying is only worth a system call then.
-    sleeping: bool,
+    /// How the thread waits on the condition variable; notifying is only worth a system call
+    /// when it waits at all.
+    sleep: Sleep,
+}
+
+/// What the thread is doing, as far as a caller who queues work needs to know.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum Sleep {
+    /// Working; it looks at the queue again before it sleeps.
+    #[default]
+    Awake,
+    /// Lingering after work: it wakes by itself within `USED_LINGER` and drops what was
+    /// queued meanwhile, so a used store need not wake it.
+    Short,
+    /// Idle for longer than `USED_LINGER`: only a notification wakes it in time.
+    Long,
 }
 
 /// The runtime's spare-instance thread and the work queued for it.
@@ -157,13 +171,20 @@ impl SpareWorker {
             return;
         }
         work.used.push(store);
-        if work.used.len() >= USED_WAKE || work.used.len() == 1 {
+        // While calls keep coming, used stores ride along with the refills' wake-ups and the
+        // linger after them; waking the thread for each would cost a system call and a
+        // context switch per call on a machine whose cores the calls need.
+        if work.used.len() >= USED_WAKE || work.sleep == Sleep::Long || !self.is_started() {
             self.notify(runtime, work);
         }
     }
 
+    fn is_started(&self) -> bool {
+        self.started.is_completed()
+    }
+
     fn notify(self: &Arc<Self>, runtime: &Runtime, work: MutexGuard<'_, Work>) {
-        let sleeping = work.sleeping;
+        let sleeping = work.sleep != Sleep::Awake;
         drop(work);
         self.started
             .call_once(|| spawn(self.clone(), Arc::downgrade(&runtime.inner)));
@@ -175,6 +196,9 @@ impl SpareWorker {
     /// Waits for work; `None` when the runtime is gone.
     fn next(&self, runtime: &Weak<RuntimeInner>) -> Option<Work> {
         let mut work = self.lock();
+        // Right after work, more calls are likely: linger first, and sleep long only once a
+        // whole linger passed with nothing queued.
+        let mut lingered_idle = false;
         loop {
             if !work.refills.is_empty() || work.used.len() >= USED_WAKE {
                 break;
@@ -182,23 +206,26 @@ impl SpareWorker {
             if runtime.strong_count() == 0 {
                 return None;
             }
-            work.sleeping = true;
-            // Used stores below the wake-up mark are dropped after a short wait anyway; with
-            // nothing queued, the thread sleeps until a call wakes it, and looks every second
-            // whether its runtime is still there.
-            let timeout = if work.used.is_empty() {
-                Duration::from_secs(1)
+            // Used stores below the wake-up mark are dropped after a short wait; with nothing
+            // queued for a while, the thread sleeps until a call wakes it, and looks every
+            // second whether its runtime is still there.
+            let (sleep, timeout) = if lingered_idle && work.used.is_empty() {
+                (Sleep::Long, Duration::from_secs(1))
             } else {
-                USED_LINGER
+                (Sleep::Short, USED_LINGER)
             };
+            work.sleep = sleep;
             let (guard, waited) = self
                 .wake
                 .wait_timeout(work, timeout)
                 .unwrap_or_else(|p| p.into_inner());
             work = guard;
-            work.sleeping = false;
-            if waited.timed_out() && !work.used.is_empty() {
-                break;
+            work.sleep = Sleep::Awake;
+            if waited.timed_out() {
+                if !work.used.is_empty() {
+                    break;
+                }
+                lingered_idle = true;
             }
         }
         Some(std::mem::take(&mut *work))
