@@ -315,7 +315,9 @@ impl EgressClient {
             timeout = timeout.min(Duration::from_millis(u64::from(ms)));
         }
 
-        let mut builder = self.client.request(method, url).headers(headers).timeout(timeout);
+        // The whole exchange (send and body) runs under one `tokio::time::timeout` below;
+        // reqwest's own per-request timeout would arm a second timer for the same bound.
+        let mut builder = self.client.request(method, url).headers(headers);
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
@@ -326,10 +328,12 @@ impl EgressClient {
                 .headers()
                 .iter()
                 .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
+                    let value = match v.to_str() {
+                        Ok(text) => text.to_owned(),
+                        // Header values may carry bytes beyond visible ASCII (obs-text).
+                        Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    };
+                    (n.as_str().to_owned(), value)
                 })
                 .collect();
             // Sized from Content-Length up front (never beyond the cap), so a large body is
