@@ -2,7 +2,7 @@
 //! Extism, for the same echo operation on the same JSON bytes.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cordon_host::secrets::NoSecrets;
 use cordon_host::{
@@ -67,27 +67,53 @@ async fn connect(runtime: &Runtime) -> anyhow::Result<Connection> {
 
 /// The interval of the paced row: 10,000 calls a second on one caller, a third of what this
 /// machine sustains back to back.
-const PACE: std::time::Duration = std::time::Duration::from_micros(100);
+const PACE: Duration = Duration::from_micros(100);
 
-async fn isolated(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
+/// How many rounds the echo rows are measured in. This VM's speed drifts by up to 1.7× within
+/// minutes (the native floor measured 2.2 µs and 3.8 µs in runs an hour apart); with each row
+/// measured in one block, a slow phase fell on whichever rows ran during it. In rounds, every
+/// row gets a share of each phase, so the ratios between rows hold even when the absolute
+/// figures move. Within a round a row still runs its calls back to back.
+const ROUNDS: usize = 5;
+
+async fn isolated(
+    connection: &Connection,
+    input: &Value,
+    iterations: usize,
+) -> anyhow::Result<Vec<Duration>> {
     Ok(isolated_with_cost(connection, input, iterations).await?.0)
 }
 
 /// What calls one after another cost in all: wall-clock time and the process's CPU time
-/// (every thread: the caller's, the spare thread's, the epoch ticker's), each per call.
-#[derive(Debug, Clone, Copy)]
+/// (every thread: the caller's, the spare thread's, the epoch ticker's), summed over calls.
+#[derive(Debug, Clone, Copy, Default)]
 struct Cost {
-    wall: std::time::Duration,
-    cpu: std::time::Duration,
-    /// The share of calls that found a spare instance ready.
-    on_spares: f64,
+    wall: Duration,
+    cpu: Duration,
+    calls: u32,
+    /// Calls that found a spare instance ready.
+    on_spares: u64,
+}
+
+impl Cost {
+    fn add(&mut self, other: Cost) {
+        self.wall += other.wall;
+        self.cpu += other.cpu;
+        self.calls += other.calls;
+        self.on_spares += other.on_spares;
+    }
+
+    fn per_call(&self) -> (Duration, Duration, f64) {
+        let n = self.calls.max(1);
+        (self.wall / n, self.cpu / n, self.on_spares as f64 / f64::from(n))
+    }
 }
 
 async fn isolated_with_cost(
     connection: &Connection,
     input: &Value,
     iterations: usize,
-) -> anyhow::Result<(Stats, Cost)> {
+) -> anyhow::Result<(Vec<Duration>, Cost)> {
     let call = CallInfo::default();
     // Warm up the pool's slots and the allocator.
     for _ in 0..iterations.min(200) {
@@ -104,13 +130,13 @@ async fn isolated_with_cost(
         samples.push(started.elapsed());
         anyhow::ensure!(&output == input, "echo changed its input");
     }
-    let n = iterations as u32;
     let cost = Cost {
-        wall: began.elapsed() / n,
-        cpu: process_cpu()?.saturating_sub(cpu_before) / n,
-        on_spares: (metrics.calls_on_spare_instances() - spares_before) as f64 / iterations as f64,
+        wall: began.elapsed(),
+        cpu: process_cpu()?.saturating_sub(cpu_before),
+        calls: u32::try_from(iterations)?,
+        on_spares: metrics.calls_on_spare_instances() - spares_before,
     };
-    Ok((Stats::of(samples), cost))
+    Ok((samples, cost))
 }
 
 /// Calls at a steady rate instead of back to back: the latency a caller sees when the
@@ -120,8 +146,8 @@ async fn isolated_paced(
     connection: &Connection,
     input: &Value,
     iterations: usize,
-    interval: std::time::Duration,
-) -> anyhow::Result<(Stats, f64)> {
+    interval: Duration,
+) -> anyhow::Result<(Vec<Duration>, u64)> {
     let call = CallInfo::default();
     let metrics = connection.connector().runtime().metrics();
     let spares_before = metrics.calls_on_spare_instances();
@@ -137,11 +163,10 @@ async fn isolated_paced(
         samples.push(started.elapsed());
         anyhow::ensure!(&output == input, "echo changed its input");
     }
-    let on_spares = (metrics.calls_on_spare_instances() - spares_before) as f64 / iterations as f64;
-    Ok((Stats::of(samples), on_spares))
+    Ok((samples, metrics.calls_on_spare_instances() - spares_before))
 }
 
-async fn reused(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Stats> {
+async fn reused(connection: &Connection, input: &Value, iterations: usize) -> anyhow::Result<Vec<Duration>> {
     let mut instance = connection.reused_instance().await?;
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
@@ -150,7 +175,7 @@ async fn reused(connection: &Connection, input: &Value, iterations: usize) -> an
         samples.push(started.elapsed());
         anyhow::ensure!(&output == input, "echo changed its input");
     }
-    Ok(Stats::of(samples))
+    Ok(samples)
 }
 
 pub async fn run(options: &Options) -> anyhow::Result<()> {
@@ -234,7 +259,7 @@ async fn load(options: &Options, cache: &std::path::Path, extism: &PeerRows) -> 
             Some((unchanged.as_path(), Identity::Remembered)),
         ),
     ];
-    let settled_at = unchanged_written + cordon_host::FILE_SETTLED + std::time::Duration::from_millis(200);
+    let settled_at = unchanged_written + cordon_host::FILE_SETTLED + Duration::from_millis(200);
     std::thread::sleep(settled_at.saturating_duration_since(Instant::now()));
     runtime.load_file(&unchanged).await?;
     let mut cordon_cached = Vec::new();
@@ -337,18 +362,31 @@ async fn invoke(
     );
 
     for (size, input) in payloads {
-        let iterations = iterations_for(options, size);
-        let mut samples = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let started = Instant::now();
-            let output = native_echo(input);
-            samples.push(started.elapsed());
-            anyhow::ensure!(&output == input, "native echo changed its input");
+        let per_round = (iterations_for(options, size) / ROUNDS).max(1);
+        let mut rounds = Rounds::default();
+        for _ in 0..ROUNDS {
+            rounds
+                .round(per_round, input, &cordon, &no_spares, &plain)
+                .await?;
         }
-        let native = Stats::of(samples);
-        let (base, cost) = isolated_with_cost(&cordon, input, iterations).await?;
-        let (inline, inline_cost) = isolated_with_cost(&no_spares, input, iterations).await?;
-        let (paced, paced_on_spares) = isolated_paced(&cordon, input, iterations, PACE).await?;
+        let Rounds {
+            native,
+            base,
+            inline,
+            paced,
+            reused,
+            plain,
+            cost,
+            inline_cost,
+            paced_on_spares,
+        } = rounds;
+        let (native, base, inline, paced) = (
+            Stats::of(native),
+            Stats::of(base),
+            Stats::of(inline),
+            Stats::of(paced),
+        );
+        let paced_on_spares = paced_on_spares as f64 / paced.runs as f64;
         costs.push((size, cost, inline_cost));
         let rows: Vec<(String, Result<Stats, String>)> = vec![
             (
@@ -370,11 +408,11 @@ async fn invoke(
             ),
             (
                 format!("cordon, one instance reused, {size}"),
-                Ok(reused(&cordon, input, iterations).await?),
+                Ok(Stats::of(reused)),
             ),
             (
                 format!("plain wasmtime (no pooling), isolated, {size}"),
-                Ok(isolated(&plain, input, iterations).await?),
+                Ok(Stats::of(plain)),
             ),
             (
                 format!("Extism, isolated (fresh plug-in), {size}"),
@@ -409,13 +447,59 @@ async fn invoke(
                 inline_cost,
             ),
         ] {
+            let (wall, cpu, on_spares) = cost.per_call();
             table.row(&[
                 label,
-                time(cost.wall),
-                time(cost.cpu),
-                format!("{:.0} %", cost.on_spares * 100.0),
+                time(wall),
+                time(cpu),
+                format!("{:.0} %", on_spares * 100.0),
             ]);
         }
     }
     Ok(())
+}
+
+/// The samples of the echo rows of one payload, gathered over `ROUNDS` rounds.
+#[derive(Default)]
+struct Rounds {
+    native: Vec<Duration>,
+    base: Vec<Duration>,
+    inline: Vec<Duration>,
+    paced: Vec<Duration>,
+    reused: Vec<Duration>,
+    plain: Vec<Duration>,
+    cost: Cost,
+    inline_cost: Cost,
+    paced_on_spares: u64,
+}
+
+impl Rounds {
+    /// One round: every row, one after another, `calls` calls each.
+    async fn round(
+        &mut self,
+        calls: usize,
+        input: &Value,
+        cordon: &Connection,
+        no_spares: &Connection,
+        plain: &Connection,
+    ) -> anyhow::Result<()> {
+        for _ in 0..calls {
+            let started = Instant::now();
+            let output = native_echo(input);
+            self.native.push(started.elapsed());
+            anyhow::ensure!(&output == input, "native echo changed its input");
+        }
+        let (samples, cost) = isolated_with_cost(cordon, input, calls).await?;
+        self.base.extend(samples);
+        self.cost.add(cost);
+        let (samples, cost) = isolated_with_cost(no_spares, input, calls).await?;
+        self.inline.extend(samples);
+        self.inline_cost.add(cost);
+        let (samples, on_spares) = isolated_paced(cordon, input, calls, PACE).await?;
+        self.paced.extend(samples);
+        self.paced_on_spares += on_spares;
+        self.reused.extend(reused(cordon, input, calls).await?);
+        self.plain.extend(isolated(plain, input, calls).await?);
+        Ok(())
+    }
 }
