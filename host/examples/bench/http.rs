@@ -161,3 +161,67 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// One way at a time (`--only http-alone`, not part of the default run): native reqwest, a
+/// fresh instance per request, and one reused instance, each for a block of small-body
+/// requests, with the process's CPU time per request beside the latency. Where the rows of
+/// `run` take turns to share the VM's drift, these blocks show what each way costs the whole
+/// process when it is the only thing running: on a 2-core machine with the server in the
+/// same process, CPU spent anywhere (the spare thread included) shows up as latency.
+pub async fn alone(options: &Options) -> anyhow::Result<()> {
+    let server = serve().await?;
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_instances: 64,
+        ..RuntimeConfig::default()
+    })?;
+    let connection = connect(&runtime, server.port).await?;
+    let native = reqwest::Client::builder().no_proxy().build()?;
+    let url = format!("http://127.0.0.1:{}/small", server.port);
+    let input = json!({ "url": url });
+    let iterations = options.iterations(20_000);
+    let table = Table::start(
+        "Outbound HTTP on loopback, small body, one way at a time",
+        &["measurement", "p50", "p99", "process CPU per request", "runs"],
+    );
+    for way in [
+        "native reqwest",
+        "cordon, fresh instance",
+        "cordon, one reused instance",
+    ] {
+        let mut reused = connection.reused_instance().await?;
+        let mut samples = Vec::with_capacity(iterations);
+        let cpu_before = crate::stats::process_cpu()?;
+        for i in 0..iterations {
+            let started = Instant::now();
+            match way {
+                "native reqwest" => {
+                    native.get(&url).send().await?.error_for_status()?.bytes().await?;
+                }
+                "cordon, fresh instance" => {
+                    connection
+                        .invoke("fetch", &input, &CallInfo::default())
+                        .await
+                        .result?;
+                }
+                _ => {
+                    // A reused instance may make at most `requests_per_invocation` requests.
+                    if i % 200 == 199 {
+                        reused = connection.reused_instance().await?;
+                    }
+                    reused.invoke("fetch", &input).await?;
+                }
+            }
+            samples.push(started.elapsed());
+        }
+        let cpu = crate::stats::process_cpu()?.saturating_sub(cpu_before) / u32::try_from(iterations)?;
+        let stats = Stats::of(samples);
+        table.row(&[
+            way.to_owned(),
+            crate::stats::time(stats.p50),
+            crate::stats::time(stats.p99),
+            crate::stats::time(cpu),
+            stats.runs.to_string(),
+        ]);
+    }
+    Ok(())
+}

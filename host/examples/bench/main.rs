@@ -4,7 +4,8 @@
 //! Run: `cargo run -p cordon-host --example bench`. Options:
 //! - `--quick`: fewer iterations (a smoke run, not figures to publish);
 //! - `--only SECTION[,SECTION…]`: some of `load`, `invoke`, `workflow`, `http`, `memory`,
-//!   `tenants`;
+//!   `tenants`, and `http-alone`, which runs only when named (the HTTP ways one at a time,
+//!   with their CPU per request: a diagnostic, not a table of BENCHMARKS.md's main run);
 //! - `--no-extism`: leave out the Extism peer (it builds a second wasmtime the first time,
 //!   into `target/peers/extism`, which takes several minutes).
 //!
@@ -75,13 +76,28 @@ impl Options {
             .is_none_or(|list| list.iter().any(|s| s == section))
     }
 
+    /// Sections outside the default run: only when `--only` names them.
+    fn names(&self, section: &str) -> bool {
+        self.sections
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|s| s == section))
+    }
+
     /// `full` iterations, or a tenth of them with `--quick`.
     pub fn iterations(&self, full: usize) -> usize {
         if self.quick { (full / 10).max(3) } else { full }
     }
 }
 
-const SECTIONS: [&str; 6] = ["load", "invoke", "workflow", "http", "memory", "tenants"];
+const SECTIONS: [&str; 7] = [
+    "load",
+    "invoke",
+    "workflow",
+    "http",
+    "memory",
+    "tenants",
+    "http-alone",
+];
 
 /// The workspace root, for the peer and fixture builds.
 pub fn workspace_root() -> PathBuf {
@@ -108,6 +124,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if options.wants("http") {
         http::run(&options).await?;
+    }
+    if options.names("http-alone") {
+        http::alone(&options).await?;
     }
     if options.wants("memory") {
         memory::run(&options).await?;
