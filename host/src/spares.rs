@@ -174,13 +174,9 @@ impl SpareWorker {
         // While calls keep coming, used stores ride along with the refills' wake-ups and the
         // linger after them; waking the thread for each would cost a system call and a
         // context switch per call on a machine whose cores the calls need.
-        if work.used.len() >= USED_WAKE || work.sleep == Sleep::Long || !self.is_started() {
+        if work.used.len() >= USED_WAKE || work.sleep == Sleep::Long || !self.started.is_completed() {
             self.notify(runtime, work);
         }
-    }
-
-    fn is_started(&self) -> bool {
-        self.started.is_completed()
     }
 
     fn notify(self: &Arc<Self>, runtime: &Runtime, work: MutexGuard<'_, Work>) {

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::Options;
-use crate::stats::{Stats, Table, ratio};
+use crate::stats::{Stats, Table, process_cpu, ratio, time};
 
 /// 1 MiB of response body.
 pub const LARGE: usize = 1 << 20;
@@ -86,7 +86,9 @@ pub async fn connect(runtime: &Runtime, port: u16) -> anyhow::Result<Connection>
     })?)
 }
 
-pub async fn run(options: &Options) -> anyhow::Result<()> {
+/// The loopback server, the bench connector's connection to it, and a native client: what
+/// both HTTP sections start from.
+async fn loopback() -> anyhow::Result<(Server, Connection, reqwest::Client)> {
     let server = serve().await?;
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_instances: 64,
@@ -94,6 +96,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     })?;
     let connection = connect(&runtime, server.port).await?;
     let native = reqwest::Client::builder().no_proxy().build()?;
+    Ok((server, connection, native))
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let (server, connection, native) = loopback().await?;
     let table = Table::start(
         "Outbound HTTP on loopback: through the host against native reqwest",
         &["measurement", "p50", "p99", "ratio to native (p50)", "runs"],
@@ -162,6 +169,24 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The ways `alone` measures, one block each.
+#[derive(Clone, Copy)]
+enum Way {
+    Native,
+    FreshInstance,
+    ReusedInstance,
+}
+
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::Native => "native reqwest",
+            Way::FreshInstance => "cordon, fresh instance",
+            Way::ReusedInstance => "cordon, one reused instance",
+        }
+    }
+}
+
 /// One way at a time (`--only http-alone`, not part of the default run): native reqwest, a
 /// fresh instance per request, and one reused instance, each for a block of small-body
 /// requests, with the process's CPU time per request beside the latency. Where the rows of
@@ -169,41 +194,29 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
 /// process when it is the only thing running: on a 2-core machine with the server in the
 /// same process, CPU spent anywhere (the spare thread included) shows up as latency.
 pub async fn alone(options: &Options) -> anyhow::Result<()> {
-    let server = serve().await?;
-    let runtime = Runtime::new(RuntimeConfig {
-        max_concurrent_instances: 64,
-        ..RuntimeConfig::default()
-    })?;
-    let connection = connect(&runtime, server.port).await?;
-    let native = reqwest::Client::builder().no_proxy().build()?;
+    let (server, connection, native) = loopback().await?;
     let url = format!("http://127.0.0.1:{}/small", server.port);
     let input = json!({ "url": url });
+    let call = CallInfo::default();
     let iterations = options.iterations(20_000);
     let table = Table::start(
         "Outbound HTTP on loopback, small body, one way at a time",
         &["measurement", "p50", "p99", "process CPU per request", "runs"],
     );
-    for way in [
-        "native reqwest",
-        "cordon, fresh instance",
-        "cordon, one reused instance",
-    ] {
+    for way in [Way::Native, Way::FreshInstance, Way::ReusedInstance] {
         let mut reused = connection.reused_instance().await?;
         let mut samples = Vec::with_capacity(iterations);
-        let cpu_before = crate::stats::process_cpu()?;
+        let cpu_before = process_cpu()?;
         for i in 0..iterations {
             let started = Instant::now();
             match way {
-                "native reqwest" => {
+                Way::Native => {
                     native.get(&url).send().await?.error_for_status()?.bytes().await?;
                 }
-                "cordon, fresh instance" => {
-                    connection
-                        .invoke("fetch", &input, &CallInfo::default())
-                        .await
-                        .result?;
+                Way::FreshInstance => {
+                    connection.invoke("fetch", &input, &call).await.result?;
                 }
-                _ => {
+                Way::ReusedInstance => {
                     // A reused instance may make at most `requests_per_invocation` requests.
                     if i % 200 == 199 {
                         reused = connection.reused_instance().await?;
@@ -213,13 +226,13 @@ pub async fn alone(options: &Options) -> anyhow::Result<()> {
             }
             samples.push(started.elapsed());
         }
-        let cpu = crate::stats::process_cpu()?.saturating_sub(cpu_before) / u32::try_from(iterations)?;
+        let cpu = process_cpu()?.saturating_sub(cpu_before) / u32::try_from(iterations)?;
         let stats = Stats::of(samples);
         table.row(&[
-            way.to_owned(),
-            crate::stats::time(stats.p50),
-            crate::stats::time(stats.p99),
-            crate::stats::time(cpu),
+            way.label().to_owned(),
+            time(stats.p50),
+            time(stats.p99),
+            time(cpu),
             stats.runs.to_string(),
         ]);
     }
