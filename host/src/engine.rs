@@ -14,9 +14,13 @@ use crate::runtime::InstanceAllocation;
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Bytes of a freed linear memory slot that stay resident and are reset in place. A call of
-/// a typical connector dirties a few hundred KiB (stack, heap, data); beyond this, the rest
-/// goes back to the kernel. This is also the most an idle slot keeps resident.
-const MEMORY_KEEP_RESIDENT: usize = 1 << 20;
+/// a typical connector dirties a few hundred KiB (stack, heap, data); one that receives a
+/// 1 MiB HTTP body dirties over 2 MiB (the 1 MiB stack, then the body). With 1 MiB kept, the
+/// next instance in that slot took a page fault on every page past the first MiB: a 1 MiB
+/// request from a fresh instance took 511 µs, 481 µs with 4 MiB kept, 454 µs from a reused
+/// instance (BENCHMARKS.md). Beyond this, the rest goes back to the kernel. An idle slot keeps
+/// what its last call dirtied, up to this much.
+const MEMORY_KEEP_RESIDENT: usize = 4 << 20;
 
 /// The same for tables: a Rust connector's function table is a few KiB.
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
