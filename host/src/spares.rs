@@ -8,9 +8,11 @@
 //! (`Runtime::adopt`), makes its one call, and hands the store back here to be dropped.
 //! Isolation is the same as instantiating on the caller's path: one instance, one call.
 //!
-//! The work is moved, not removed: it runs on another core when one is free. When no spare is
-//! ready (a burst, a connector's first call, spares turned off), the call instantiates on its
-//! own path as it would without this module, so a slow or stuck spare thread only costs speed.
+//! The work is moved, not removed: it runs on another core when one is free, and the thread
+//! runs at a lower priority so that it takes a core only when calls leave one. When no spare
+//! is ready (a burst, a connector's first call, spares turned off, a machine too busy to run
+//! the thread), the call instantiates on its own path as it would without this module, so a
+//! slow or stuck spare thread only costs speed.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -239,8 +241,28 @@ fn spawn(worker: Arc<SpareWorker>, runtime: Weak<RuntimeInner>) {
     }
 }
 
+/// How much lower than the runtime's other threads the spare thread runs (a nice increment).
+/// Spares are background work: on a machine whose cores the calls, their HTTP exchanges and
+/// the tokio workers already keep busy, a spare thread at the same priority took its share of
+/// a core from them and showed up as latency (a fresh instance's small HTTP request 1.47–1.56×
+/// native reqwest; at +10, 1.32×; at +19 no better, BENCHMARKS.md). At +10 it still gets about
+/// a tenth of a contended core, so a lock it holds (its queues, wasmtime's pool) is released
+/// within a scheduler slice; when it gets nothing, calls instantiate on their own path.
+const NICE_INCREMENT: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority by `NICE_INCREMENT`. On Linux, `nice`
+/// applies to the calling thread only, not to the process.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::nice(NICE_INCREMENT) {
+        // Only speed depends on it.
+        tracing::debug!("cannot lower the spare thread's priority: {e}");
+    }
+}
+
 /// The thread: holds the worker, not the runtime, so a runtime dropped by its users ends it.
 fn run(worker: &SpareWorker, runtime: &Weak<RuntimeInner>) {
+    lower_priority();
     // Instantiation is async (epoch yields, the CPU share's waits): a small executor of the
     // thread's own drives it.
     let executor = match tokio::runtime::Builder::new_current_thread()

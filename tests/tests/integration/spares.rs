@@ -147,3 +147,45 @@ async fn a_spare_runs_under_the_grant_of_the_connection_that_takes_it() {
     );
     assert_eq!(runtime.metrics().live_instances(), 0, "no instance left behind");
 }
+
+/// The spare thread is background work: it runs below the priority of the threads that make
+/// calls (`NICE_INCREMENT` in `spares.rs`), so on a busy machine it does not take their cores.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spare_thread_runs_below_the_callers_priority() {
+    let runtime = runtime_with(Duration::from_secs(5), 8);
+    let connection = connect(&hostile(&runtime).await, grant(&[]));
+    remember(&connection).await;
+    spares_ready(&runtime, 1).await;
+
+    let caller = nice_of("thread-self").expect("the test thread's own priority");
+    let spare_threads: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .expect("the process's threads")
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let name = std::fs::read_to_string(task.join("comm")).ok()?;
+            (name.trim() == "cordon-spares").then(|| nice_of(&task.display().to_string()))?
+        })
+        .collect();
+    assert!(!spare_threads.is_empty(), "no spare thread was found");
+    // Other tests in this process have spare threads of their own; every one is lowered.
+    for nice in spare_threads {
+        assert!(
+            nice >= caller + 10,
+            "a spare thread runs at nice {nice}, the caller at {caller}"
+        );
+    }
+}
+
+/// The nice value of a thread, from `/proc/<path>/stat` (field 19, after the parenthesized name).
+#[cfg(target_os = "linux")]
+fn nice_of(task: &str) -> Option<i64> {
+    let path = if task.starts_with('/') {
+        format!("{task}/stat")
+    } else {
+        format!("/proc/{task}/stat")
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(16)?.parse().ok()
+}
