@@ -168,10 +168,12 @@ async fn the_spare_thread_runs_below_the_callers_priority() {
         })
         .collect();
     assert!(!spare_threads.is_empty(), "no spare thread was found");
-    // Other tests in this process have spare threads of their own; every one is lowered.
+    // Other tests in this process have spare threads of their own; every one is lowered
+    // (nice values stop at 19, for a test run that was itself started with `nice`).
+    let lowered = (caller + 10).min(19);
     for nice in spare_threads {
         assert!(
-            nice >= caller + 10,
+            nice >= lowered,
             "a spare thread runs at nice {nice}, the caller at {caller}"
         );
     }
