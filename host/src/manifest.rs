@@ -315,4 +315,42 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in {text}");
         }
     }
+
+    /// Valid values take the `is_valid` fast path; invalid ones still get their reasons, with
+    /// where they are, up to the limit.
+    #[test]
+    fn schema_errors_explain_invalid_values_only() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": { "url": { "type": "string" }, "count": { "type": "integer" } },
+            "required": ["url"],
+            "additionalProperties": false
+        });
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let cases: [(Value, &[&str]); 4] = [
+            (serde_json::json!({ "url": "https://x" }), &[]),
+            (serde_json::json!({ "url": "https://x", "count": 3 }), &[]),
+            (serde_json::json!({ "url": 7 }), &["at /url:"]),
+            (
+                serde_json::json!({ "count": "three", "extra": 1 }),
+                &["at /count:", "url", "extra"],
+            ),
+        ];
+        for (value, expected) in cases {
+            let reasons = schema_errors(&validator, &value, 10);
+            assert_eq!(reasons.is_empty(), expected.is_empty(), "{value}: {reasons:?}");
+            for needle in expected {
+                assert!(
+                    reasons.iter().any(|r| r.contains(needle)),
+                    "{value}: no {needle:?} in {reasons:?}"
+                );
+            }
+        }
+        let capped = schema_errors(
+            &validator,
+            &serde_json::json!({ "count": "three", "extra": 1 }),
+            1,
+        );
+        assert_eq!(capped.len(), 1, "{capped:?}");
+    }
 }
