@@ -107,13 +107,32 @@ fn invocation(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("native", size), &input, |b, input| {
             b.iter(|| {
-                let text = input.to_string();
+                let text = serde_json::to_string(input).expect("json");
                 let parsed: Value = serde_json::from_str(&text).expect("json");
-                let answer = std::hint::black_box(parsed).to_string();
+                let answer = serde_json::to_string(&std::hint::black_box(parsed)).expect("json");
                 serde_json::from_str::<Value>(&answer).expect("json")
             });
         });
     }
+    group.finish();
+
+    // Writing a value's JSON text: its `Display` against `serde_json::to_string`, which the
+    // host uses (`json_text.rs`), on 600 records of about 64 KiB like the bench command's.
+    let records = json!({
+        "records": (0..600)
+            .map(|i| json!({
+                "id": i, "name": format!("item {i}"), "price": 12.5 + f64::from(i),
+                "tags": ["a", "b"], "active": i % 2 == 0
+            }))
+            .collect::<Vec<_>>()
+    });
+    let mut group = c.benchmark_group("json_text");
+    group.bench_function("display", |b| {
+        b.iter(|| std::hint::black_box(&records).to_string())
+    });
+    group.bench_function("serde_json_to_string", |b| {
+        b.iter(|| serde_json::to_string(std::hint::black_box(&records)).expect("json"))
+    });
     group.finish();
 
     c.bench_function("instantiate_and_drop", |b| {

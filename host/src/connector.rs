@@ -17,6 +17,7 @@ use crate::error::{ConnectError, ConnectorError, InvokeError};
 use crate::grant::{EffectiveGrant, Grant};
 use crate::guest_log::GuestLogRecord;
 use crate::ids::ConnectionName;
+use crate::json_text::json_text;
 use crate::manifest::{Manifest, Operation, OperationKind, schema_errors};
 use crate::runtime::{LoadReport, Runtime};
 use crate::sandbox::SandboxState;
@@ -384,7 +385,7 @@ impl Connection {
             }
         };
         let context = self.invocation_context(call);
-        let input_text = input.to_string();
+        let input_text = json_text(input);
         let guest_call = async {
             let plugin = match ready {
                 Some(plugin) => plugin,
@@ -397,7 +398,7 @@ impl Connection {
                     .await
                     .map(|r| r.map(Returned::Output)),
                 Call::Poll { state } => {
-                    let state = state.map(Value::to_string);
+                    let state = state.map(json_text);
                     guest
                         .call_poll(&mut store, operation, &context, &input_text, state.as_deref())
                         .await
@@ -527,7 +528,7 @@ impl ReusedInstance {
         let text = self
             .plugin
             .cordon_connector_connector()
-            .call_invoke(&mut self.store, operation, &context, &input.to_string())
+            .call_invoke(&mut self.store, operation, &context, &json_text(input))
             .await
             .map_err(|trap| InvokeError::Trap(trap_message(&trap)))?
             .map_err(|error| InvokeError::Connector(convert_error(error, &Redactor::default())))?;

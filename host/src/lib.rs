@@ -45,6 +45,7 @@ mod file_identity;
 pub mod grant;
 pub mod guest_log;
 pub mod ids;
+mod json_text;
 pub mod limits;
 pub mod manifest;
 pub mod metrics;

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
+use crate::json_text::json_text;
+
 use super::{
     ActionRecord, ApprovedConnector, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter,
     RunRecord, SealedSecret, Status, TriggerState,
@@ -127,8 +129,8 @@ fn query_error(e: rusqlite::Error) -> DbError {
     DbError::Query(e.to_string())
 }
 
-fn json_text(value: Option<&Value>) -> Option<String> {
-    value.map(Value::to_string)
+fn optional_json_text(value: Option<&Value>) -> Option<String> {
+    value.map(json_text)
 }
 
 fn json_column(row: &Row<'_>, index: &str) -> rusqlite::Result<Option<Value>> {
@@ -245,9 +247,9 @@ fn write_finished_action(tx: &rusqlite::Transaction<'_>, finished: &FinishedActi
                     r.attempts,
                     r.started_at,
                     r.ended_at,
-                    json_text(r.inputs.as_ref()),
-                    json_text(r.outputs.as_ref()),
-                    json_text(r.error.as_ref()),
+                    optional_json_text(r.inputs.as_ref()),
+                    optional_json_text(r.outputs.as_ref()),
+                    optional_json_text(r.error.as_ref()),
                     r.idempotency_key,
                     r.secure_inputs,
                     r.secure_outputs,
@@ -261,7 +263,7 @@ fn write_finished_action(tx: &rusqlite::Transaction<'_>, finished: &FinishedActi
         exec(
             tx,
             "INSERT OR REPLACE INTO secure_state (run_id, path, inputs, outputs) VALUES (?1, ?2, ?3, ?4)",
-            params![r.run_id, r.path, inputs.to_string(), outputs.to_string()],
+            params![r.run_id, r.path, json_text(inputs), json_text(outputs)],
         )?;
     }
     Ok(())
@@ -317,8 +319,8 @@ fn insert_run(c: &Connection, run: &RunRecord, lease_owner: &str, lease_ms: i64)
             run.workflow,
             run.status.as_str(),
             run.trigger.to_string(),
-            json_text(run.response.as_ref()),
-            json_text(run.error.as_ref()),
+            optional_json_text(run.response.as_ref()),
+            optional_json_text(run.error.as_ref()),
             run.started_at,
             run.ended_at,
             run.resubmitted_from,
@@ -360,7 +362,7 @@ fn insert_attempt(
             a.status.as_str(),
             a.started_at,
             a.ended_at,
-            json_text(a.error.as_ref())
+            optional_json_text(a.error.as_ref())
         ],
     )
     .map(drop)
@@ -459,8 +461,8 @@ impl Db for SqliteDb {
                 params![
                     run_id,
                     status.as_str(),
-                    json_text(response),
-                    json_text(error),
+                    optional_json_text(response),
+                    optional_json_text(error),
                     ended_at
                 ],
             )? > 0;
@@ -572,7 +574,7 @@ impl Db for SqliteDb {
                     r.status.as_str(),
                     r.attempts,
                     r.started_at,
-                    json_text(r.inputs.as_ref()),
+                    optional_json_text(r.inputs.as_ref()),
                     r.idempotency_key,
                     r.secure_inputs,
                     r.secure_outputs,
@@ -696,7 +698,7 @@ impl Db for SqliteDb {
                     state.workflow,
                     state.trigger,
                     state.version + 1,
-                    json_text(state.cursor.as_ref()),
+                    optional_json_text(state.cursor.as_ref()),
                     state.next_at,
                     state.anchor,
                     state.failures,
