@@ -177,7 +177,20 @@ enum Way {
     ReusedInstance,
 }
 
+/// The names `--way` takes, in the order of `Way::ALL`.
+pub const WAYS: [&str; 3] = ["native", "fresh", "reused"];
+
 impl Way {
+    const ALL: [Way; 3] = [Way::Native, Way::FreshInstance, Way::ReusedInstance];
+
+    fn name(self) -> &'static str {
+        match self {
+            Way::Native => WAYS[0],
+            Way::FreshInstance => WAYS[1],
+            Way::ReusedInstance => WAYS[2],
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Way::Native => "native reqwest",
@@ -203,7 +216,10 @@ pub async fn alone(options: &Options) -> anyhow::Result<()> {
         "Outbound HTTP on loopback, small body, one way at a time",
         &["measurement", "p50", "p99", "process CPU per request", "runs"],
     );
-    for way in [Way::Native, Way::FreshInstance, Way::ReusedInstance] {
+    let chosen = Way::ALL
+        .into_iter()
+        .filter(|way| options.way.as_deref().is_none_or(|name| name == way.name()));
+    for way in chosen {
         let mut reused = connection.reused_instance().await?;
         let mut samples = Vec::with_capacity(iterations);
         let cpu_before = process_cpu()?;

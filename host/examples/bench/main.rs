@@ -6,6 +6,8 @@
 //! - `--only SECTION[,SECTION…]`: some of `load`, `invoke`, `workflow`, `http`, `memory`,
 //!   `tenants`, and `http-alone`, which runs only when named (the HTTP ways one at a time,
 //!   with their CPU per request: a diagnostic, not a table of BENCHMARKS.md's main run);
+//! - `--way native|fresh|reused`: `http-alone` measures only that way, so a profiler or
+//!   `strace -c` attached to the run sees one way's work alone;
 //! - `--no-extism`: leave out the Extism peer (it builds a second wasmtime the first time,
 //!   into `target/peers/extism`, which takes several minutes).
 //!
@@ -33,6 +35,8 @@ pub struct Options {
     pub quick: bool,
     pub extism: bool,
     sections: Option<Vec<String>>,
+    /// The one HTTP way `http-alone` measures (`--way`); all three when `None`.
+    pub way: Option<String>,
 }
 
 impl Options {
@@ -41,6 +45,7 @@ impl Options {
             quick: false,
             extism: true,
             sections: None,
+            way: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -61,8 +66,17 @@ impl Options {
                     }
                     options.sections = Some(sections);
                 }
+                "--way" => {
+                    let way = args.next().unwrap_or_default();
+                    anyhow::ensure!(
+                        http::WAYS.contains(&way.as_str()),
+                        "--way needs one of {}, e.g. --only http-alone --way fresh",
+                        http::WAYS.join(", ")
+                    );
+                    options.way = Some(way);
+                }
                 other => anyhow::bail!(
-                    "unknown argument {other:?}; use --quick, --no-extism or --only {}",
+                    "unknown argument {other:?}; use --quick, --no-extism, --way or --only {}",
                     SECTIONS.join(",")
                 ),
             }
