@@ -284,8 +284,13 @@ fn run(worker: &SpareWorker, runtime: &Weak<RuntimeInner>) {
             return;
         };
         for (queue, pre) in work.refills {
-            executor.block_on(runtime.in_tenant(refill(worker, &runtime, &queue, &pre)));
+            // Cleared before filling, not after: a call that takes spares once the queue is
+            // full but before the flag is cleared would see the flag set and ask for nothing,
+            // and with every spare taken that way the connector's next call found none (seen
+            // with the thread preempted at that point, on one core). A call that takes one
+            // while this refill runs queues another, which finds the queue full or fills it.
             queue.refill_queued.store(false, Ordering::Release);
+            executor.block_on(runtime.in_tenant(refill(worker, &runtime, &queue, &pre)));
         }
     }
 }
