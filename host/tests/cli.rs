@@ -391,6 +391,44 @@ fn validate_fails_with_located_problems() {
     assert!(out.contains("add takes 2 arguments, got 1"), "{out}");
 }
 
+#[test]
+fn reading_the_history_of_a_missing_project_or_history_creates_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("typo");
+    let missing = missing.to_str().expect("utf-8");
+    for args in [
+        vec!["runs", "list", "--project", missing],
+        vec!["runs", "show", "some-run", "--project", missing],
+        vec!["secrets", "list", "--project", missing],
+    ] {
+        let (code, _, err) = cordon(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(
+            err.contains("does not exist; pass --project DIR"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(
+        !dir.path().join("typo").exists(),
+        "a read made the project directory"
+    );
+
+    // A project that exists but has never run: nothing to read, and no history file made.
+    let project = dir.path().to_str().expect("utf-8");
+    let (code, out, _) = cordon(&["runs", "list", "--project", project]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no runs: there is no run history at"), "{out}");
+    let (code, _, err) = cordon(&["runs", "show", "some-run", "--project", project]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no run with id \"some-run\": there is no run history"),
+        "{err}"
+    );
+    let (code, out, _) = cordon(&["secrets", "list", "--project", project, "--json"]);
+    assert_eq!((code, out.trim()), (0, "[]"));
+    assert!(!dir.path().join(".cordon").exists(), "a read made a history file");
+}
+
 #[path = "cli/serve.rs"]
 mod serve;
 

@@ -17,7 +17,7 @@ use crate::ids::SecretName;
 use crate::secrets::SecretValue;
 use crate::secrets::store::{MasterKey, MasterKeyError, SecretStore};
 
-use super::workflow::{HistoryArgs, open_db};
+use super::workflow::{HistoryArgs, open_db, open_existing_db};
 
 /// Which master key to use.
 #[derive(Debug, Args)]
@@ -95,7 +95,14 @@ pub fn run(command: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
         SecretsCommand::List { history, json } => {
             // Listing needs no key: names and dates are not sealed.
-            let db = open_db(&history.project, history.db.as_deref())?;
+            let Some(db) = open_existing_db(&history.project, history.db.as_deref())? else {
+                if json {
+                    println!("[]");
+                } else {
+                    println!("no stored secrets: there is no history file yet");
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
             let secrets = db.list_secrets()?;
             if json {
                 let rows: Vec<_> = secrets

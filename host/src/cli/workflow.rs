@@ -75,9 +75,53 @@ pub fn default_db_path(project: &Path) -> PathBuf {
     project.join(".cordon").join("history.db")
 }
 
+/// Opens the history, creating it if need be. A mistyped `--project` must not leave a new
+/// directory and an empty history behind, so the project directory has to exist; an explicit
+/// `--db` is created where it says.
 pub(super) fn open_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Arc<SqliteDb>> {
-    let path = db.map_or_else(|| default_db_path(project), Path::to_owned);
+    let path = match db {
+        Some(path) => path.to_owned(),
+        None => {
+            require_project_dir(project)?;
+            default_db_path(project)
+        }
+    };
     Ok(Arc::new(SqliteDb::open(&path)?))
+}
+
+/// Opens the history for a command that only reads it: `None` if there is none yet, so that
+/// reading never creates a history file.
+pub(super) fn open_existing_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Option<Arc<SqliteDb>>> {
+    let path = match db {
+        Some(path) => path.to_owned(),
+        None => {
+            require_project_dir(project)?;
+            default_db_path(project)
+        }
+    };
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(SqliteDb::open(&path)?)))
+}
+
+fn require_project_dir(project: &Path) -> anyhow::Result<()> {
+    if project.is_dir() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "project directory {project:?} does not exist; pass --project DIR, the folder with \
+         connections.json and the workflow folders (the history is DIR/.cordon/history.db), or --db FILE"
+    )
+}
+
+/// The error for a run id when there is no history to look it up in.
+fn no_history(run_id: &str, project: &Path, db: Option<&Path>) -> anyhow::Error {
+    let path = db.map_or_else(|| default_db_path(project), Path::to_owned);
+    anyhow::anyhow!(
+        "no run with id {run_id:?}: there is no run history at {path:?} yet (`cordon run` writes it; \
+         --project or --db says where to look)"
+    )
 }
 
 /// `cordon validate PROJECT`.
@@ -307,7 +351,18 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .transpose()?;
-            let db = open_db(&history.project, history.db.as_deref())?;
+            let Some(db) = open_existing_db(&history.project, history.db.as_deref())? else {
+                if json {
+                    println!("[]");
+                } else {
+                    let path = history
+                        .db
+                        .clone()
+                        .unwrap_or_else(|| default_db_path(&history.project));
+                    println!("no runs: there is no run history at {} yet", path.display());
+                }
+                return Ok(ExitCode::SUCCESS);
+            };
             let runs = db.list_runs(&RunFilter {
                 workflow,
                 status,
@@ -344,7 +399,8 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             verbose,
             json,
         } => {
-            let db = open_db(&history.project, history.db.as_deref())?;
+            let db = open_existing_db(&history.project, history.db.as_deref())?
+                .ok_or_else(|| no_history(&run_id, &history.project, history.db.as_deref()))?;
             let run = db.run(&run_id)?;
             let actions = db.actions(&run_id, false)?;
             if json {
@@ -369,7 +425,8 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             history,
             cache,
         } => {
-            let db = open_db(&history.project, history.db.as_deref())?;
+            let db = open_existing_db(&history.project, history.db.as_deref())?
+                .ok_or_else(|| no_history(&run_id, &history.project, history.db.as_deref()))?;
             let original = db.run(&run_id)?;
             let project = Project::open(&history.project)?;
             let view = LiveView::new();

@@ -211,12 +211,29 @@ impl Project {
                     )),
                 }
             }
-            if let Some(map) = value.get("serviceProviderConnections").and_then(Value::as_object) {
-                for (name, spec) in map {
-                    if let Some(c) = read_connection(name, spec, &mut problems) {
-                        connections.insert(name.clone(), c);
+            if !value.is_object() {
+                problems.push(problem(
+                    "connections.json",
+                    "$",
+                    "must be an object: {\"serviceProviderConnections\": {...}, \"http\": {...}}",
+                ));
+            }
+            match value.get("serviceProviderConnections") {
+                None => {}
+                Some(Value::Object(map)) => {
+                    for (name, spec) in map {
+                        if let Some(c) = read_connection(name, spec, &mut problems) {
+                            connections.insert(name.clone(), c);
+                        }
                     }
                 }
+                // Ignoring it would leave every connection undeclared, and the workflows'
+                // errors would point at them rather than at this.
+                Some(_) => problems.push(problem(
+                    "connections.json",
+                    "$.serviceProviderConnections",
+                    "must be an object of connections by name, e.g. {\"orders\": {\"connector\": \"csv\"}}",
+                )),
             }
         }
 

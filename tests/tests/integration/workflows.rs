@@ -681,6 +681,36 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     );
 }
 
+#[test]
+fn a_connections_file_of_the_wrong_shape_is_a_problem_not_an_empty_project() {
+    let cases = [
+        (json!([]), "$", "must be an object"),
+        (
+            json!({"serviceProviderConnections": 5}),
+            "$.serviceProviderConnections",
+            "must be an object of connections by name",
+        ),
+        (
+            json!({"serviceProviderConnections": ["csv"]}),
+            "$.serviceProviderConnections",
+            "must be an object of connections by name",
+        ),
+    ];
+    for (connections, path, message) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_project(dir.path(), &connections, &[]);
+        let project = Project::open(dir.path()).expect("project opens");
+        assert!(
+            project
+                .problems
+                .iter()
+                .any(|p| p.path == path && p.message.contains(message)),
+            "{connections}: no problem at {path} containing {message:?} in {:?}",
+            project.problems
+        );
+    }
+}
+
 /// `/gate/{i}` hangs on its first call for i = 2 (until the test abandons the run) and answers
 /// at once otherwise; every call is counted.
 async fn gate(State(s): State<Service>, Path(i): Path<usize>) -> &'static str {
