@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -746,7 +747,23 @@ struct RunsQuery {
     limit: Option<usize>,
 }
 
-async fn list_runs(State(state): State<Arc<ServerState>>, Query(query): Query<RunsQuery>) -> Response {
+async fn list_runs(
+    State(state): State<Arc<ServerState>>,
+    query: Result<Query<RunsQuery>, QueryRejection>,
+) -> Response {
+    // axum's own rejection is plain text; the management API answers errors in JSON.
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}; the query takes workflow=NAME, status=STATUS and limit=N (at most 1000)",
+                    rejection.body_text()
+                ),
+            );
+        }
+    };
     let status = match query.status.as_deref().map(|s| (s, Status::parse(s))) {
         Some((text, None)) => {
             return problem(

@@ -235,6 +235,20 @@ async fn request_triggers_and_the_management_api() {
             .status(),
         400
     );
+    let bad_limit = http
+        .get(format!("{base}/management/runs?limit=many"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(bad_limit.status(), 400);
+    let message = bad_limit.text().await.map(|t| parse(&t)).expect("a JSON error")["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("limit") && message.contains("limit=N"),
+        "{message}"
+    );
     let resubmitted = http
         .post(format!("{base}/management/runs/{run_id}/resubmit"))
         .send()
