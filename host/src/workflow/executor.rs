@@ -703,6 +703,36 @@ impl ActionCall<'_> {
     }
 }
 
+/// Runs an action's execution so that a panic in cordon's own code fails that action instead
+/// of the process. Uncaught, the panic would take `cordon run` (or the run's task in the
+/// server) down with the action still Running in the history, and every resume would run it
+/// into the same panic again. Shared run state is behind mutexes that every user recovers
+/// from poisoning, so carrying on after the unwind is sound.
+async fn guard_against_panics(
+    execution: impl Future<Output = Result<ActionResult, DbError>>,
+) -> Result<ActionResult, DbError> {
+    use futures_util::FutureExt as _;
+    match std::panic::AssertUnwindSafe(execution).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            tracing::error!(panic = %what, "an action panicked; it is recorded as failed");
+            Ok(ActionResult::failed(
+                None,
+                "InternalError",
+                format!(
+                    "cordon failed while running this action ({what}); this is a bug in cordon, not in \
+                     the workflow. The action is recorded as failed so the run can go on; please report it"
+                ),
+            ))
+        }
+    }
+}
+
 fn run_action<'a>(
     run: &'a Arc<RunContext>,
     action: &'a Action,
@@ -795,7 +825,7 @@ fn run_action<'a>(
             sequence,
             attempts: Mutex::new(Vec::new()),
         };
-        let execution = actions::execute(&call);
+        let execution = guard_against_panics(actions::execute(&call));
         let result = match action.timeout {
             Some(limit) => match tokio::time::timeout(limit, execution).await {
                 Ok(result) => result?,
@@ -918,5 +948,38 @@ pub fn shared(
         lease_owner,
         observer,
         heartbeat: std::sync::OnceLock::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_action_is_a_failed_action_not_a_dead_process() {
+        let cases: [(&str, Box<dyn std::any::Any + Send>); 3] = [
+            ("a str", Box::new("a str")),
+            ("a String", Box::new(String::from("a String"))),
+            ("a panic without a message", Box::new(42_u8)),
+        ];
+        for (expected, payload) in cases {
+            let result = guard_against_panics(async move {
+                if true {
+                    std::panic::resume_unwind(payload);
+                }
+                Ok(ActionResult::succeeded(None, None))
+            })
+            .await
+            .expect("no database error");
+            assert_eq!(result.status, Status::Failed);
+            let error = result.error.expect("an error");
+            assert_eq!(error["code"], "InternalError");
+            let message = error["message"].as_str().unwrap_or_default();
+            assert!(message.contains(expected), "{message}");
+        }
+        let fine = guard_against_panics(async { Ok(ActionResult::succeeded(None, None)) })
+            .await
+            .expect("no database error");
+        assert_eq!(fine.status, Status::Succeeded);
     }
 }

@@ -681,6 +681,77 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     );
 }
 
+#[tokio::test]
+async fn a_variable_step_that_overflows_fails_the_action_and_the_run_goes_on() {
+    // (start, action, step): each overflows a 64-bit integer.
+    let cases = [
+        (json!(i64::MAX), "IncrementVariable", json!(1)),
+        (json!(i64::MIN), "DecrementVariable", json!(1)),
+        (json!(0), "DecrementVariable", json!(i64::MIN)),
+        (json!(-1), "IncrementVariable", json!(i64::MIN)),
+    ];
+    for (start, kind, step) in cases {
+        let h = harness(
+            None,
+            &[(
+                "w",
+                json!({
+                    "Init": {"type": "InitializeVariable", "inputs": {"variables": [
+                        {"name": "n", "type": "integer", "value": start}]}},
+                    "Step": {"type": kind, "inputs": {"name": "n", "value": step},
+                             "runAfter": {"Init": ["Succeeded"]}},
+                    "Handled": compose(json!("@variables('n')"), json!({"Step": ["Failed"]}))
+                }),
+            )],
+        )
+        .await;
+        let run = h.run("w", Value::Null).await;
+        let actions = h.actions(&run);
+        let message = actions["Step"].error.as_ref().map(|e| e["message"].to_string());
+        assert_eq!(actions["Step"].status, Status::Failed, "{kind} {start} by {step}");
+        assert!(
+            message
+                .as_deref()
+                .is_some_and(|m| m.contains("overflow a 64-bit integer")),
+            "{kind} {start} by {step}: {message:?}"
+        );
+        // The variable keeps its value, and the run carries on past the handled failure.
+        assert_eq!(
+            actions["Handled"].outputs,
+            Some(start.clone()),
+            "{kind} {start} by {step}"
+        );
+        assert_eq!(run.status, Status::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_a_duration_can_hold_fails_the_action() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Forever": {"type": "Wait", "inputs": {"interval": {"count": 1e300, "unit": "Month"}}},
+                "Handled": compose(json!("after"), json!({"Forever": ["Failed"]}))
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    let actions = h.actions(&run);
+    assert_eq!(actions["Forever"].status, Status::Failed);
+    let error = actions["Forever"].error.clone().unwrap_or_default();
+    assert_eq!(error["code"], "InvalidWait", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("longer than any wait can be")),
+        "{error}"
+    );
+    assert_eq!(actions["Handled"].status, Status::Succeeded);
+}
+
 #[test]
 fn a_connections_file_of_the_wrong_shape_is_a_problem_not_an_empty_project() {
     let cases = [

@@ -158,6 +158,8 @@ fn string_functions() {
         ("@split('a_b_c', '_')", json!(["a", "b", "c"])),
         ("@substring('hello world', 6, 5)", json!("world")),
         ("@substring('hello', 1)", json!("ello")),
+        ("@substring('hello', 5)", json!("")),
+        ("@substring('hello', 0, 5)", json!("hello")),
         ("@toLower('Hello')", json!("hello")),
         ("@toUpper('Hello')", json!("HELLO")),
         ("@trim('  Hello  ')", json!("Hello")),
@@ -175,6 +177,20 @@ fn string_functions() {
     ]);
     check_errors(&[
         ("@substring('hello', 3, 5)", "outside the string of 5 characters"),
+        (
+            "@substring('hello', 6)",
+            "start 6 and length the rest are outside",
+        ),
+        ("@substring('hello', -1, 1)", "outside the string of 5 characters"),
+        ("@substring('hello', 1, -1)", "outside the string of 5 characters"),
+        (
+            "@substring('abc', 9223372036854775807, 9223372036854775807)",
+            "outside the string of 3 characters",
+        ),
+        (
+            "@substring('abc', -9223372036854775808)",
+            "outside the string of 3 characters",
+        ),
         (
             "@toLower(1)",
             "toLower expects a string as argument 1, got integer 1",
@@ -313,6 +329,8 @@ fn math_functions() {
         ("@max(createArray(1, 5.5, 3))", json!(5.5)),
         ("@min(4, 2, 8)", json!(2)),
         ("@range(3, 4)", json!([3, 4, 5, 6])),
+        ("@range(9223372036854775806, 2)", json!([i64::MAX - 1, i64::MAX])),
+        ("@range(9223372036854775807, 0)", json!([])),
         ("@less(rand(1, 5), 5)", json!(true)),
         ("@greaterOrEquals(rand(1, 5), 1)", json!(true)),
     ]);
@@ -321,6 +339,7 @@ fn math_functions() {
         ("@add(9223372036854775807, 1)", "overflows"),
         ("@add('1', 2)", "add expects a number as argument 1, got string"),
         ("@range(0, 1000000)", "count must be between 0 and 100000"),
+        ("@range(9223372036854775807, 2)", "overflow a 64-bit integer"),
         ("@rand(5, 5)", "needs min below max"),
     ]);
 }
@@ -430,6 +449,15 @@ fn date_and_time_functions() {
         (
             "@formatDateTime('2018-03-15T00:00:00Z', 'q')",
             "does not know the standard date format",
+        ),
+        // The most negative integer has no negation: an error, not a panic.
+        (
+            "@subtractFromTime('2018-01-01T00:00:00Z', -9223372036854775808, 'Day')",
+            "moves the time out of range",
+        ),
+        (
+            "@getPastTime(-9223372036854775808, 'Second')",
+            "moves the time out of range",
         ),
     ]);
 }

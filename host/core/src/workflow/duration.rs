@@ -48,7 +48,9 @@ pub fn parse_iso8601_duration(text: &str) -> Result<Duration, String> {
     if !any {
         return Err(bad());
     }
-    Ok(Duration::from_secs_f64(seconds))
+    // Enough digits make any finite count of days overflow a Duration (or f64 itself).
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("{text:?} is longer than any duration cordon can keep"))
 }
 
 #[cfg(test)]
@@ -78,6 +80,15 @@ mod tests {
     fn refuses_what_is_not_a_fixed_duration() {
         for text in ["5S", "PT", "P", "P1M", "PTXS", "P1H", ""] {
             assert!(parse_iso8601_duration(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_duration_too_long_to_keep_instead_of_panicking() {
+        let huge_days = format!("P{}D", "9".repeat(400));
+        for text in ["P999999999999999999999999D", huge_days.as_str()] {
+            let error = parse_iso8601_duration(text).expect_err(text);
+            assert!(error.contains("longer than any duration"), "{text}: {error}");
         }
     }
 }

@@ -454,7 +454,17 @@ fn update_variable(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
                 -1
             };
             match (current.as_i64(), step.as_i64()) {
-                (Some(a), Some(b)) => json!(a + sign * b),
+                (Some(a), Some(b)) => match b.checked_mul(sign).and_then(|step| a.checked_add(step)) {
+                    Some(sum) => json!(sum),
+                    // As the expression functions do: an integer overflow is an error, not a wrap.
+                    None => {
+                        return ActionResult::failed(
+                            Some(inputs),
+                            "InvalidVariableValue",
+                            format!("variable {name:?} ({a}) and the step ({b}) overflow a 64-bit integer"),
+                        );
+                    }
+                },
                 _ => match (current.as_f64(), step.as_f64()) {
                     (Some(a), Some(b)) => json!(a + sign as f64 * b),
                     _ => {
@@ -602,7 +612,11 @@ async fn wait(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
         if count < 0.0 {
             return ActionResult::failed(Some(inputs), "InvalidWait", "interval.count must not be negative");
         }
-        Duration::from_secs_f64(count * seconds)
+        let Ok(duration) = Duration::try_from_secs_f64(count * seconds) else {
+            let message = format!("an interval of {count} {unit} is longer than any wait can be");
+            return ActionResult::failed(Some(inputs.clone()), "InvalidWait", message);
+        };
+        duration
     } else if let Some(timestamp) = inputs.pointer("/until/timestamp").and_then(Value::as_str) {
         let Some(until) = expr::parse_timestamp(timestamp) else {
             let message = format!("until.timestamp {timestamp:?} is not an ISO 8601 timestamp");

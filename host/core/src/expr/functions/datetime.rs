@@ -141,8 +141,15 @@ fn add_to_time(args: &Args<'_>) -> Result<Value, ExprError> {
     output(args, time, 3)
 }
 
+/// The integer argument `i`, negated; the most negative integer has no negation in 64 bits.
+fn negated(args: &Args<'_>, i: usize) -> Result<i64, ExprError> {
+    args.integer(i)?
+        .checked_neg()
+        .ok_or_else(|| args.error("moves the time out of range"))
+}
+
 fn subtract_from_time(args: &Args<'_>) -> Result<Value, ExprError> {
-    let time = add_interval(args, timestamp(args, 0)?, -args.integer(1)?, &args.string(2)?)?;
+    let time = add_interval(args, timestamp(args, 0)?, negated(args, 1)?, &args.string(2)?)?;
     output(args, time, 3)
 }
 
@@ -152,7 +159,7 @@ fn get_future_time(args: &Args<'_>) -> Result<Value, ExprError> {
 }
 
 fn get_past_time(args: &Args<'_>) -> Result<Value, ExprError> {
-    let time = add_interval(args, Utc::now(), -args.integer(0)?, &args.string(1)?)?;
+    let time = add_interval(args, Utc::now(), negated(args, 0)?, &args.string(1)?)?;
     output(args, time, 2)
 }
 

@@ -109,5 +109,10 @@ fn range(args: &Args<'_>) -> Result<Value, ExprError> {
     if !(0..=MAX_RANGE).contains(&count) {
         return Err(args.error(format!("count must be between 0 and {MAX_RANGE}, got {count}")));
     }
+    if start.checked_add(count.saturating_sub(1)).is_none() {
+        return Err(args.error(format!(
+            "from {start}, {count} integers overflow a 64-bit integer"
+        )));
+    }
     Ok(Value::Array((0..count).map(|i| Value::from(start + i)).collect()))
 }

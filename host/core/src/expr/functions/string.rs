@@ -135,19 +135,25 @@ fn substring(args: &Args<'_>) -> Result<Value, ExprError> {
     let text = chars(&args.string(0)?);
     let start = args.integer(1)?;
     let length = match args.optional(2)? {
-        Some(_) => args.integer(2)?,
-        None => text.len() as i64 - start,
+        Some(_) => Some(args.integer(2)?),
+        None => None,
     };
-    if start < 0 || length < 0 || (start + length) as usize > text.len() {
+    // Checked: start and length are the workflow's integers, any of them in 64 bits.
+    let range = usize::try_from(start).ok().and_then(|start| {
+        let end = match length {
+            Some(length) => start.checked_add(usize::try_from(length).ok()?)?,
+            None => text.len(),
+        };
+        (start <= end && end <= text.len()).then_some(start..end)
+    });
+    let Some(range) = range else {
+        let length = length.map_or_else(|| "the rest".to_owned(), |l| l.to_string());
         return Err(args.error(format!(
-            "range {start}..{} is outside the string of {} characters",
-            start + length,
+            "start {start} and length {length} are outside the string of {} characters",
             text.len()
         )));
-    }
-    Ok(Value::String(
-        text[start as usize..(start + length) as usize].iter().collect(),
-    ))
+    };
+    Ok(Value::String(text[range].iter().collect()))
 }
 
 fn to_lower(args: &Args<'_>) -> Result<Value, ExprError> {
