@@ -221,7 +221,13 @@ impl Args<'_> {
             Value::Number(n) if n.is_i64() || n.is_u64() => n
                 .as_i64()
                 .ok_or_else(|| self.wrong(i, "an integer", &Value::Number(n))),
-            Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            // A whole float within 64 bits (2^63 itself is just past i64::MAX); `as` would
+            // quietly saturate anything larger.
+            Value::Number(n)
+                if n.as_f64().is_some_and(|f| {
+                    f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f)
+                }) =>
+            {
                 Ok(n.as_f64().unwrap_or_default() as i64)
             }
             other => Err(self.wrong(i, "an integer", &other)),

@@ -340,6 +340,10 @@ fn math_functions() {
         ("@add('1', 2)", "add expects a number as argument 1, got string"),
         ("@range(0, 1000000)", "count must be between 0 and 100000"),
         ("@range(9223372036854775807, 2)", "overflow a 64-bit integer"),
+        (
+            "@range(18446744073709551615, 1)",
+            "expects an integer as argument 1",
+        ),
         ("@rand(5, 5)", "needs min below max"),
     ]);
 }
