@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -332,6 +332,7 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
     Router::new()
         .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
         .route("/api/{workflow}/triggers/{trigger}/invoke/{*path}", any(invoke))
+        .layer(axum::extract::DefaultBodyLimit::max(TRIGGER_BODY_LIMIT))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(managed)
@@ -464,14 +465,33 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Both callback routes: `…/invoke` and `…/invoke/{*path}` for triggers with a
 /// `relativePath`.
+/// The largest body a trigger request may carry. The trigger's outputs, body included, are
+/// written to the run history, so this bounds what one request can add to it. (axum's default,
+/// made explicit so the error can name it.)
+const TRIGGER_BODY_LIMIT: usize = 2 << 20;
+
 async fn invoke(
     State(state): State<Arc<ServerState>>,
     Path(mut segments): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // axum's rejection is plain text; say the limit, in the JSON every other error uses.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body is over {} MiB, the most a trigger request may carry (it is kept in the run history)",
+                    TRIGGER_BODY_LIMIT >> 20
+                ),
+            );
+        }
+        Err(rejection) => return problem(rejection.status(), rejection.body_text()),
+    };
     let request = TriggerRequest {
         workflow: segments.remove("workflow").unwrap_or_default(),
         trigger: segments.remove("trigger").unwrap_or_default(),

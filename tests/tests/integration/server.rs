@@ -164,6 +164,22 @@ async fn request_triggers_and_the_management_api() {
     assert_eq!(bad.status(), 400);
     let reasons = bad.text().await.map(|t| parse(&t)).expect("JSON")["error"]["reasons"].to_string();
     assert!(reasons.contains("/name"), "{reasons}");
+    // A body over the limit: 413 in JSON, naming the limit; no run started.
+    let runs_before = db.list_runs(&Default::default()).expect("runs").len();
+    let huge = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(format!("\"{}\"", "a".repeat(2 << 20)))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(huge.status(), 413);
+    let message = huge.text().await.map(|t| parse(&t)).expect("JSON")["error"]["message"].to_string();
+    assert!(message.contains("over 2 MiB"), "{message}");
+    assert_eq!(
+        db.list_runs(&Default::default()).expect("runs").len(),
+        runs_before
+    );
 
     // No Response action: 202 at once with the run id; the run completes in the background.
     let fired = http
