@@ -25,6 +25,7 @@
 //! ```
 
 pub mod admission;
+pub mod builtin_inputs;
 pub mod clock;
 pub mod connections;
 pub mod executor;

@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::expr::{Expr, Template, templates_in};
 use crate::manifest::OperationKind;
 
+use super::builtin_inputs;
 use super::definition::{Action, ActionKind, Trigger, TriggerKind, Workflow, all_actions};
 use super::project::Project;
 use super::{Connections, Problem};
@@ -289,6 +290,27 @@ impl Checker<'_> {
                     &action.inputs,
                 );
             }
+            ActionKind::Response | ActionKind::Terminate | ActionKind::Wait => {
+                self.check_builtin_inputs(action);
+            }
+            ActionKind::SetVariable
+            | ActionKind::IncrementVariable
+            | ActionKind::DecrementVariable
+            | ActionKind::AppendToArrayVariable
+            | ActionKind::AppendToStringVariable => {
+                if let Some(name) = action.inputs.get("name").and_then(Value::as_str)
+                    && !name.contains('@')
+                    && !known.variables.contains(name)
+                {
+                    self.problem(
+                        Some(&action.name),
+                        &format!("{path}.inputs.name"),
+                        format!(
+                            "variable {name:?} is not initialized; add it to an InitializeVariable action at the top level"
+                        ),
+                    );
+                }
+            }
             ActionKind::Workflow { workflow } if !self.project.workflows.contains_key(workflow) => {
                 self.problem(
                     Some(&action.name),
@@ -308,6 +330,40 @@ impl Checker<'_> {
         }
         for child in action.children() {
             self.check_action(child, known, true);
+        }
+    }
+
+    /// The inputs of Response, Terminate and Wait that are written as literals, read as the
+    /// run will read them. Anything computed by an expression is left to the run.
+    fn check_builtin_inputs(&mut self, action: &Action) {
+        let inputs = &action.inputs;
+        let (field, result) = match action.kind {
+            ActionKind::Response => (
+                "statusCode",
+                inputs
+                    .get("statusCode")
+                    .filter(|code| !contains_expression(code))
+                    .map(|code| builtin_inputs::response_status(&json!({"statusCode": code})).map(drop)),
+            ),
+            ActionKind::Terminate => (
+                "runStatus",
+                inputs
+                    .get("runStatus")
+                    .filter(|status| !contains_expression(status))
+                    .map(|status| builtin_inputs::terminate_status(&json!({"runStatus": status})).map(drop)),
+            ),
+            ActionKind::Wait => (
+                "",
+                (!contains_expression(inputs)).then(|| builtin_inputs::wait_for(inputs).map(drop)),
+            ),
+            _ => return,
+        };
+        if let Some(Err(message)) = result {
+            let mut path = format!("{}.inputs", action.json_path);
+            if !field.is_empty() {
+                path = format!("{path}.{field}");
+            }
+            self.problem(Some(&action.name), &path, message);
         }
     }
 

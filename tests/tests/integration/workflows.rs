@@ -590,7 +590,12 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "No_operation": {"type": "ServiceProvider", "inputs": {"parameters": {},
                     "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "frobnicate"}}},
                 "Bad_input": {"type": "ServiceProvider", "inputs": {"parameters": {"text": 5},
-                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}}
+                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}},
+                "Bad_status": {"type": "Response", "inputs": {"statusCode": 999, "body": "@triggerBody()"}},
+                "Computed_status": {"type": "Response", "inputs": {"statusCode": "@add(200, 1)"}},
+                "Bad_end": {"type": "Terminate", "inputs": {"runStatus": "Exploded"}},
+                "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
+                "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}}
             }),
         )],
     );
@@ -663,6 +668,29 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "inputs.parameters",
         "does not fit the input schema",
     );
+    expect(
+        Some("Bad_status"),
+        "inputs.statusCode",
+        "statusCode must be an HTTP status from 100 to 599, got 999",
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.action.as_deref() == Some("Computed_status")),
+        "a computed status code is the run's to check:\n{}",
+        text.join("\n")
+    );
+    expect(
+        Some("Bad_end"),
+        "inputs.runStatus",
+        "Succeeded, Failed or Cancelled",
+    );
+    expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("Unset"),
+        "inputs.name",
+        "variable \"never_initialized\" is not initialized",
+    );
     assert!(problems.iter().any(|p| p.workflow == "malformed"));
     expect(
         Some("manual"),
@@ -732,7 +760,8 @@ async fn a_wait_longer_than_a_duration_can_hold_fails_the_action() {
         &[(
             "w",
             json!({
-                "Forever": {"type": "Wait", "inputs": {"interval": {"count": 1e300, "unit": "Month"}}},
+                // Computed, so that validation leaves it to the run (a literal is refused before).
+                "Forever": {"type": "Wait", "inputs": {"interval": {"count": "@float('1e300')", "unit": "Month"}}},
                 "Handled": compose(json!("after"), json!({"Forever": ["Failed"]}))
             }),
         )],

@@ -14,6 +14,7 @@ use crate::db::{AttemptRecord, DbError, RunRecord, Status};
 use crate::expr::{self, Expr, Template, to_text};
 use crate::{CallInfo, ConnectorError, InvokeError};
 
+use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
 use super::scope::RunScope;
 use super::{ActionCall, ActionResult, Frame, RunContext, RunState, create_run, execute_run, run_set};
@@ -144,17 +145,9 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
         } => until(call, expression, *count, *timeout, actions).await?,
         ActionKind::Terminate => {
             let inputs = inputs_or_fail!(call);
-            let status = inputs
-                .get("runStatus")
-                .and_then(Value::as_str)
-                .and_then(Status::parse)
-                .filter(|s| matches!(s, Status::Succeeded | Status::Failed | Status::Cancelled));
-            let Some(status) = status else {
-                return Ok(ActionResult::failed(
-                    Some(inputs),
-                    "InvalidTerminate",
-                    "Terminate needs inputs.runStatus: Succeeded, Failed or Cancelled",
-                ));
+            let status = match builtin_inputs::terminate_status(&inputs) {
+                Ok(status) => status,
+                Err(message) => return Ok(ActionResult::failed(Some(inputs), "InvalidTerminate", message)),
             };
             let error = inputs.get("runError").cloned().filter(|e| !e.is_null());
             call.run.state().terminated = Some((status, error.clone()));
@@ -191,8 +184,13 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
         ActionKind::Wait => wait(call, inputs_or_fail!(call)).await,
         ActionKind::Response => {
             let inputs = inputs_or_fail!(call);
+            // The server would otherwise have to answer some other status than the one asked.
+            let status = match builtin_inputs::response_status(&inputs) {
+                Ok(status) => status,
+                Err(message) => return Ok(ActionResult::failed(Some(inputs), "InvalidResponse", message)),
+            };
             let response = json!({
-                "statusCode": inputs.get("statusCode").cloned().unwrap_or(json!(200)),
+                "statusCode": status,
                 "headers": inputs.get("headers").cloned().unwrap_or(json!({})),
                 "body": inputs.get("body").cloned().unwrap_or(Value::Null),
             });
@@ -594,41 +592,12 @@ fn select(call: &ActionCall<'_>) -> ActionResult {
 
 async fn wait(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
     let clock = &call.run.engine.clock;
-    let duration = if let Some(interval) = inputs.get("interval") {
-        let count = interval.get("count").and_then(Value::as_f64).unwrap_or(0.0);
-        let unit = interval.get("unit").and_then(Value::as_str).unwrap_or("Second");
-        let seconds = match unit.to_ascii_lowercase().trim_end_matches('s') {
-            "second" => 1.0,
-            "minute" => 60.0,
-            "hour" => 3600.0,
-            "day" => 86400.0,
-            "week" => 604800.0,
-            "month" => 2_592_000.0,
-            _ => {
-                let message = format!("unknown unit {unit:?}; use Second, Minute, Hour, Day, Week or Month");
-                return ActionResult::failed(Some(inputs.clone()), "InvalidWait", message);
-            }
-        };
-        if count < 0.0 {
-            return ActionResult::failed(Some(inputs), "InvalidWait", "interval.count must not be negative");
+    let duration = match builtin_inputs::wait_for(&inputs) {
+        Ok(WaitFor::Interval(duration)) => duration,
+        Ok(WaitFor::Until(until)) => {
+            Duration::from_millis(until.timestamp_millis().saturating_sub(clock.now_ms()).max(0) as u64)
         }
-        let Ok(duration) = Duration::try_from_secs_f64(count * seconds) else {
-            let message = format!("an interval of {count} {unit} is longer than any wait can be");
-            return ActionResult::failed(Some(inputs.clone()), "InvalidWait", message);
-        };
-        duration
-    } else if let Some(timestamp) = inputs.pointer("/until/timestamp").and_then(Value::as_str) {
-        let Some(until) = expr::parse_timestamp(timestamp) else {
-            let message = format!("until.timestamp {timestamp:?} is not an ISO 8601 timestamp");
-            return ActionResult::failed(Some(inputs.clone()), "InvalidWait", message);
-        };
-        Duration::from_millis(until.timestamp_millis().saturating_sub(clock.now_ms()).max(0) as u64)
-    } else {
-        return ActionResult::failed(
-            Some(inputs),
-            "InvalidWait",
-            "Wait needs inputs.interval {count, unit} or inputs.until {timestamp}",
-        );
+        Err(message) => return ActionResult::failed(Some(inputs), "InvalidWait", message),
     };
     clock.sleep(duration).await;
     ActionResult::succeeded(Some(inputs), None)

@@ -1,0 +1,170 @@
+//! What the built-in actions Response, Terminate and Wait accept in their inputs. The
+//! executor reads the evaluated inputs with these functions; `validate` runs the same ones
+//! on inputs written as literals, so `cordon validate` refuses what the run would fail on,
+//! with the same words.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::db::Status;
+use crate::expr;
+
+/// A Response action's `statusCode`: 200 when absent, else an HTTP status from 100 to 599.
+pub fn response_status(inputs: &Value) -> Result<u16, String> {
+    let Some(code) = inputs.get("statusCode") else {
+        return Ok(200);
+    };
+    // Logic Apps writes status codes as numbers or as numeric strings.
+    let number = match code {
+        Value::String(text) => text.trim().parse::<u64>().ok(),
+        other => other.as_u64(),
+    };
+    number
+        .filter(|n| (100..=599).contains(n))
+        .map(|n| n as u16)
+        .ok_or_else(|| format!("statusCode must be an HTTP status from 100 to 599, got {code}"))
+}
+
+/// A Terminate action's `runStatus`.
+pub fn terminate_status(inputs: &Value) -> Result<Status, String> {
+    inputs
+        .get("runStatus")
+        .and_then(Value::as_str)
+        .and_then(Status::parse)
+        .filter(|s| matches!(s, Status::Succeeded | Status::Failed | Status::Cancelled))
+        .ok_or_else(|| "Terminate needs inputs.runStatus: Succeeded, Failed or Cancelled".to_owned())
+}
+
+/// How long a Wait action waits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WaitFor {
+    /// `interval`: `count` of `unit`.
+    Interval(Duration),
+    /// `until.timestamp`.
+    Until(DateTime<Utc>),
+}
+
+/// A Wait action's `interval {count, unit}` or `until {timestamp}`.
+pub fn wait_for(inputs: &Value) -> Result<WaitFor, String> {
+    if let Some(interval) = inputs.get("interval") {
+        let count = interval.get("count").and_then(Value::as_f64).unwrap_or(0.0);
+        let unit = interval.get("unit").and_then(Value::as_str).unwrap_or("Second");
+        let seconds = match unit.to_ascii_lowercase().trim_end_matches('s') {
+            "second" => 1.0,
+            "minute" => 60.0,
+            "hour" => 3600.0,
+            "day" => 86400.0,
+            "week" => 604800.0,
+            "month" => 2_592_000.0,
+            _ => {
+                return Err(format!(
+                    "unknown unit {unit:?}; use Second, Minute, Hour, Day, Week or Month"
+                ));
+            }
+        };
+        if count < 0.0 {
+            return Err("interval.count must not be negative".to_owned());
+        }
+        Duration::try_from_secs_f64(count * seconds)
+            .map(WaitFor::Interval)
+            .map_err(|_| format!("an interval of {count} {unit} is longer than any wait can be"))
+    } else if let Some(timestamp) = inputs.pointer("/until/timestamp").and_then(Value::as_str) {
+        expr::parse_timestamp(timestamp)
+            .map(WaitFor::Until)
+            .ok_or_else(|| format!("until.timestamp {timestamp:?} is not an ISO 8601 timestamp"))
+    } else {
+        Err("Wait needs inputs.interval {count, unit} or inputs.until {timestamp}".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn response_status_codes() {
+        for (inputs, expected) in [
+            (json!({}), Ok(200)),
+            (json!({"statusCode": 201}), Ok(201)),
+            (json!({"statusCode": "404"}), Ok(404)),
+            (json!({"statusCode": 999}), Err("from 100 to 599, got 999")),
+            (json!({"statusCode": 99}), Err("got 99")),
+            (json!({"statusCode": -1}), Err("got -1")),
+            (json!({"statusCode": "teapot"}), Err("got \"teapot\"")),
+            (json!({"statusCode": 200.5}), Err("got 200.5")),
+        ] {
+            let got = response_status(&inputs);
+            match expected {
+                Ok(code) => assert_eq!(got, Ok(code), "{inputs}"),
+                Err(words) => assert!(
+                    got.as_ref().is_err_and(|e| e.contains(words)),
+                    "{inputs}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn terminate_statuses() {
+        assert_eq!(
+            terminate_status(&json!({"runStatus": "Failed"})),
+            Ok(Status::Failed)
+        );
+        assert_eq!(
+            terminate_status(&json!({"runStatus": "Cancelled"})),
+            Ok(Status::Cancelled)
+        );
+        for bad in [
+            json!({"runStatus": "Exploded"}),
+            json!({"runStatus": "Running"}),
+            json!({}),
+        ] {
+            assert!(terminate_status(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wait_intervals_and_timestamps() {
+        assert_eq!(
+            wait_for(&json!({"interval": {"count": 2, "unit": "Minute"}})),
+            Ok(WaitFor::Interval(Duration::from_secs(120)))
+        );
+        assert_eq!(
+            wait_for(&json!({"interval": {"count": 1.5, "unit": "Hours"}})),
+            Ok(WaitFor::Interval(Duration::from_secs(5400)))
+        );
+        assert!(matches!(
+            wait_for(&json!({"until": {"timestamp": "2030-01-01T00:00:00Z"}})),
+            Ok(WaitFor::Until(_))
+        ));
+        for (inputs, words) in [
+            (
+                json!({"interval": {"count": 1, "unit": "Eon"}}),
+                "unknown unit \"Eon\"",
+            ),
+            (
+                json!({"interval": {"count": -1, "unit": "Second"}}),
+                "must not be negative",
+            ),
+            (
+                json!({"interval": {"count": 1e300, "unit": "Month"}}),
+                "longer than any wait",
+            ),
+            (
+                json!({"until": {"timestamp": "soon"}}),
+                "not an ISO 8601 timestamp",
+            ),
+            (json!({}), "Wait needs inputs.interval"),
+        ] {
+            let got = wait_for(&inputs);
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(words)),
+                "{inputs}: {got:?}"
+            );
+        }
+    }
+}
