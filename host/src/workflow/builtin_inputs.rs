@@ -1,4 +1,4 @@
-//! What the built-in actions Response, Terminate and Wait accept in their inputs. The
+//! What the built-in actions Response, Terminate, Wait and Http accept in their inputs. The
 //! executor reads the evaluated inputs with these functions; `validate` runs the same ones
 //! on inputs written as literals, so `cordon validate` refuses what the run would fail on,
 //! with the same words.
@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 
 use crate::db::Status;
 use crate::expr;
@@ -77,6 +77,19 @@ pub fn wait_for(inputs: &Value) -> Result<WaitFor, String> {
     } else {
         Err("Wait needs inputs.interval {count, unit} or inputs.until {timestamp}".to_owned())
     }
+}
+
+/// The `request` input of the built-in `http` connector for an Http action's inputs. Errors
+/// (4xx, 5xx) come back as responses, for the action's own status and retry handling.
+pub fn http_request(inputs: &Value) -> Value {
+    let mut request = Map::new();
+    for key in ["method", "uri", "headers", "queries", "body", "authentication"] {
+        if let Some(v) = inputs.get(key).filter(|v| !v.is_null()) {
+            request.insert(key.to_owned(), v.clone());
+        }
+    }
+    request.insert("fail_on_error_status".to_owned(), json!(false));
+    Value::Object(request)
 }
 
 #[cfg(test)]

@@ -293,6 +293,21 @@ impl Checker<'_> {
             ActionKind::Response | ActionKind::Terminate | ActionKind::Wait => {
                 self.check_builtin_inputs(action);
             }
+            ActionKind::Http => {
+                let request = builtin_inputs::http_request(&action.inputs);
+                let manifest = self.connections.http.connector().manifest();
+                if !contains_expression(&request)
+                    && let Some(op) = manifest.operation("request")
+                {
+                    for reason in op.check_input(&request) {
+                        self.problem(
+                            Some(&action.name),
+                            &format!("{path}.inputs"),
+                            format!("is not a request the http connector takes: {reason}"),
+                        );
+                    }
+                }
+            }
             ActionKind::SetVariable
             | ActionKind::IncrementVariable
             | ActionKind::DecrementVariable

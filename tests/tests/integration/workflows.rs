@@ -595,7 +595,9 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Computed_status": {"type": "Response", "inputs": {"statusCode": "@add(200, 1)"}},
                 "Bad_end": {"type": "Terminate", "inputs": {"runStatus": "Exploded"}},
                 "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
-                "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}}
+                "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
+                "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
+                "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}}
             }),
         )],
     );
@@ -690,6 +692,18 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         Some("Unset"),
         "inputs.name",
         "variable \"never_initialized\" is not initialized",
+    );
+    expect(
+        Some("No_method"),
+        "$.definition.actions.No_method.inputs",
+        "is not a request the http connector takes: \"method\" is a required property",
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.action.as_deref() == Some("Computed_method")),
+        "a computed request is the run's to check:\n{}",
+        text.join("\n")
     );
     assert!(problems.iter().any(|p| p.workflow == "malformed"));
     expect(

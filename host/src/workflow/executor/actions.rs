@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{AttemptRecord, DbError, RunRecord, Status};
@@ -706,14 +706,7 @@ async fn service_provider(
 /// The built-in Http action: the same sandboxed `http` connector, bound to the project's
 /// `http` grant, so it passes exactly the checks a connector's request does.
 async fn http(call: &ActionCall<'_>, inputs: Value) -> Result<ActionResult, DbError> {
-    let mut request = Map::new();
-    for key in ["method", "uri", "headers", "queries", "body", "authentication"] {
-        if let Some(v) = inputs.get(key).filter(|v| !v.is_null()) {
-            request.insert(key.to_owned(), v.clone());
-        }
-    }
-    request.insert("fail_on_error_status".to_owned(), json!(false));
-    let request = Value::Object(request);
+    let request = builtin_inputs::http_request(&inputs);
     let connection = &call.run.engine.http;
     with_retries(call, |info| {
         let request = &request;
