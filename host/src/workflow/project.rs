@@ -301,8 +301,38 @@ impl Project {
     }
 }
 
+/// The keys of a connection entry: cordon's own, then those Logic Apps Standard writes.
+const CONNECTION_KEYS: [&str; 6] = [
+    "connector",
+    "parameterValues",
+    "grant",
+    "serviceProvider",
+    "displayName",
+    "parameterSetName",
+];
+
 fn read_connection(name: &str, spec: &Value, problems: &mut Vec<Problem>) -> Option<ConnectionSpec> {
     let path = format!("$.serviceProviderConnections.{name}");
+    let Some(entries) = spec.as_object() else {
+        problems.push(problem(
+            "connections.json",
+            &path,
+            "a connection must be an object: {\"connector\": ..., \"parameterValues\": {...}, \"grant\": {...}}",
+        ));
+        return None;
+    };
+    // An unknown key is most likely a misplaced one ("secrets" instead of a parameter's
+    // @secret value, "grants"), and ignoring it would drop what the operator meant.
+    for key in entries.keys().filter(|k| !CONNECTION_KEYS.contains(&k.as_str())) {
+        problems.push(problem(
+            "connections.json",
+            &format!("{path}.{key}"),
+            format!(
+                "unknown key {key:?}; a connection takes {} (secrets go in parameterValues as \"@secret('NAME')\")",
+                CONNECTION_KEYS.join(", ")
+            ),
+        ));
+    }
     let connector = spec.get("connector").and_then(Value::as_str).or_else(|| {
         spec.pointer("/serviceProvider/id")
             .and_then(Value::as_str)

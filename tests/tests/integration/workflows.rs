@@ -809,6 +809,17 @@ fn a_connections_file_of_the_wrong_shape_is_a_problem_not_an_empty_project() {
             "$.serviceProviderConnections",
             "must be an object of connections by name",
         ),
+        (
+            json!({"serviceProviderConnections": {"gh": "github"}}),
+            "$.serviceProviderConnections.gh",
+            "a connection must be an object",
+        ),
+        (
+            json!({"serviceProviderConnections": {"gh": {"connector": "github",
+                "secrets": {"token": "@secret('gh')"}}}}),
+            "$.serviceProviderConnections.gh.secrets",
+            "unknown key \"secrets\"; a connection takes connector, parameterValues, grant",
+        ),
     ];
     for (connections, path, message) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
