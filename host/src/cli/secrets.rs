@@ -95,7 +95,7 @@ pub fn run(command: SecretsCommand) -> anyhow::Result<ExitCode> {
         }
         SecretsCommand::List { history, json } => {
             // Listing needs no key: names and dates are not sealed.
-            let Some(db) = open_existing_db(&history.project, history.db.as_deref())? else {
+            let Ok(db) = open_existing_db(&history.project, history.db.as_deref())? else {
                 if json {
                     println!("[]");
                 } else {

@@ -75,49 +75,42 @@ pub fn default_db_path(project: &Path) -> PathBuf {
     project.join(".cordon").join("history.db")
 }
 
-/// Opens the history, creating it if need be. A mistyped `--project` must not leave a new
-/// directory and an empty history behind, so the project directory has to exist; an explicit
-/// `--db` is created where it says.
+/// Where the history is: `--db` if given, else PROJECT/.cordon/history.db. A mistyped
+/// `--project` must not leave a new directory and an empty history behind, so for the default
+/// the project directory has to exist; an explicit `--db` is created where it says.
+fn history_path(project: &Path, db: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = db {
+        return Ok(path.to_owned());
+    }
+    if !project.is_dir() {
+        anyhow::bail!(
+            "project directory {project:?} does not exist; pass --project DIR, the folder with \
+             connections.json and the workflow folders (the history is DIR/.cordon/history.db), or --db FILE"
+        );
+    }
+    Ok(default_db_path(project))
+}
+
+/// Opens the history, creating it if need be.
 pub(super) fn open_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Arc<SqliteDb>> {
-    let path = match db {
-        Some(path) => path.to_owned(),
-        None => {
-            require_project_dir(project)?;
-            default_db_path(project)
-        }
-    };
-    Ok(Arc::new(SqliteDb::open(&path)?))
+    Ok(Arc::new(SqliteDb::open(&history_path(project, db)?)?))
 }
 
-/// Opens the history for a command that only reads it: `None` if there is none yet, so that
-/// reading never creates a history file.
-pub(super) fn open_existing_db(project: &Path, db: Option<&Path>) -> anyhow::Result<Option<Arc<SqliteDb>>> {
-    let path = match db {
-        Some(path) => path.to_owned(),
-        None => {
-            require_project_dir(project)?;
-            default_db_path(project)
-        }
-    };
+/// Opens the history for a command that only reads it: `Err(path)` if there is none yet, so
+/// that reading never creates a history file.
+pub(super) fn open_existing_db(
+    project: &Path,
+    db: Option<&Path>,
+) -> anyhow::Result<Result<Arc<SqliteDb>, PathBuf>> {
+    let path = history_path(project, db)?;
     if !path.exists() {
-        return Ok(None);
+        return Ok(Err(path));
     }
-    Ok(Some(Arc::new(SqliteDb::open(&path)?)))
-}
-
-fn require_project_dir(project: &Path) -> anyhow::Result<()> {
-    if project.is_dir() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "project directory {project:?} does not exist; pass --project DIR, the folder with \
-         connections.json and the workflow folders (the history is DIR/.cordon/history.db), or --db FILE"
-    )
+    Ok(Ok(Arc::new(SqliteDb::open(&path)?)))
 }
 
 /// The error for a run id when there is no history to look it up in.
-fn no_history(run_id: &str, project: &Path, db: Option<&Path>) -> anyhow::Error {
-    let path = db.map_or_else(|| default_db_path(project), Path::to_owned);
+fn no_history(run_id: &str, path: &Path) -> anyhow::Error {
     anyhow::anyhow!(
         "no run with id {run_id:?}: there is no run history at {path:?} yet (`cordon run` writes it; \
          --project or --db says where to look)"
@@ -351,17 +344,16 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                     })
                 })
                 .transpose()?;
-            let Some(db) = open_existing_db(&history.project, history.db.as_deref())? else {
-                if json {
-                    println!("[]");
-                } else {
-                    let path = history
-                        .db
-                        .clone()
-                        .unwrap_or_else(|| default_db_path(&history.project));
-                    println!("no runs: there is no run history at {} yet", path.display());
+            let db = match open_existing_db(&history.project, history.db.as_deref())? {
+                Ok(db) => db,
+                Err(path) => {
+                    if json {
+                        println!("[]");
+                    } else {
+                        println!("no runs: there is no run history at {} yet", path.display());
+                    }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                return Ok(ExitCode::SUCCESS);
             };
             let runs = db.list_runs(&RunFilter {
                 workflow,
@@ -400,7 +392,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let db = open_existing_db(&history.project, history.db.as_deref())?
-                .ok_or_else(|| no_history(&run_id, &history.project, history.db.as_deref()))?;
+                .map_err(|path| no_history(&run_id, &path))?;
             let run = db.run(&run_id)?;
             let actions = db.actions(&run_id, false)?;
             if json {
@@ -426,7 +418,7 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             cache,
         } => {
             let db = open_existing_db(&history.project, history.db.as_deref())?
-                .ok_or_else(|| no_history(&run_id, &history.project, history.db.as_deref()))?;
+                .map_err(|path| no_history(&run_id, &path))?;
             let original = db.run(&run_id)?;
             let project = Project::open(&history.project)?;
             let view = LiveView::new();

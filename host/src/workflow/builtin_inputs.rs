@@ -11,9 +11,10 @@ use serde_json::{Map, Value, json};
 use crate::db::Status;
 use crate::expr;
 
-/// A Response action's `statusCode`: 200 when absent, else an HTTP status from 100 to 599.
-pub fn response_status(inputs: &Value) -> Result<u16, String> {
-    let Some(code) = inputs.get("statusCode") else {
+/// A Response action's `statusCode` (`inputs.statusCode`): 200 when absent, else an HTTP
+/// status from 100 to 599.
+pub fn response_status(code: Option<&Value>) -> Result<u16, String> {
+    let Some(code) = code else {
         return Ok(200);
     };
     // Logic Apps writes status codes as numbers or as numeric strings.
@@ -27,10 +28,9 @@ pub fn response_status(inputs: &Value) -> Result<u16, String> {
         .ok_or_else(|| format!("statusCode must be an HTTP status from 100 to 599, got {code}"))
 }
 
-/// A Terminate action's `runStatus`.
-pub fn terminate_status(inputs: &Value) -> Result<Status, String> {
-    inputs
-        .get("runStatus")
+/// A Terminate action's `runStatus` (`inputs.runStatus`).
+pub fn terminate_status(status: Option<&Value>) -> Result<Status, String> {
+    status
         .and_then(Value::as_str)
         .and_then(Status::parse)
         .filter(|s| matches!(s, Status::Succeeded | Status::Failed | Status::Cancelled))
@@ -110,7 +110,7 @@ mod tests {
             (json!({"statusCode": "teapot"}), Err("got \"teapot\"")),
             (json!({"statusCode": 200.5}), Err("got 200.5")),
         ] {
-            let got = response_status(&inputs);
+            let got = response_status(inputs.get("statusCode"));
             match expected {
                 Ok(code) => assert_eq!(got, Ok(code), "{inputs}"),
                 Err(words) => assert!(
@@ -123,20 +123,15 @@ mod tests {
 
     #[test]
     fn terminate_statuses() {
-        assert_eq!(
-            terminate_status(&json!({"runStatus": "Failed"})),
-            Ok(Status::Failed)
-        );
-        assert_eq!(
-            terminate_status(&json!({"runStatus": "Cancelled"})),
-            Ok(Status::Cancelled)
-        );
+        assert_eq!(terminate_status(Some(&json!("Failed"))), Ok(Status::Failed));
+        assert_eq!(terminate_status(Some(&json!("Cancelled"))), Ok(Status::Cancelled));
         for bad in [
-            json!({"runStatus": "Exploded"}),
-            json!({"runStatus": "Running"}),
-            json!({}),
+            Some(json!("Exploded")),
+            Some(json!("Running")),
+            Some(json!(5)),
+            None,
         ] {
-            assert!(terminate_status(&bad).is_err(), "{bad}");
+            assert!(terminate_status(bad.as_ref()).is_err(), "{bad:?}");
         }
     }
 

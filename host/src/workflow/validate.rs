@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::expr::{Expr, Template, templates_in};
 use crate::manifest::OperationKind;
@@ -352,32 +352,30 @@ impl Checker<'_> {
     /// run will read them. Anything computed by an expression is left to the run.
     fn check_builtin_inputs(&mut self, action: &Action) {
         let inputs = &action.inputs;
-        let (field, result) = match action.kind {
-            ActionKind::Response => (
-                "statusCode",
-                inputs
-                    .get("statusCode")
-                    .filter(|code| !contains_expression(code))
-                    .map(|code| builtin_inputs::response_status(&json!({"statusCode": code})).map(drop)),
-            ),
-            ActionKind::Terminate => (
-                "runStatus",
-                inputs
-                    .get("runStatus")
-                    .filter(|status| !contains_expression(status))
-                    .map(|status| builtin_inputs::terminate_status(&json!({"runStatus": status})).map(drop)),
-            ),
-            ActionKind::Wait => (
-                "",
-                (!contains_expression(inputs)).then(|| builtin_inputs::wait_for(inputs).map(drop)),
-            ),
+        let literal = |value: &&Value| !contains_expression(value);
+        let (field, message) = match action.kind {
+            ActionKind::Response => {
+                let code = inputs.get("statusCode").filter(literal);
+                (
+                    ".statusCode",
+                    code.and_then(|c| builtin_inputs::response_status(Some(c)).err()),
+                )
+            }
+            ActionKind::Terminate => {
+                let status = inputs.get("runStatus").filter(literal);
+                (
+                    ".runStatus",
+                    status.and_then(|s| builtin_inputs::terminate_status(Some(s)).err()),
+                )
+            }
+            ActionKind::Wait => {
+                let literal_inputs = Some(inputs).filter(literal);
+                ("", literal_inputs.and_then(|i| builtin_inputs::wait_for(i).err()))
+            }
             _ => return,
         };
-        if let Some(Err(message)) = result {
-            let mut path = format!("{}.inputs", action.json_path);
-            if !field.is_empty() {
-                path = format!("{path}.{field}");
-            }
+        if let Some(message) = message {
+            let path = format!("{}.inputs{field}", action.json_path);
             self.problem(Some(&action.name), &path, message);
         }
     }

@@ -145,7 +145,7 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
         } => until(call, expression, *count, *timeout, actions).await?,
         ActionKind::Terminate => {
             let inputs = inputs_or_fail!(call);
-            let status = match builtin_inputs::terminate_status(&inputs) {
+            let status = match builtin_inputs::terminate_status(inputs.get("runStatus")) {
                 Ok(status) => status,
                 Err(message) => return Ok(ActionResult::failed(Some(inputs), "InvalidTerminate", message)),
             };
@@ -185,7 +185,7 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
         ActionKind::Response => {
             let inputs = inputs_or_fail!(call);
             // The server would otherwise have to answer some other status than the one asked.
-            let status = match builtin_inputs::response_status(&inputs) {
+            let status = match builtin_inputs::response_status(inputs.get("statusCode")) {
                 Ok(status) => status,
                 Err(message) => return Ok(ActionResult::failed(Some(inputs), "InvalidResponse", message)),
             };
