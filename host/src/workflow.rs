@@ -444,7 +444,7 @@ impl Engine {
             if run.status == Status::Waiting {
                 self.shared.db.start_waiting_run(&run.id)?;
             }
-            executor::execute_run(self.shared.clone(), run).await
+            executor::execute_run(self.shared.clone(), run, 0).await
         };
         tokio::select! {
             biased;

@@ -76,6 +76,13 @@ pub type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
 /// runs after this at the latest; on the same machine a dead owner is noticed at once.
 pub const LEASE: Duration = Duration::from_secs(30);
 
+/// How many runs deep Workflow actions may nest: a top-level run is depth 0 and its children
+/// depth 1. A workflow that calls itself (or a ring of workflows calling each other) with no
+/// condition that ends it would otherwise start children until the process ran out of stack;
+/// past this depth the Workflow action fails with `WorkflowNestingTooDeep` instead. Real
+/// nesting is a few levels; 16 leaves room for a recursion over a shallow tree.
+pub const MAX_RUN_DEPTH: u32 = 16;
+
 /// A workflow with the lookups execution needs.
 #[derive(Debug)]
 pub struct Plan {
@@ -199,6 +206,8 @@ pub struct RunContext {
     pub plan: Arc<Plan>,
     pub run_id: String,
     pub trigger: Value,
+    /// How many Workflow actions deep this run is (0 for a run its trigger started).
+    pub depth: u32,
     state: Mutex<RunState>,
     /// Records found in the history when the run was resumed.
     replay: HashMap<String, ActionRecord>,
@@ -383,7 +392,13 @@ fn scope_time(ms: i64) -> String {
 }
 
 /// Executes (or resumes) a run this engine holds the lease on, to its end.
-pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<RunRecord, DbError> {
+/// Executes `run` to its end. `depth` is how many Workflow actions deep it is (0 unless a
+/// Workflow action started it); see [`MAX_RUN_DEPTH`].
+pub async fn execute_run(
+    engine: Arc<EngineShared>,
+    run: RunRecord,
+    depth: u32,
+) -> Result<RunRecord, DbError> {
     let Some(plan) = engine.plans.get(&run.workflow).cloned() else {
         let error = json!({"code": "WorkflowNotFound", "message": format!("the project no longer has workflow {:?}", run.workflow)});
         engine.db.finish_run(
@@ -414,6 +429,7 @@ pub async fn execute_run(engine: Arc<EngineShared>, run: RunRecord) -> Result<Ru
         plan: plan.clone(),
         run_id: run.id.clone(),
         trigger: run.trigger.clone(),
+        depth,
         state: Mutex::new(state),
         replay: previous.into_iter().map(|r| (r.path.clone(), r)).collect(),
         sequence: AtomicI64::new(next_sequence),

@@ -326,13 +326,23 @@ impl Checker<'_> {
                     );
                 }
             }
-            ActionKind::Workflow { workflow } if !self.project.workflows.contains_key(workflow) => {
-                self.problem(
+            ActionKind::Workflow { workflow } => match self.project.workflows.get(workflow) {
+                None => self.problem(
                     Some(&action.name),
                     &format!("{path}.inputs.host.workflow.id"),
                     format!("there is no workflow {workflow:?} in the project"),
-                );
-            }
+                ),
+                // As in Logic Apps: the child is called the way a request calls it, so it
+                // must start with a Request trigger (its triggerBody() is the action's body).
+                Some(child) if !child.triggers.iter().any(|t| t.kind == TriggerKind::Request) => self.problem(
+                    Some(&action.name),
+                    &format!("{path}.inputs.host.workflow.id"),
+                    format!(
+                        "workflow {workflow:?} has no Request trigger; a Workflow action can call only a workflow that starts with one"
+                    ),
+                ),
+                Some(_) => {}
+            },
             _ => {}
         }
         for (source_path, value) in expression_sources {

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use cordon_host::db::{ActionRecord, Db, RunRecord, SqliteDb, Status};
 use cordon_host::workflow::clock::FakeClock;
+use cordon_host::workflow::executor::MAX_RUN_DEPTH;
 use cordon_host::workflow::project::Project;
 use cordon_host::workflow::{Connections, Engine, validate};
 use cordon_tests::{runtime, serve, workflow_engine};
@@ -568,6 +569,53 @@ async fn a_workflow_action_runs_a_child_and_gets_its_response() {
 }
 
 #[tokio::test]
+async fn a_workflow_that_calls_itself_without_end_fails_at_the_nesting_limit() {
+    // The call sits inside an If inside a Scope, so each level nests containers as well as
+    // runs: before the limit this ran until the process overflowed its stack and died, and
+    // every restart resumed the run into the same crash.
+    let again = json!({"type": "Workflow", "inputs": {"host": {"workflow": {"id": "descend"}}, "body": {}}});
+    let h = harness(
+        None,
+        &[(
+            "descend",
+            json!({"Outer": {"type": "Scope", "actions": {"Check": {"type": "If",
+                "expression": {"and": [{"equals": [1, 1]}]},
+                "actions": {"Again": again}, "else": {"actions": {}}}}}}),
+        )],
+    )
+    .await;
+    let top = h.run("descend", Value::Null).await;
+    assert_eq!(top.status, Status::Failed);
+
+    // Follow the chain of children down to the run whose call was refused.
+    let mut run = top;
+    let mut depth = 0;
+    let refused = loop {
+        let call = h.actions(&run)["Again"].clone();
+        assert_eq!(call.status, Status::Failed, "depth {depth}");
+        let error = call.error.clone().expect("a failed call has an error");
+        if error["code"] == "WorkflowNestingTooDeep" {
+            break error;
+        }
+        assert_eq!(error["code"], "ChildWorkflowFailed", "depth {depth}: {error}");
+        let child_id = call.outputs.as_ref().expect("outputs")["runId"]
+            .as_str()
+            .expect("child run id")
+            .to_owned();
+        run = h.db.run(&child_id).expect("child run");
+        assert_eq!(run.status, Status::Failed);
+        depth += 1;
+        assert!(depth <= MAX_RUN_DEPTH, "children nest past the limit");
+    };
+    assert_eq!(depth, MAX_RUN_DEPTH, "the run at the limit is the one refused");
+    let message = refused["message"].as_str().expect("message");
+    assert!(
+        message.contains("nest at most 16 deep") && message.contains("\"descend\" call itself"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn validation_names_the_workflow_the_action_and_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let connections = json!({"serviceProviderConnections": {"transform": {"connector": "json-transform"}}});
@@ -597,7 +645,8 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
                 "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
-                "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}}
+                "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}},
+                "Call_scheduled": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "scheduled"}}}}
             }),
         )],
     );
@@ -614,6 +663,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         bad_trigger.to_string(),
     )
     .expect("write");
+    std::fs::create_dir_all(dir.path().join("scheduled")).expect("dir");
+    let scheduled = json!({"kind": "Stateful", "definition": {
+        "triggers": {"daily": {"type": "Recurrence", "recurrence": {"frequency": "Day", "interval": 1}}},
+        "actions": {}}});
+    std::fs::write(dir.path().join("scheduled/workflow.json"), scheduled.to_string()).expect("write");
 
     let project = Project::open(dir.path()).expect("project opens");
     let (connections, mut problems) = Connections::load(&project, &runtime(), None, None)
@@ -690,6 +744,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "Succeeded, Failed or Cancelled",
     );
     expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("Call_scheduled"),
+        "inputs.host.workflow.id",
+        "workflow \"scheduled\" has no Request trigger",
+    );
     expect(
         Some("Unset"),
         "inputs.name",

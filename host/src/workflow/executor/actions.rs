@@ -17,7 +17,9 @@ use crate::{CallInfo, ConnectorError, InvokeError};
 use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
 use super::scope::RunScope;
-use super::{ActionCall, ActionResult, Frame, RunContext, RunState, create_run, execute_run, run_set};
+use super::{
+    ActionCall, ActionResult, Frame, MAX_RUN_DEPTH, RunContext, RunState, create_run, execute_run, run_set,
+};
 
 /// Caps the items of one Foreach, as Logic Apps does (100,000).
 pub const FOREACH_MAX_ITEMS: usize = 100_000;
@@ -765,9 +767,22 @@ async fn child_workflow(
         Err(DbError::NoSuchRun(_)) => None,
         Err(e) => return Err(e),
     };
+    let depth = call.run.depth + 1;
     let child = match existing {
         Some(run) if run.status.is_terminal() => run,
-        Some(run) => execute_run(engine.clone(), run).await?,
+        // Started below the limit before a restart: it finishes.
+        Some(run) => execute_run(engine.clone(), run, depth).await?,
+        None if depth > MAX_RUN_DEPTH => {
+            return Ok(ActionResult::failed(
+                Some(inputs),
+                "WorkflowNestingTooDeep",
+                format!(
+                    "run {} is {} Workflow actions deep, and runs nest at most {MAX_RUN_DEPTH} deep; \
+                     does {workflow:?} call itself (or a workflow that calls it back) with no condition that ends it?",
+                    call.run.run_id, call.run.depth
+                ),
+            ));
+        }
         None => {
             let outputs = json!({
                 "headers": inputs.get("headers").cloned().unwrap_or_else(|| json!({})),
@@ -781,7 +796,7 @@ async fn child_workflow(
                 Some(call.run.run_id.clone()),
                 Some(child_id),
             )?;
-            execute_run(engine.clone(), run).await?
+            execute_run(engine.clone(), run, depth).await?
         }
     };
     let response = child
