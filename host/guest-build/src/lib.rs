@@ -19,7 +19,16 @@ pub const GUEST_TARGET: &str = "wasm32-wasip2";
 /// panic is how a failure is reported.
 pub fn build_guests(workspace_root: &Path, packages: &[&str]) -> PathBuf {
     let dir = build_guests_quietly(workspace_root, packages);
-    for watched in ["plugins", "sdk-guest", "wit", "tests/fixtures", "Cargo.lock"] {
+    // The root manifest too: its workspace dependencies' features and the `guest` profile
+    // change the guests' bytes without touching Cargo.lock.
+    for watched in [
+        "plugins",
+        "sdk-guest",
+        "wit",
+        "tests/fixtures",
+        "Cargo.lock",
+        "Cargo.toml",
+    ] {
         let path = workspace_root.join(watched);
         if path.exists() {
             println!("cargo:rerun-if-changed={}", path.display());
