@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::json_text::json_text;
@@ -133,9 +134,29 @@ fn optional_json_text(value: Option<&Value>) -> Option<String> {
     value.map(json_text)
 }
 
-fn json_column(row: &Row<'_>, index: &str) -> rusqlite::Result<Option<Value>> {
-    let text: Option<String> = row.get(index)?;
-    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+/// A JSON column, read back exactly as the engine wrote it.
+///
+/// Without serde_json's recursion limit of 128: the records wrap values a few levels deep (a
+/// trigger body that came in 127 deep is 129 deep inside its trigger record), and a history
+/// that cannot read what it wrote loses it (a resubmitted run used to get a null trigger
+/// body). The recursion stays bounded because what is written is: every value comes from a
+/// JSON parser with that limit, or from an expression, whose results are held to
+/// `expr::MAX_VALUE_DEPTH`.
+///
+/// A column that does not parse is an error naming it, never a silent `None` that a resumed
+/// run would replay as "no outputs".
+fn json_column(row: &Row<'_>, column: &str) -> rusqlite::Result<Option<Value>> {
+    let Some(text): Option<String> = row.get(column)? else {
+        return Ok(None);
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(&text);
+    deserializer.disable_recursion_limit();
+    let parsed = Value::deserialize(&mut deserializer).and_then(|value| deserializer.end().map(|()| value));
+    parsed.map(Some).map_err(|e| {
+        let index = row.as_ref().column_index(column).unwrap_or_default();
+        let reason = format!("the history's {column} column holds JSON that does not parse: {e}");
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, reason.into())
+    })
 }
 
 fn status_column(row: &Row<'_>, index: &str) -> rusqlite::Result<Status> {

@@ -615,6 +615,72 @@ async fn a_workflow_that_calls_itself_without_end_fails_at_the_nesting_limit() {
     );
 }
 
+/// `[[...[]...]]`, `depth` arrays inside one another.
+fn nested_arrays(depth: usize) -> Value {
+    (0..depth).fold(Value::Null, |inner, _| {
+        Value::Array(if inner.is_null() { vec![] } else { vec![inner] })
+    })
+}
+
+#[tokio::test]
+async fn values_as_deep_as_json_allows_survive_the_history_and_deeper_ones_fail_the_action() {
+    let h = harness(
+        None,
+        &[
+            ("echo", json!({"Show": {"type": "Compose", "inputs": "@triggerBody()"}})),
+            (
+                "grow",
+                json!({
+                    "Init": {"type": "InitializeVariable", "inputs": {"variables": [{"name": "x", "type": "array", "value": []}]}},
+                    "Grow": {"type": "Until", "expression": "@equals(1, 2)", "limit": {"count": 1000},
+                        "runAfter": {"Init": ["Succeeded"]},
+                        "actions": {
+                            "Wrap": {"type": "Compose", "inputs": "@createArray(variables('x'))"},
+                            "Set": {"type": "SetVariable", "inputs": {"name": "x", "value": "@outputs('Wrap')"},
+                                "runAfter": {"Wrap": ["Succeeded"]}}
+                        }}
+                }),
+            ),
+        ],
+    )
+    .await;
+
+    // The deepest body a JSON parser accepts is 127 arrays; inside the trigger record it is
+    // deeper than that, and the history used to read it back as nothing, so a resubmitted
+    // run got a null body.
+    let body = nested_arrays(127);
+    let run = h.run("echo", body.clone()).await;
+    assert_eq!(run.status, Status::Succeeded);
+    let resubmitted = h.engine.resubmit(&run.id).await.expect("resubmit");
+    assert_eq!(
+        h.db.run(&resubmitted.id).expect("run").trigger["outputs"]["body"],
+        body
+    );
+    assert_eq!(h.actions(&resubmitted)["Show"].outputs, Some(body));
+
+    // A loop that wraps a variable in itself: the wrap past the limit fails (it used to grow
+    // until writing or dropping the value overflowed the stack).
+    let run = h.run("grow", Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    let actions = h.actions(&run);
+    let failed: Vec<&ActionRecord> = actions.values().filter(|a| a.status == Status::Failed).collect();
+    let wraps: Vec<&str> = failed
+        .iter()
+        .map(|a| a.path.as_str())
+        .filter(|p| p.ends_with("/Wrap"))
+        .collect();
+    // Iteration i wraps x into i + 2 arrays: iteration 127 would make 129.
+    assert_eq!(wraps, ["Grow[127]/Wrap"]);
+    let message = actions["Grow[127]/Wrap"].error.as_ref().expect("error")["message"].to_string();
+    assert!(
+        message.contains("nests more than 128 arrays and objects"),
+        "{message}"
+    );
+    // What the loop did record reads back, the deepest set included.
+    let last_set = actions["Grow[126]/Set"].outputs.as_ref().expect("outputs");
+    assert_eq!(last_set["body"]["value"], nested_arrays(128));
+}
+
 #[tokio::test]
 async fn validation_names_the_workflow_the_action_and_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -7,6 +7,14 @@ use serde_json::{Number, Value};
 use super::functions;
 use super::{Expr, ExprError, Segment, Template};
 
+/// How deep an expression may nest: each call argument, index and property access inside
+/// another counts one level. Parsing, evaluating and dropping an expression all recurse
+/// through its tree, so without a bound a long enough `add(add(add(...)))` overflowed the
+/// stack and killed the process (`cordon validate` on the workflow included). Real
+/// expressions nest a few levels; 128 is far beyond them and far below what a 2 MiB thread
+/// holds.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+
 pub(super) fn parse_template(text: &str) -> Result<Template, ExprError> {
     if let Some(rest) = text.strip_prefix("@@") {
         return Ok(Template::Literal(format!("@{rest}")));
@@ -16,7 +24,7 @@ pub(super) fn parse_template(text: &str) -> Result<Template, ExprError> {
     {
         return parse_expression(rest)
             .map(Template::Whole)
-            .map_err(|e| ExprError::new(format!("in {text:?}: {}", e.message)));
+            .map_err(|e| ExprError::new(format!("in {}: {}", quoted(text), e.message)));
     }
     if !text.contains("@{") {
         return Ok(Template::Literal(text.to_owned()));
@@ -36,13 +44,14 @@ pub(super) fn parse_template(text: &str) -> Result<Template, ExprError> {
         let body_start = at + 2;
         let body_len = closing_brace(&rest[body_start..]).ok_or_else(|| {
             ExprError::new(format!(
-                "in {text:?}: `@{{` at character {} has no closing `}}`",
-                text.len() - rest.len() + at
+                "in {}: `@{{` at character {} has no closing `}}`",
+                quoted(text),
+                text[..text.len() - rest.len() + at].chars().count() + 1
             ))
         })?;
         let body = &rest[body_start..body_start + body_len];
-        let expr =
-            parse_expression(body).map_err(|e| ExprError::new(format!("in {text:?}: {}", e.message)))?;
+        let expr = parse_expression(body)
+            .map_err(|e| ExprError::new(format!("in {}: {}", quoted(text), e.message)))?;
         if !literal.is_empty() {
             segments.push(Segment::Text(std::mem::take(&mut literal)));
         }
@@ -66,6 +75,16 @@ pub(super) fn parse_template(text: &str) -> Result<Template, ExprError> {
     Ok(Template::Interpolated(segments))
 }
 
+/// The template quoted for an error message; a long one is cut short, so that a huge input
+/// does not make a huge message (the position in the message still finds the place).
+fn quoted(text: &str) -> String {
+    const SHOWN: usize = 80;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} characters)", &text[..cut], text.chars().count()),
+    }
+}
+
 /// The byte offset of the `}` that closes an interpolation, skipping quoted strings.
 fn closing_brace(body: &str) -> Option<usize> {
     let mut in_string = false;
@@ -83,6 +102,7 @@ pub(super) fn parse_expression(text: &str) -> Result<Expr, ExprError> {
     let mut parser = Parser {
         chars: text.chars().collect(),
         pos: 0,
+        depth: 0,
     };
     parser.skip_space();
     if parser.at_end() {
@@ -102,6 +122,8 @@ pub(super) fn parse_expression(text: &str) -> Result<Expr, ExprError> {
 struct Parser {
     chars: Vec<char>,
     pos: usize,
+    /// How many expressions enclose the one being parsed, counting each member access.
+    depth: usize,
 }
 
 impl Parser {
@@ -150,6 +172,26 @@ impl Parser {
     }
 
     fn expression(&mut self) -> Result<Expr, ExprError> {
+        let outer = self.depth;
+        let expr = self.nested_expression();
+        self.depth = outer;
+        expr
+    }
+
+    /// One level deeper than the caller; an error once past [`MAX_EXPRESSION_DEPTH`].
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        self.depth += 1;
+        if self.depth > MAX_EXPRESSION_DEPTH {
+            return Err(self.error(&format!(
+                "the expression nests more than {MAX_EXPRESSION_DEPTH} deep (calls, indexes and \
+                 property accesses inside one another); split it across several actions"
+            )));
+        }
+        Ok(())
+    }
+
+    fn nested_expression(&mut self) -> Result<Expr, ExprError> {
+        self.deeper()?;
         self.skip_space();
         let mut expr = self.primary()?;
         loop {
@@ -158,6 +200,7 @@ impl Parser {
             let next = if null_safe { self.peek_at(1) } else { self.peek() };
             match next {
                 Some('.') => {
+                    self.deeper()?;
                     self.pos += if null_safe { 2 } else { 1 };
                     let name = self
                         .identifier()
@@ -169,6 +212,7 @@ impl Parser {
                     };
                 }
                 Some('[') => {
+                    self.deeper()?;
                     self.pos += if null_safe { 2 } else { 1 };
                     let key = self.expression()?;
                     self.expect(']', "to close the index")?;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{JsonScope, Template};
+use super::{JsonScope, MAX_EXPRESSION_DEPTH, MAX_VALUE_DEPTH, Template, nests_deeper_than};
 
 fn scope() -> JsonScope {
     JsonScope::new(json!({
@@ -123,7 +123,8 @@ fn parse_errors_name_the_problem() {
         ("@utcNow(1, 2)", "utcNow takes 0 to 1 arguments, got 2"),
         ("@foo", "\"foo\" is not a value"),
         ("@'open", "string is not closed"),
-        ("@{add(1, 2)", "has no closing `}`"),
+        ("@{add(1, 2)", "`@{` at character 1 has no closing `}`"),
+        ("ab @{add(1, 2)", "`@{` at character 4 has no closing `}`"),
         ("@", "empty expression"),
         ("@add(1, 2) extra", "unexpected \"extra\""),
         ("@xpath('<a/>', '/a')", "xpath is not supported"),
@@ -134,6 +135,76 @@ fn parse_errors_name_the_problem() {
         assert!(
             error.contains(wanted),
             "{template}: {error:?} does not contain {wanted:?}"
+        );
+    }
+}
+
+/// `add(add(...(1, 1)...), 1)` with `calls` calls, which evaluates to `calls + 1`.
+fn nested_adds(calls: usize) -> String {
+    format!("@{}1{}", "add(".repeat(calls), ", 1)".repeat(calls))
+}
+
+#[test]
+fn nesting_is_bounded_so_deep_expressions_are_errors_not_crashes() {
+    // Runs on a test thread (2 MiB of stack, like a tokio worker): the deepest expressions
+    // allowed parse, evaluate and drop there. Every call, argument and member access is a
+    // level: 127 calls put the innermost literal at level 128.
+    assert_eq!(
+        eval(&nested_adds(MAX_EXPRESSION_DEPTH - 1)),
+        Ok(json!(MAX_EXPRESSION_DEPTH))
+    );
+    let deepest_chain = format!("@triggerBody(){}", "?.order".repeat(MAX_EXPRESSION_DEPTH - 1));
+    assert_eq!(eval(&deepest_chain), Ok(Value::Null));
+
+    // One level more, and far more (each of which used to overflow the stack), are errors.
+    let too_deep = [
+        nested_adds(MAX_EXPRESSION_DEPTH),
+        nested_adds(100_000),
+        format!("@triggerBody(){}", "?.order".repeat(MAX_EXPRESSION_DEPTH)),
+        format!("@triggerBody(){}", ".order".repeat(100_000)),
+        format!("@{{{}}}", "concat(".repeat(100_000)),
+    ];
+    for template in too_deep {
+        let error = Template::parse(&template).expect_err("too deep").message;
+        assert!(
+            error.contains("nests more than 128 deep") && error.len() < 300,
+            "{}...: {error}",
+            &template[..40]
+        );
+    }
+}
+
+#[test]
+fn depth_counts_arrays_and_objects_inside_one_another() {
+    let cases = [
+        (json!(1), 0, false),
+        (json!([]), 0, true),
+        (json!([]), 1, false),
+        (json!([1, [2]]), 1, true),
+        (json!([1, [2]]), 2, false),
+        (json!({"a": [{}]}), 2, true),
+        (json!({"a": [{}]}), 3, false),
+    ];
+    for (value, limit, deeper) in cases {
+        assert_eq!(nests_deeper_than(&value, limit), deeper, "{value} limit {limit}");
+    }
+}
+
+#[test]
+fn an_expression_may_not_produce_a_value_deeper_than_the_limit() {
+    let deepest = (1..MAX_VALUE_DEPTH).fold(json!([]), |inner, _| json!([inner]));
+    let scope = JsonScope::new(json!({"variables": {"deepest": deepest}}));
+    let evaluate = |text: &str| Template::parse(text).expect("parses").evaluate(&scope);
+    assert_eq!(evaluate("@variables('deepest')"), Ok(deepest.clone()));
+    for wraps in [
+        "@createArray(variables('deepest'))",
+        "@setProperty(json('{}'), 'a', variables('deepest'))",
+        "@addProperty(json('{}'), 'a', variables('deepest'))",
+    ] {
+        let error = evaluate(wraps).expect_err(wraps).message;
+        assert!(
+            error.contains("nests more than 128 arrays and objects"),
+            "{wraps}: {error}"
         );
     }
 }
