@@ -27,6 +27,7 @@
 //! assert_eq!(template.evaluate(&scope).unwrap(), "Hello ADA!");
 //! ```
 
+mod bounds;
 mod functions;
 mod parser;
 mod scope;
@@ -34,34 +35,12 @@ mod value;
 
 use serde_json::Value;
 
+pub use bounds::{MAX_VALUE_BYTES, MAX_VALUE_DEPTH, json_size_hint};
 pub use functions::{FunctionInfo, lookup as lookup_function, names as function_names, parse_timestamp};
 pub use parser::MAX_EXPRESSION_DEPTH;
 pub use scope::{JsonScope, Scope};
 pub use value::equal as function_equals;
 pub use value::{describe as describe_value, to_text};
-
-/// How deep a value an expression may produce: arrays and objects inside one another, as
-/// JSON parsers at cordon's edges allow (serde_json's limit of 128). Functions such as
-/// `createArray` and `setProperty` wrap values, so a loop that wraps a variable in itself on
-/// every iteration would otherwise grow it without end, until writing, reading or dropping it
-/// (each recursive) overflowed the stack. Bounding every expression's result bounds every
-/// value in a run: the rest comes from parsers with the same limit, plus the few levels of
-/// the records the engine wraps them in.
-pub const MAX_VALUE_DEPTH: usize = 128;
-
-/// Whether `value` nests more than `limit` arrays and objects inside one another. Looks no
-/// deeper than `limit + 1` levels, so it cannot itself recurse without bound.
-pub fn nests_deeper_than(value: &Value, limit: usize) -> bool {
-    // A container is one level; with no level left, any container is too deep.
-    let Some(inner) = limit.checked_sub(1) else {
-        return value.is_array() || value.is_object();
-    };
-    match value {
-        Value::Array(items) => items.iter().any(|child| nests_deeper_than(child, inner)),
-        Value::Object(map) => map.values().any(|child| nests_deeper_than(child, inner)),
-        _ => false,
-    }
-}
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,17 +105,8 @@ impl Template {
     pub fn evaluate(&self, scope: &dyn Scope) -> Result<Value, ExprError> {
         match self {
             Template::Literal(text) => Ok(Value::String(text.clone())),
-            Template::Whole(expr) => {
-                let value = expr.evaluate(scope)?;
-                if nests_deeper_than(&value, MAX_VALUE_DEPTH) {
-                    return Err(ExprError::new(format!(
-                        "the value nests more than {MAX_VALUE_DEPTH} arrays and objects inside one \
-                         another, deeper than the run history keeps; does a loop wrap a value in \
-                         itself on every iteration?"
-                    )));
-                }
-                Ok(value)
-            }
+            // Bounded already: a call checks its result, and member access only narrows.
+            Template::Whole(expr) => expr.evaluate(scope),
             Template::Interpolated(segments) => {
                 let mut out = String::new();
                 for segment in segments {
@@ -145,7 +115,9 @@ impl Template {
                         Segment::Expr(expr) => out.push_str(&to_text(&expr.evaluate(scope)?)),
                     }
                 }
-                Ok(Value::String(out))
+                let value = Value::String(out);
+                bounds::check(&value)?;
+                Ok(value)
             }
         }
     }

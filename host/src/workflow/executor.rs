@@ -11,8 +11,10 @@
 //! One exception keeps short runs cheap: an *instant* action ([`Action::is_instant`]: Compose,
 //! variables, Response and the like, which only compute in memory) has no `Running` record, and
 //! its final record is written with the run's next write: the start of an action that reaches
-//! outside the run, or the end of the run. Nothing outside the run can have seen its result
-//! before then, so a crash that loses the record only means it is computed again on resume.
+//! outside the run, the end of the run, or the record that brings what is held back to a few
+//! MiB (so a long loop over large values does not hold them all). Nothing outside the run can
+//! have seen its result before then, so a crash that loses the record only means it is
+//! computed again on resume.
 //!
 //! Status rules (as in Logic Apps): a container, and the run, fails when one of its actions
 //! failed or timed out and no sibling that runs after that status ran to handle it; a handled
@@ -213,7 +215,7 @@ pub struct RunContext {
     replay: HashMap<String, ActionRecord>,
     sequence: AtomicI64,
     /// Final records of instant actions not written yet; see the module documentation.
-    unwritten: Mutex<Vec<FinishedAction>>,
+    unwritten: Mutex<HeldBack>,
 }
 
 impl std::fmt::Debug for RunContext {
@@ -239,7 +241,8 @@ impl RunContext {
     }
 
     fn take_unwritten(&self) -> Vec<FinishedAction> {
-        std::mem::take(&mut *self.unwritten.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut held = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *held).records
     }
 
     /// Writes the final records held back so far.
@@ -257,13 +260,13 @@ impl RunContext {
     /// Records an action's end: held back for an instant action, written at once (with what
     /// was held back) for any other.
     fn record_finished(&self, finished: FinishedAction, instant: bool) -> Result<(), DbError> {
-        let mut unwritten = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
-        unwritten.push(finished);
-        if instant {
+        let mut held = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
+        held.push(finished);
+        if instant && held.bytes < HeldBack::MAX_BYTES {
             return Ok(());
         }
-        let all = std::mem::take(&mut *unwritten);
-        drop(unwritten);
+        let all = std::mem::take(&mut *held).records;
+        drop(held);
         self.engine.db.actions_finished(&all)
     }
 }
@@ -275,6 +278,35 @@ impl Drop for RunContext {
         if let Err(e) = self.write_unwritten() {
             tracing::warn!(run_id = %self.run_id, error = %e, "cannot record finished actions");
         }
+    }
+}
+
+/// Final records of instant actions held back from the history until the run's next write.
+#[derive(Default)]
+struct HeldBack {
+    records: Vec<FinishedAction>,
+    /// About how many bytes of JSON their inputs and outputs take.
+    bytes: usize,
+}
+
+impl HeldBack {
+    /// Held-back records are written once they hold this much: a loop of instant actions
+    /// over large values (say 5,000 iterations composing 1 MiB each) would otherwise keep
+    /// every iteration's values in memory until the run ended.
+    const MAX_BYTES: usize = 4 << 20;
+
+    fn push(&mut self, finished: FinishedAction) {
+        let record = &finished.record;
+        let values = [&record.inputs, &record.outputs].into_iter().flatten().chain(
+            finished
+                .secure_state
+                .iter()
+                .flat_map(|(inputs, outputs)| [inputs, outputs]),
+        );
+        self.bytes = values
+            .map(crate::expr::json_size_hint)
+            .fold(self.bytes, usize::saturating_add);
+        self.records.push(finished);
     }
 }
 
@@ -433,7 +465,7 @@ pub async fn execute_run(
         state: Mutex::new(state),
         replay: previous.into_iter().map(|r| (r.path.clone(), r)).collect(),
         sequence: AtomicI64::new(next_sequence),
-        unwritten: Mutex::new(Vec::new()),
+        unwritten: Mutex::new(HeldBack::default()),
     });
     engine.emit(RunEvent::RunStarted {
         run_id: run.id.clone(),

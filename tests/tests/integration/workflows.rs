@@ -682,6 +682,42 @@ async fn values_as_deep_as_json_allows_survive_the_history_and_deeper_ones_fail_
 }
 
 #[tokio::test]
+async fn a_loop_that_doubles_a_string_fails_at_the_size_limit_instead_of_exhausting_memory() {
+    // Thirty doublings took all 24 GiB of the machine and the kernel killed the process.
+    let h = harness(
+        None,
+        &[(
+            "double",
+            json!({
+                "Init": {"type": "InitializeVariable", "inputs": {"variables": [{"name": "s", "type": "string", "value": "ab"}]}},
+                "Grow": {"type": "Until", "expression": "@equals(1, 2)", "limit": {"count": 40},
+                    "runAfter": {"Init": ["Succeeded"]},
+                    "actions": {
+                        "Twice": {"type": "Compose", "inputs": "@concat(variables('s'), variables('s'))"},
+                        "Set": {"type": "SetVariable", "inputs": {"name": "s", "value": "@outputs('Twice')"},
+                            "runAfter": {"Twice": ["Succeeded"]}}
+                    }}
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("double", Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    let actions = h.actions(&run);
+    let failed: Vec<&str> = actions
+        .values()
+        .filter(|a| a.status == Status::Failed && a.kind == "Compose")
+        .map(|a| a.path.as_str())
+        .collect();
+    // Iteration i composes 2^(i + 2) characters; at i = 23 that is 32 MiB, plus its quotes.
+    assert_eq!(failed, ["Grow[23]/Twice"]);
+    let error = actions["Grow[23]/Twice"].error.as_ref().expect("error")["message"].to_string();
+    assert!(error.contains("larger than 32 MiB"), "{error}");
+    let last = &actions["Grow[22]/Set"].outputs.as_ref().expect("outputs")["body"]["value"];
+    assert_eq!(last.as_str().map(str::len), Some(1 << 24));
+}
+
+#[tokio::test]
 async fn validation_names_the_workflow_the_action_and_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let connections = json!({"serviceProviderConnections": {"transform": {"connector": "json-transform"}}});

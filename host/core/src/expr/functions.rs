@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use super::value::{Num, describe};
-use super::{Expr, ExprError, Scope};
+use super::{Expr, ExprError, Scope, bounds};
 
 type Implementation = fn(&Args<'_>) -> Result<Value, ExprError>;
 
@@ -152,6 +152,9 @@ pub(super) fn call(name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Value
         exprs: args,
         scope,
     })
+    // Every call's result, so that no value grows past the bounds inside one expression
+    // either (`replace(replace(...))` squares a string's length at each level).
+    .and_then(|value| bounds::check(&value).map(|()| value))
     .map_err(|e| {
         if e.message.starts_with(info.name) || e.message.contains(" in ") {
             e

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{JsonScope, MAX_EXPRESSION_DEPTH, MAX_VALUE_DEPTH, Template, nests_deeper_than};
+use super::{JsonScope, MAX_EXPRESSION_DEPTH, MAX_VALUE_BYTES, MAX_VALUE_DEPTH, Template, json_size_hint};
 
 fn scope() -> JsonScope {
     JsonScope::new(json!({
@@ -175,18 +175,20 @@ fn nesting_is_bounded_so_deep_expressions_are_errors_not_crashes() {
 }
 
 #[test]
-fn depth_counts_arrays_and_objects_inside_one_another() {
-    let cases = [
-        (json!(1), 0, false),
-        (json!([]), 0, true),
-        (json!([]), 1, false),
-        (json!([1, [2]]), 1, true),
-        (json!([1, [2]]), 2, false),
-        (json!({"a": [{}]}), 2, true),
-        (json!({"a": [{}]}), 3, false),
-    ];
-    for (value, limit, deeper) in cases {
-        assert_eq!(nests_deeper_than(&value, limit), deeper, "{value} limit {limit}");
+fn size_hint_is_about_the_json_text() {
+    for value in [
+        json!(null),
+        json!(12345),
+        json!("text"),
+        json!([1, "two", [3]]),
+        json!({"a": [{}], "key": "value", "n": null}),
+    ] {
+        let text = value.to_string().len();
+        let hint = json_size_hint(&value);
+        assert!(
+            text / 2 <= hint && hint <= text * 3,
+            "{value}: hint {hint}, text {text}"
+        );
     }
 }
 
@@ -206,6 +208,31 @@ fn an_expression_may_not_produce_a_value_deeper_than_the_limit() {
             error.contains("nests more than 128 arrays and objects"),
             "{wraps}: {error}"
         );
+    }
+}
+
+#[test]
+fn an_expression_may_not_produce_a_value_larger_than_the_limit() {
+    let half = "x".repeat(MAX_VALUE_BYTES / 2);
+    let scope = JsonScope::new(json!({"variables": {"half": half, "items": [half]}}));
+    let evaluate = |text: &str| Template::parse(text).expect("parses").evaluate(&scope);
+    assert_eq!(
+        evaluate("@length(concat(variables('half'), 'y'))"),
+        Ok(json!(MAX_VALUE_BYTES / 2 + 1))
+    );
+    for grows in [
+        "@concat(variables('half'), variables('half'))",
+        "@{variables('half')}@{variables('half')}",
+        "@union(variables('items'), createArray(concat(variables('half'), 'y')))",
+        // Inside one expression, and where one call multiplies its input: checked before the
+        // string is built, so none of these allocates terabytes.
+        "@length(concat(variables('half'), variables('half')))",
+        "@length(replace(variables('half'), 'x', 'xy'))",
+        "@length(replace(replace(replace('xxxxxxxxxx', 'x', variables('half')), 'x', variables('half')), 'x', variables('half')))",
+        "@length(join(range(0, 100000), variables('half')))",
+    ] {
+        let error = evaluate(grows).expect_err(grows).message;
+        assert!(error.contains("larger than 32 MiB of JSON"), "{grows}: {error}");
     }
 }
 

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::super::bounds;
 use super::super::value::{compare, describe, equal, member};
 use super::{Args, ExprError, FunctionInfo, f, variadic};
 
@@ -186,13 +187,15 @@ fn union(args: &Args<'_>) -> Result<Value, ExprError> {
 fn join(args: &Args<'_>) -> Result<Value, ExprError> {
     let items = args.array(0)?;
     let delimiter = args.string(1)?;
-    Ok(Value::String(
-        items
+    let texts: Vec<String> = items.iter().map(super::super::value::to_text).collect();
+    let delimiters = delimiter.len().saturating_mul(texts.len().saturating_sub(1));
+    bounds::check_text_len(
+        texts
             .iter()
-            .map(super::super::value::to_text)
-            .collect::<Vec<_>>()
-            .join(&delimiter),
-    ))
+            .map(String::len)
+            .fold(delimiters, usize::saturating_add),
+    )?;
+    Ok(Value::String(texts.join(&delimiter)))
 }
 
 fn reverse(args: &Args<'_>) -> Result<Value, ExprError> {

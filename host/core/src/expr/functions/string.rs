@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::super::bounds;
 use super::super::value::to_text;
 use super::{Args, ExprError, FunctionInfo, f, variadic};
 
@@ -90,6 +91,13 @@ fn replace(args: &Args<'_>) -> Result<Value, ExprError> {
     let (text, old, new) = (args.string(0)?, args.string(1)?, args.string(2)?);
     if old.is_empty() {
         return Err(args.error("cannot replace an empty string"));
+    }
+    if new.len() > old.len() {
+        let grows_by = text
+            .matches(old.as_str())
+            .count()
+            .saturating_mul(new.len() - old.len());
+        bounds::check_text_len(text.len().saturating_add(grows_by))?;
     }
     Ok(Value::String(text.replace(&old, &new)))
 }
