@@ -666,13 +666,24 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
     match tokio::time::timeout(state.config.response_timeout, execution).await {
         Ok(Ok(Ok(finished))) => match finished.response {
             Some(response) => respond(&response, &run_id),
-            None => problem(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "run {run_id} ended {} without reaching its Response action",
-                    finished.status
-                ),
-            ),
+            None => {
+                // The run's own error says which action failed (the Response action itself,
+                // when its inputs were refused); `cordon runs show` has the details.
+                let why = finished
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .map(|message| format!(" ({message})"))
+                    .unwrap_or_default();
+                problem(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "run {run_id} ended {} before a Response action answered{why}",
+                        finished.status
+                    ),
+                )
+            }
         },
         Ok(Ok(Err(e))) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("run {run_id}: {e:#}")),
         Ok(Err(e)) => problem(
@@ -718,11 +729,10 @@ fn respond(response: &Value, run_id: &str) -> Response {
     let (name, value) = run_id_header(run_id);
     headers.insert(name, value);
     if let Some(map) = response.get("headers").and_then(Value::as_object) {
+        // The Response action refused any header that does not convert or that the server
+        // sets itself (`builtin_inputs::response_headers`), so none is lost here.
         for (name, value) in map {
-            let text = value
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
+            let text = crate::workflow::builtin_inputs::header_text(value);
             if let (Ok(name), Ok(value)) = (HeaderName::try_from(name.as_str()), HeaderValue::from_str(&text))
             {
                 headers.insert(name, value);

@@ -28,6 +28,62 @@ pub fn response_status(code: Option<&Value>) -> Result<u16, String> {
         .ok_or_else(|| format!("statusCode must be an HTTP status from 100 to 599, got {code}"))
 }
 
+/// Headers the server frames the answer with (or cordon's own): a Response action that set
+/// them would break the HTTP exchange (a `Content-Length` of 3 cut an 11-byte body short and
+/// left the rest on the connection for the caller's next request to read).
+const SERVER_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "x-cordon-run-id",
+];
+
+/// A Response action's `headers` (`inputs.headers`): an object of header names to values
+/// (strings, or any JSON value, sent as its JSON text), each a valid HTTP header, none of
+/// those the server sets itself. Nothing is dropped silently: the server sends every header.
+pub fn response_headers(headers: Option<&Value>) -> Result<(), String> {
+    let Some(headers) = headers.filter(|h| !h.is_null()) else {
+        return Ok(());
+    };
+    let Some(map) = headers.as_object() else {
+        return Err(format!(
+            "headers must be an object of header names to values, got {}",
+            expr::describe_value(headers)
+        ));
+    };
+    for (name, value) in map {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(format!(
+                "header name {name:?} is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)"
+            ));
+        }
+        if SERVER_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "header {name:?} is set by the server from the body and the connection; remove it"
+            ));
+        }
+        if axum::http::HeaderValue::from_str(&header_text(value)).is_err() {
+            return Err(format!(
+                "the value of header {name:?} is not a valid HTTP header value (no line breaks or other control characters)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Response header's value as sent: a string as it is, anything else as its JSON text.
+pub fn header_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string())
+}
+
 /// A Terminate action's `runStatus` (`inputs.runStatus`).
 pub fn terminate_status(status: Option<&Value>) -> Result<Status, String> {
     status

@@ -366,10 +366,14 @@ impl Checker<'_> {
         let (field, message) = match action.kind {
             ActionKind::Response => {
                 let code = inputs.get("statusCode").filter(literal);
-                (
-                    ".statusCode",
-                    code.and_then(|c| builtin_inputs::response_status(Some(c)).err()),
-                )
+                let headers = inputs.get("headers").filter(literal);
+                match code.and_then(|c| builtin_inputs::response_status(Some(c)).err()) {
+                    Some(message) => (".statusCode", Some(message)),
+                    None => (
+                        ".headers",
+                        headers.and_then(|h| builtin_inputs::response_headers(Some(h)).err()),
+                    ),
+                }
             }
             ActionKind::Terminate => {
                 let status = inputs.get("runStatus").filter(literal);

@@ -479,6 +479,68 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
 }
 
 #[tokio::test]
+async fn response_headers_that_would_break_the_exchange_fail_the_response_action() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    write(
+        dir.path(),
+        "reply",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+            "actions": {"Reply": {"type": "Response",
+                "inputs": {"statusCode": 200, "headers": "@triggerBody()", "body": "hello world"}}}
+        }),
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let url = callback_url(&format!("http://{addr}"), &keys.trigger, "reply", "manual", None);
+    let http = client();
+    let call = |headers: Value| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body(headers.to_string())
+            .send()
+    };
+
+    // Headers that are fine arrive, values that are not strings as their JSON text.
+    let fine = call(json!({"Content-Type": "application/xml", "X-Count": 5}))
+        .await
+        .expect("call");
+    assert_eq!(fine.status(), 200);
+    assert_eq!(fine.headers()["content-type"], "application/xml");
+    assert_eq!(fine.headers()["x-count"], "5");
+    assert_eq!(fine.text().await.expect("body"), "hello world");
+
+    // A Content-Length of 3 used to cut the body to "hel" and leave the rest on the
+    // connection; a header name with a space, or a value with a line break, was dropped.
+    for (headers, wanted) in [
+        (json!({"Content-Length": "3"}), "is set by the server"),
+        (json!({"Transfer-Encoding": "chunked"}), "is set by the server"),
+        (json!({"bad name": "x"}), "not a valid HTTP header name"),
+        (json!({"X-Multi": "a\nb"}), "not a valid HTTP header value"),
+        (json!("text"), "headers must be an object"),
+    ] {
+        let refused = call(headers.clone()).await.expect("call");
+        assert_eq!(refused.status(), 502, "{headers}");
+        let message = parse(&refused.text().await.expect("body"))["error"]["message"].to_string();
+        assert!(
+            message.contains("before a Response action answered (an action failed: Reply)"),
+            "{message}"
+        );
+        let run = message.split_whitespace().nth(1).expect("run id").to_owned();
+        let reply = db
+            .actions(&run, false)
+            .expect("actions")
+            .into_iter()
+            .find(|a| a.name == "Reply")
+            .expect("Reply");
+        let error = reply.error.expect("error")["message"].to_string();
+        assert!(error.contains(wanted), "{headers}: {error}");
+    }
+}
+
+#[tokio::test]
 async fn relative_paths_and_query_parameters_reach_the_run() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");

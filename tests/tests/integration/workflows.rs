@@ -748,7 +748,8 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
                 "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}},
-                "Call_scheduled": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "scheduled"}}}}
+                "Call_scheduled": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "scheduled"}}}},
+                "Framing_header": {"type": "Response", "inputs": {"statusCode": 200, "headers": {"Content-Length": "3"}}}
             }),
         )],
     );
@@ -846,6 +847,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "Succeeded, Failed or Cancelled",
     );
     expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("Framing_header"),
+        "inputs.headers",
+        "header \"Content-Length\" is set by the server",
+    );
     expect(
         Some("Call_scheduled"),
         "inputs.host.workflow.id",

@@ -191,6 +191,9 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
                 Ok(status) => status,
                 Err(message) => return Ok(ActionResult::failed(Some(inputs), "InvalidResponse", message)),
             };
+            if let Err(message) = builtin_inputs::response_headers(inputs.get("headers")) {
+                return Ok(ActionResult::failed(Some(inputs), "InvalidResponse", message));
+            }
             let response = json!({
                 "statusCode": status,
                 "headers": inputs.get("headers").cloned().unwrap_or(json!({})),
