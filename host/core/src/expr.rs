@@ -18,7 +18,7 @@
 //!
 //! Where we differ from Logic Apps: `if`, `and`, `or` and `coalesce` evaluate their arguments
 //! lazily (Logic Apps evaluates every argument), so an untaken branch cannot fail a run; and the
-//! XML and time-zone functions are recognised but refused with an error that says so.
+//! XML and multipart functions are recognised but refused with an error that says so.
 //!
 //! ```
 //! use cordon_core::expr::{JsonScope, Template};

@@ -13,4 +13,5 @@ pub mod expr;
 pub mod host_pattern;
 pub mod problem;
 pub mod status;
+pub mod time_zone;
 pub mod workflow;

@@ -275,4 +275,4 @@ fn unsupported(args: &Args<'_>) -> Result<Value, ExprError> {
 }
 
 pub(super) const NOT_IMPLEMENTED: &str =
-    "is not supported by cordon yet (the XML, multipart and time-zone functions are not implemented)";
+    "is not supported by cordon yet (the XML and multipart functions are not implemented)";

@@ -447,6 +447,74 @@ fn math_functions() {
 }
 
 #[test]
+fn time_zone_conversions() {
+    check(&[
+        // The function reference's own examples.
+        (
+            "@convertFromUtc('2018-01-01T08:00:00.0000000Z', 'Pacific Standard Time')",
+            json!("2018-01-01T00:00:00.0000000"),
+        ),
+        (
+            "@convertFromUtc('2018-01-01T08:00:00.0000000Z', 'Pacific Standard Time', 'D')",
+            json!("Monday, January 1, 2018"),
+        ),
+        (
+            "@convertTimeZone('2018-01-01T08:00:00.0000000Z', 'UTC', 'Pacific Standard Time')",
+            json!("2018-01-01T00:00:00.0000000"),
+        ),
+        (
+            "@convertToUtc('01/01/2018 00:00:00', 'Pacific Standard Time')",
+            json!("2018-01-01T08:00:00.0000000Z"),
+        ),
+        (
+            "@convertToUtc('01/01/2018 00:00:00', 'Pacific Standard Time', 'D')",
+            json!("Monday, January 1, 2018"),
+        ),
+        // Summer time, IANA names, and a conversion between two zones.
+        (
+            "@convertFromUtc('2026-07-01T12:00:00Z', 'W. Europe Standard Time')",
+            json!("2026-07-01T14:00:00.0000000"),
+        ),
+        (
+            "@convertFromUtc('2026-01-01T12:00:00Z', 'Europe/Berlin', 'yyyy-MM-dd HH:mm K')",
+            json!("2026-01-01 13:00 "),
+        ),
+        (
+            "@convertTimeZone('2026-01-15T09:00:00', 'Tokyo Standard Time', 'Eastern Standard Time')",
+            json!("2026-01-14T19:00:00.0000000"),
+        ),
+        (
+            "@convertTimeZone('2026-01-15T09:00:00', 'Tokyo Standard Time', 'UTC')",
+            json!("2026-01-15T00:00:00.0000000Z"),
+        ),
+        // An offset in the timestamp names the instant, whatever the source zone.
+        (
+            "@convertTimeZone('2026-01-15T09:00:00+09:00', 'Pacific Standard Time', 'UTC')",
+            json!("2026-01-15T00:00:00.0000000Z"),
+        ),
+        // 02:30 on the night Berlin's clocks go back happens twice: standard time, the later.
+        (
+            "@convertToUtc('2026-10-25T02:30:00', 'Europe/Berlin')",
+            json!("2026-10-25T01:30:00.0000000Z"),
+        ),
+    ]);
+    check_errors(&[
+        (
+            "@convertToUtc('2026-03-29T02:30:00', 'W. Europe Standard Time')",
+            "does not exist in Europe/Berlin: the clocks skip that time",
+        ),
+        (
+            "@convertFromUtc('2026-01-01T00:00:00Z', 'Mars Standard Time')",
+            "unknown time zone \"Mars Standard Time\"",
+        ),
+        (
+            "@convertToUtc('soon', 'UTC')",
+            "cannot read \"soon\" as a timestamp",
+        ),
+    ]);
+}
+
+#[test]
 fn date_and_time_functions() {
     check(&[
         (

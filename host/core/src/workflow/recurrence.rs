@@ -11,9 +11,8 @@
 //! - A local time that a daylight-saving change skips does not occur that day; one that occurs
 //!   twice fires at its first instant.
 //!
-//! `timeZone` takes IANA names (`Europe/Berlin`). Logic Apps writes Windows names
-//! (`W. Europe Standard Time`); those are refused with a message asking for the IANA name,
-//! because a hand-kept table of Windows names would drift from the tz database.
+//! `timeZone` takes the Windows names Logic Apps writes (`W. Europe Standard Time`) and IANA
+//! names (`Europe/Berlin`); see [`crate::time_zone`].
 
 use chrono::{
     DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc, Weekday,
@@ -149,14 +148,7 @@ impl Recurrence {
         };
         let time_zone = match object.get("timeZone").and_then(Value::as_str) {
             None => Tz::UTC,
-            Some(name) => name.parse::<Tz>().map_err(|_| {
-                error(
-                    ".timeZone",
-                    format!(
-                        "unknown time zone {name:?}; cordon takes IANA names such as \"Europe/Berlin\" or \"America/New_York\" (not Windows names)"
-                    ),
-                )
-            })?,
+            Some(name) => crate::time_zone::parse(name).map_err(|message| error(".timeZone", message))?,
         };
         let start = match object.get("startTime").and_then(Value::as_str) {
             None => None,
@@ -395,7 +387,8 @@ fn parse_schedule(value: &Value, frequency: Frequency) -> Result<Schedule, Recur
         ));
     }
     let allowed = match frequency {
-        Frequency::Day => !hours.is_empty() || !minutes.is_empty(),
+        // Week days and month days were refused above; empty hours and minutes are no schedule.
+        Frequency::Day => true,
         Frequency::Week => true,
         Frequency::Month => true,
         _ => false,
@@ -499,6 +492,23 @@ mod tests {
                 ],
             ),
             (
+                "the same, with the Windows name Logic Apps writes",
+                json!({"frequency": "Day", "interval": 1, "startTime": "2026-03-27T09:00:00", "timeZone": "W. Europe Standard Time"}),
+                "2026-03-27T12:00:00Z",
+                vec![
+                    "2026-03-28T08:00:00Z",
+                    "2026-03-29T07:00:00Z",
+                    "2026-03-30T07:00:00Z",
+                ],
+            ),
+            (
+                "an empty Day schedule is no schedule",
+                json!({"frequency": "Day", "interval": 3, "startTime": "2026-01-01T06:00:00Z",
+                       "schedule": {"hours": [], "minutes": []}}),
+                "2026-01-02T00:00:00Z",
+                vec!["2026-01-04T06:00:00Z", "2026-01-07T06:00:00Z"],
+            ),
+            (
                 "every 3 days",
                 json!({"frequency": "Day", "interval": 3, "startTime": "2026-01-01T06:00:00Z"}),
                 "2026-01-02T00:00:00Z",
@@ -560,7 +570,7 @@ mod tests {
             (json!({"frequency": "Fortnight"}), ".frequency"),
             (json!({"frequency": "Month", "interval": 17}), ".interval"),
             (
-                json!({"frequency": "Day", "timeZone": "Pacific Standard Time"}),
+                json!({"frequency": "Day", "timeZone": "Mars Standard Time"}),
                 ".timeZone",
             ),
             (json!({"frequency": "Day", "startTime": "tomorrow"}), ".startTime"),

@@ -1,13 +1,23 @@
 //! Date and time functions. Timestamps are ISO 8601 strings; results use the .NET round-trip
 //! format `o` (`2018-03-15T13:00:00.0000000Z`) unless a format is given, as in Logic Apps.
 //! Formats are .NET standard (`o`, `s`, `u`, `r`, `d`, `D`, `t`, `T`, `g`, `G`, `f`, `F`, `M`,
-//! `y`) or custom (`yyyy-MM-dd HH:mm`) strings, in the invariant culture. Time-zone conversion
-//! needs the Windows zone database and is not implemented yet.
+//! `y`) or custom (`yyyy-MM-dd HH:mm`) strings, in the invariant culture.
+//!
+//! `convertFromUtc`, `convertTimeZone` and `convertToUtc` take Windows zone names as Logic
+//! Apps does, or IANA names ([`crate::time_zone`]). A converted local time is formatted as
+//! .NET formats a time with no zone: `o` gives `2018-01-01T00:00:00.0000000`, with no offset.
+//! A timestamp with no offset is wall-clock time in the source zone; one with an offset names
+//! its instant whatever the source zone. A wall-clock time that occurs twice (the hour the
+//! clocks go back) is read as standard time, the later instant, as .NET does; one the clocks
+//! skip is an error.
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use serde_json::Value;
 
-use super::{Args, ExprError, FunctionInfo, f, not_implemented};
+use chrono::LocalResult;
+use chrono_tz::Tz;
+
+use super::{Args, ExprError, FunctionInfo, f};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("addDays", 2, 3, add_days),
@@ -15,9 +25,9 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("addMinutes", 2, 3, add_minutes),
     f("addSeconds", 2, 3, add_seconds),
     f("addToTime", 3, 4, add_to_time),
-    not_implemented("convertFromUtc", 2, 3),
-    not_implemented("convertTimeZone", 3, 4),
-    not_implemented("convertToUtc", 2, 3),
+    f("convertFromUtc", 2, 3, convert_from_utc),
+    f("convertTimeZone", 3, 4, convert_time_zone),
+    f("convertToUtc", 2, 3, convert_to_utc),
     f("dateDifference", 2, 2, date_difference),
     f("dayOfMonth", 1, 1, day_of_month),
     f("dayOfWeek", 1, 1, day_of_week),
@@ -40,13 +50,23 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f"] {
+    // The last three are the invariant culture's month/day/year, which .NET reads too (the
+    // function reference's own convertToUtc example is '01/01/2018 00:00:00').
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%m/%d/%Y %H:%M:%S%.f",
+        "%m/%d/%Y %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
             return Some(Utc.from_utc_datetime(&t));
         }
     }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t));
+    for format in ["%Y-%m-%d", "%m/%d/%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(text, format) {
+            return d.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t));
+        }
     }
     DateTime::parse_from_rfc2822(text)
         .ok()
@@ -68,6 +88,58 @@ fn output(args: &Args<'_>, time: DateTime<Utc>, i: usize) -> Result<Value, ExprE
     format_dotnet(time, &format)
         .map(Value::String)
         .map_err(|e| args.error(e))
+}
+
+fn zone(args: &Args<'_>, i: usize) -> Result<Tz, ExprError> {
+    crate::time_zone::parse(&args.string(i)?).map_err(|e| args.error(e))
+}
+
+/// The instant the timestamp at `i` names: its own offset if it has one, else its wall-clock
+/// time in `zone`.
+fn instant_in(args: &Args<'_>, i: usize, zone: Tz) -> Result<DateTime<Utc>, ExprError> {
+    let text = args.string(i)?;
+    let trimmed = text.trim();
+    let with_offset =
+        DateTime::parse_from_rfc3339(trimmed).or_else(|_| DateTime::parse_from_rfc2822(trimmed));
+    if let Ok(instant) = with_offset {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let wall_clock = timestamp(args, i)?.naive_utc();
+    match zone.from_local_datetime(&wall_clock) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(_, t) => Ok(t.with_timezone(&Utc)),
+        LocalResult::None => Err(args.error(format!(
+            "{text:?} does not exist in {}: the clocks skip that time",
+            zone.name()
+        ))),
+    }
+}
+
+/// `instant` as wall-clock time in `zone`, formatted with the format argument at `i`; in UTC
+/// it keeps its `Z`.
+fn output_in(args: &Args<'_>, instant: DateTime<Utc>, zone: Tz, i: usize) -> Result<Value, ExprError> {
+    if zone == Tz::UTC || zone == Tz::Etc__UTC {
+        return output(args, instant, i);
+    }
+    let format = args.optional_string(i)?.unwrap_or_else(|| "o".to_owned());
+    let local = instant.with_timezone(&zone).naive_local();
+    format_wall_clock(local, Kind::Unspecified, &format)
+        .map(Value::String)
+        .map_err(|e| args.error(e))
+}
+
+fn convert_from_utc(args: &Args<'_>) -> Result<Value, ExprError> {
+    let destination = zone(args, 1)?;
+    output_in(args, instant_in(args, 0, Tz::UTC)?, destination, 2)
+}
+
+fn convert_time_zone(args: &Args<'_>) -> Result<Value, ExprError> {
+    let (source, destination) = (zone(args, 1)?, zone(args, 2)?);
+    output_in(args, instant_in(args, 0, source)?, destination, 3)
+}
+
+fn convert_to_utc(args: &Args<'_>) -> Result<Value, ExprError> {
+    let source = zone(args, 1)?;
+    output(args, instant_in(args, 0, source)?, 2)
 }
 
 fn shift(args: &Args<'_>, unit_seconds: i64) -> Result<Value, ExprError> {
@@ -259,8 +331,20 @@ fn date_difference(args: &Args<'_>) -> Result<Value, ExprError> {
     Ok(Value::String(text))
 }
 
+/// What a formatted time says about its zone, as .NET's `DateTimeKind`: `K` is `Z` for a UTC
+/// time and nothing for a wall-clock time in some zone.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Utc,
+    Unspecified,
+}
+
 /// Formats `time` with a .NET standard or custom format string.
 pub(crate) fn format_dotnet(time: DateTime<Utc>, format: &str) -> Result<String, String> {
+    format_wall_clock(time.naive_utc(), Kind::Utc, format)
+}
+
+fn format_wall_clock(time: NaiveDateTime, kind: Kind, format: &str) -> Result<String, String> {
     let custom = match format {
         "o" | "O" => "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
         "s" => "yyyy'-'MM'-'dd'T'HH':'mm':'ss",
@@ -281,7 +365,7 @@ pub(crate) fn format_dotnet(time: DateTime<Utc>, format: &str) -> Result<String,
         }
         other => other,
     };
-    Ok(render_custom(time, custom))
+    Ok(render_custom(time, kind, custom))
 }
 
 const MONTHS: [&str; 12] = [
@@ -308,7 +392,7 @@ const DAYS: [&str; 7] = [
     "Saturday",
 ];
 
-fn render_custom(time: DateTime<Utc>, format: &str) -> String {
+fn render_custom(time: NaiveDateTime, kind: Kind, format: &str) -> String {
     let chars: Vec<char> = format.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -366,7 +450,8 @@ fn render_custom(time: DateTime<Utc>, format: &str) -> String {
                 let marker = if time.hour12().0 { "PM" } else { "AM" };
                 out.push_str(if run == 1 { &marker[..1] } else { marker });
             }
-            'K' => out.push('Z'),
+            'K' if kind == Kind::Utc => out.push('Z'),
+            'K' => {}
             'z' => out.push_str(match run {
                 1 => "+0",
                 2 => "+00",
