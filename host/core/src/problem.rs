@@ -14,12 +14,43 @@ pub struct Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.action {
-            Some(action) => write!(
-                f,
-                "{}: action {action:?} at {}: {}",
-                self.workflow, self.path, self.message
-            ),
+            Some(name) => {
+                // Triggers are located like actions (by name), but are not called actions.
+                let what = if self.path.starts_with("$.definition.triggers.") {
+                    "trigger"
+                } else {
+                    "action"
+                };
+                write!(
+                    f,
+                    "{}: {what} {name:?} at {}: {}",
+                    self.workflow, self.path, self.message
+                )
+            }
             None => write!(f, "{}: at {}: {}", self.workflow, self.path, self.message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Problem;
+
+    #[test]
+    fn a_trigger_is_called_a_trigger() {
+        let problem = |path: &str| Problem {
+            workflow: "orders".into(),
+            action: Some("every".into()),
+            path: path.into(),
+            message: "wrong".into(),
+        };
+        assert_eq!(
+            problem("$.definition.triggers.every.recurrence").to_string(),
+            "orders: trigger \"every\" at $.definition.triggers.every.recurrence: wrong"
+        );
+        assert_eq!(
+            problem("$.definition.actions.every.inputs").to_string(),
+            "orders: action \"every\" at $.definition.actions.every.inputs: wrong"
+        );
     }
 }
