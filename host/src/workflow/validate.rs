@@ -184,26 +184,31 @@ impl Checker<'_> {
                 );
             }
         }
-        match trigger.inputs.get("schema") {
-            None => {}
-            Some(Value::Object(schema)) if schema.is_empty() => {}
-            Some(schema @ Value::Object(_)) => {
-                if let Err(e) = jsonschema::validator_for(schema) {
-                    self.problem(
-                        Some(&trigger.name),
-                        &format!("{path}.inputs.schema"),
-                        format!("the schema does not compile: {e}"),
-                    );
-                }
-            }
-            Some(other) => self.problem(
-                Some(&trigger.name),
-                &format!("{path}.inputs.schema"),
-                format!("schema must be a JSON Schema object, not {other}"),
-            ),
+        if let Some(schema) = trigger.inputs.get("schema") {
+            self.check_schema(&trigger.name, &format!("{path}.inputs.schema"), schema);
         }
         if let Err(e) = super::relative_path::RelativePath::of(trigger) {
             self.problem(Some(&trigger.name), &format!("{path}.inputs.relativePath"), e);
+        }
+    }
+
+    /// A JSON Schema written in the definition (a Request trigger's, a ParseJson's) compiles.
+    /// One computed by an expression is the run's to check.
+    fn check_schema(&mut self, name: &str, path: &str, schema: &Value) {
+        match schema {
+            Value::Object(map) if map.is_empty() => {}
+            Value::Object(_) if contains_expression(schema) => {}
+            Value::Object(_) => {
+                if let Err(e) = jsonschema::validator_for(schema) {
+                    self.problem(Some(name), path, format!("the schema does not compile: {e}"));
+                }
+            }
+            Value::String(text) if text.starts_with('@') => {}
+            other => self.problem(
+                Some(name),
+                path,
+                format!("schema must be a JSON Schema object, not {other}"),
+            ),
         }
     }
 
@@ -259,12 +264,29 @@ impl Checker<'_> {
                 expression, cases, ..
             } => {
                 expression_sources.push((format!("{path}.expression"), expression));
-                for case in cases {
+                for (index, case) in cases.iter().enumerate() {
+                    let case_path = format!("{path}.cases.{}.case", case.name);
                     if case.value.as_str().is_some_and(|s| s.starts_with('@')) {
                         self.problem(
                             Some(&action.name),
-                            &format!("{path}.cases.{}.case", case.name),
+                            &case_path,
                             "a case value must be a constant, not an expression",
+                        );
+                    } else if !(case.value.is_string() || case.value.is_number()) {
+                        self.problem(
+                            Some(&action.name),
+                            &case_path,
+                            format!("a case value must be a string or a number, got {}", case.value),
+                        );
+                    } else if let Some(first) = cases[..index].iter().find(|c| c.value == case.value) {
+                        // As in Logic Apps: the second case could never run.
+                        self.problem(
+                            Some(&action.name),
+                            &case_path,
+                            format!(
+                                "case {:?} has the same value as case {:?} ({}); case values must be unique",
+                                case.name, first.name, case.value
+                            ),
                         );
                     }
                 }
@@ -292,6 +314,11 @@ impl Checker<'_> {
             }
             ActionKind::Response | ActionKind::Terminate | ActionKind::Wait => {
                 self.check_builtin_inputs(action);
+            }
+            ActionKind::ParseJson => {
+                if let Some(schema) = action.inputs.get("schema") {
+                    self.check_schema(&action.name, &format!("{path}.inputs.schema"), schema);
+                }
             }
             ActionKind::Http => {
                 let request = builtin_inputs::http_request(&action.inputs);

@@ -749,7 +749,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
                 "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}},
                 "Call_scheduled": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "scheduled"}}}},
-                "Framing_header": {"type": "Response", "inputs": {"statusCode": 200, "headers": {"Content-Length": "3"}}}
+                "Framing_header": {"type": "Response", "inputs": {"statusCode": 200, "headers": {"Content-Length": "3"}}},
+                "Same_case": {"type": "Switch", "expression": "@triggerBody()", "cases": {
+                    "First": {"case": "x", "actions": {}}, "Second": {"case": "x", "actions": {}},
+                    "Listed": {"case": ["y"], "actions": {}}}},
+                "Bad_schema": {"type": "ParseJson", "inputs": {"content": "{}", "schema": {"type": "nonsense"}}}
             }),
         )],
     );
@@ -847,6 +851,17 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "Succeeded, Failed or Cancelled",
     );
     expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("Same_case"),
+        "cases.Second.case",
+        "case \"Second\" has the same value as case \"First\"",
+    );
+    expect(
+        Some("Same_case"),
+        "cases.Listed.case",
+        "a case value must be a string or a number",
+    );
+    expect(Some("Bad_schema"), "inputs.schema", "the schema does not compile");
     expect(
         Some("Framing_header"),
         "inputs.headers",
