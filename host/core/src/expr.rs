@@ -35,7 +35,7 @@ mod value;
 
 use serde_json::Value;
 
-pub use bounds::{MAX_VALUE_BYTES, MAX_VALUE_DEPTH, json_size_hint};
+pub use bounds::{MAX_VALUE_BYTES, MAX_VALUE_DEPTH, check as check_value, check_size, json_size_hint};
 pub use functions::{FunctionInfo, lookup as lookup_function, names as function_names, parse_timestamp};
 pub use parser::MAX_EXPRESSION_DEPTH;
 pub use scope::{JsonScope, Scope};

@@ -718,6 +718,53 @@ async fn a_loop_that_doubles_a_string_fails_at_the_size_limit_instead_of_exhaust
 }
 
 #[tokio::test]
+async fn actions_that_build_values_are_held_to_the_same_bounds() {
+    // About 600 KB of text: each action below would build gigabytes from it.
+    let big = "@string(range(0, 100000))";
+    let h = harness(
+        None,
+        &[(
+            "build",
+            json!({
+                "Init": {"type": "InitializeVariable", "inputs": {"variables": [{"name": "list", "type": "array", "value": []}]}},
+                "Glue": {"type": "Join", "inputs": {"from": "@range(0, 100000)", "joinWith": big},
+                    "runAfter": {"Init": ["Succeeded"]}},
+                "Copies": {"type": "Select", "inputs": {"from": "@range(0, 100)", "select": big},
+                    "runAfter": {"Init": ["Succeeded"]}},
+                "Deep": {"type": "Compose", "inputs": format!("@createArray(json('{}{}'))", "[".repeat(127), "]".repeat(127)),
+                    "runAfter": {"Init": ["Succeeded"]}},
+                "Append": {"type": "AppendToArrayVariable", "inputs": {"name": "list", "value": "@outputs('Deep')"},
+                    "runAfter": {"Deep": ["Succeeded"]}}
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("build", Value::Null).await;
+    assert_eq!(run.status, Status::Failed);
+    let actions = h.actions(&run);
+    let error = |name: &str| {
+        let action = &actions[name];
+        assert_eq!(action.status, Status::Failed, "{name}");
+        action.error.as_ref().expect("error")["message"]
+            .as_str()
+            .expect("message")
+            .to_owned()
+    };
+    assert!(error("Glue").contains("larger than 32 MiB"), "{}", error("Glue"));
+    assert!(
+        error("Copies").contains("larger than 32 MiB"),
+        "{}",
+        error("Copies")
+    );
+    assert_eq!(actions["Deep"].status, Status::Succeeded, "128 deep is allowed");
+    assert!(
+        error("Append").contains("appending to variable \"list\": the value nests more than 128"),
+        "{}",
+        error("Append")
+    );
+}
+
+#[tokio::test]
 async fn validation_names_the_workflow_the_action_and_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let connections = json!({"serviceProviderConnections": {"transform": {"connector": "json-transform"}}});

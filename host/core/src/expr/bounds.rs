@@ -38,10 +38,10 @@ pub fn check(value: &Value) -> Result<(), ExprError> {
     }
 }
 
-/// An error if a string of `bytes` would be larger than [`MAX_VALUE_BYTES`]: for functions
-/// whose result can be far larger than their arguments (`replace`, `join`), checked before
-/// the string is built.
-pub fn check_text_len(bytes: usize) -> Result<(), ExprError> {
+/// An error if a value of about `bytes` of JSON would be larger than [`MAX_VALUE_BYTES`]: for
+/// what can be far larger than its inputs (`replace`, `join`, the Join and Select actions),
+/// checked before, or while, the value is built.
+pub fn check_size(bytes: usize) -> Result<(), ExprError> {
     if bytes > MAX_VALUE_BYTES {
         return Err(too_large());
     }

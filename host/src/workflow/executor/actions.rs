@@ -173,8 +173,17 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
                 inputs.get("joinWith").and_then(Value::as_str),
             ) {
                 (Some(items), Some(with)) => {
-                    let joined = items.iter().map(to_text).collect::<Vec<_>>().join(with);
-                    ActionResult::succeeded(Some(inputs.clone()), Some(json!({"body": joined})))
+                    // Checked before joining: a long joinWith between many items multiplies.
+                    let texts: Vec<String> = items.iter().map(to_text).collect();
+                    let delimiters = with.len().saturating_mul(texts.len().saturating_sub(1));
+                    let total = texts
+                        .iter()
+                        .map(String::len)
+                        .fold(delimiters, usize::saturating_add);
+                    if let Err(e) = expr::check_size(total) {
+                        return Ok(template_failure(Some(inputs.clone()), e));
+                    }
+                    ActionResult::succeeded(Some(inputs.clone()), Some(json!({"body": texts.join(with)})))
                 }
                 _ => ActionResult::failed(
                     Some(inputs),
@@ -507,6 +516,19 @@ fn update_variable(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
             }
         },
     };
+    // An append grows the variable past what any one expression may make; hold it to the same
+    // bounds, or a loop of appends would grow it without end.
+    if matches!(
+        call.action.kind,
+        ActionKind::AppendToArrayVariable | ActionKind::AppendToStringVariable
+    ) && let Err(e) = expr::check_value(&updated)
+    {
+        return ActionResult::failed(
+            Some(inputs),
+            "InvalidVariableValue",
+            format!("appending to variable {name:?}: {}", e.message),
+        );
+    }
     if let ActionKind::SetVariable = call.action.kind
         && std::mem::discriminant(&current) != std::mem::discriminant(&updated)
         && !(current.is_number() && updated.is_number())
@@ -583,8 +605,14 @@ fn select(call: &ActionCall<'_>) -> ActionResult {
     };
     let shape = call.action.inputs.get("select").cloned().unwrap_or(Value::Null);
     let mut selected = Vec::with_capacity(items.len());
+    // Each selected value is bounded; so is the array they make.
+    let mut size = 0usize;
     for item in &items {
-        match expr::evaluate_value(&shape, &item_scope(call, item.clone())) {
+        let value = expr::evaluate_value(&shape, &item_scope(call, item.clone())).and_then(|v| {
+            size = size.saturating_add(expr::json_size_hint(&v));
+            expr::check_size(size).map(|()| v)
+        });
+        match value {
             Ok(v) => selected.push(v),
             Err(e) => return template_failure(Some(json!({"from": items})), e),
         }

@@ -189,7 +189,7 @@ fn join(args: &Args<'_>) -> Result<Value, ExprError> {
     let delimiter = args.string(1)?;
     let texts: Vec<String> = items.iter().map(super::super::value::to_text).collect();
     let delimiters = delimiter.len().saturating_mul(texts.len().saturating_sub(1));
-    bounds::check_text_len(
+    bounds::check_size(
         texts
             .iter()
             .map(String::len)

@@ -97,7 +97,7 @@ fn replace(args: &Args<'_>) -> Result<Value, ExprError> {
             .matches(old.as_str())
             .count()
             .saturating_mul(new.len() - old.len());
-        bounds::check_text_len(text.len().saturating_add(grows_by))?;
+        bounds::check_size(text.len().saturating_add(grows_by))?;
     }
     Ok(Value::String(text.replace(&old, &new)))
 }
