@@ -4,9 +4,13 @@
 //! loop that feeds a variable back into itself grows it on every iteration: doubling a string
 //! 30 times took all 24 GiB of a machine and the kernel killed the process, with every run in
 //! it; wrapping an array in itself thousands of times made writing, comparing or dropping it
-//! (each recursive) overflow the stack. Every expression's result is held to both bounds, so
+//! (each recursive) overflow the stack. Every function call's result is held to both bounds
+//! (so is an interpolated template's, and what the Join, Select and append actions build), so
 //! every value in a run is: the rest comes from JSON parsers with the same depth limit and
 //! from connectors, HTTP responses and trigger bodies with their own size limits.
+//!
+//! The check walks the value, as the call that made it did; it stops at the first bound it
+//! crosses.
 
 use serde_json::Value;
 
