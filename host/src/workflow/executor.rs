@@ -42,6 +42,7 @@ use super::clock::Clock;
 use super::definition::{Action, Workflow, all_actions};
 use super::project::{Project, Settings};
 
+pub use actions::condition;
 pub use scope::{Frame, expression_record};
 
 /// What the engine tells an observer (the CLI's live view) as a run moves.

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::expr::{Expr, Template, templates_in};
+use crate::expr::{Expr, JsonScope, Template, templates_in};
 use crate::manifest::OperationKind;
 
 use super::builtin_inputs;
@@ -259,6 +259,13 @@ impl Checker<'_> {
         match &action.kind {
             ActionKind::If { expression, .. } | ActionKind::Until { expression, .. } => {
                 expression_sources.push((format!("{path}.expression"), expression));
+                // A condition with no expression in it reads nothing from the run: evaluate
+                // it here, with the executor's own function, so "" or "yes" is refused now.
+                if !contains_expression(expression)
+                    && let Err(e) = super::executor::condition(expression, &JsonScope::new(Value::Null))
+                {
+                    self.problem(Some(&action.name), &format!("{path}.expression"), e.message);
+                }
             }
             ActionKind::Switch {
                 expression, cases, ..

@@ -800,7 +800,9 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Same_case": {"type": "Switch", "expression": "@triggerBody()", "cases": {
                     "First": {"case": "x", "actions": {}}, "Second": {"case": "x", "actions": {}},
                     "Listed": {"case": ["y"], "actions": {}}}},
-                "Bad_schema": {"type": "ParseJson", "inputs": {"content": "{}", "schema": {"type": "nonsense"}}}
+                "Bad_schema": {"type": "ParseJson", "inputs": {"content": "{}", "schema": {"type": "nonsense"}}},
+                "Bad_condition": {"type": "If", "expression": "yes", "actions": {}, "else": {"actions": {}}},
+                "Literal_condition": {"type": "If", "expression": {"and": [{"equals": [1, 1]}]}, "actions": {}}
             }),
         )],
     );
@@ -909,6 +911,18 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "a case value must be a string or a number",
     );
     expect(Some("Bad_schema"), "inputs.schema", "the schema does not compile");
+    expect(
+        Some("Bad_condition"),
+        "$.definition.actions.Bad_condition.expression",
+        "the condition must be true or false, got \"yes\"",
+    );
+    assert!(
+        !problems
+            .iter()
+            .any(|p| p.action.as_deref() == Some("Literal_condition")),
+        "a condition object with constants is fine:\n{}",
+        text.join("\n")
+    );
     expect(
         Some("Framing_header"),
         "inputs.headers",
