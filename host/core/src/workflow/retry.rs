@@ -52,13 +52,16 @@ impl RetryPolicy {
             .and_then(Value::as_str)
             .ok_or("retryPolicy needs a \"type\": none, fixed or exponential")?;
         let interval = |key: &str, default: Option<Duration>| -> Result<Duration, String> {
-            let d = match value.get(key).and_then(Value::as_str) {
+            let written = value.get(key).and_then(Value::as_str);
+            let d = match written {
                 Some(text) => parse_iso8601_duration(text)?,
                 None => default.ok_or_else(|| format!("retryPolicy of type {kind:?} needs \"{key}\""))?,
             };
             if d < MIN_INTERVAL || d > MAX_INTERVAL {
+                // As written ("P10000D"), not as a count of seconds.
+                let got = written.map_or_else(|| format!("{d:?}"), |text| format!("{text:?}"));
                 return Err(format!(
-                    "retryPolicy {key} must be between PT5S and P1D, got {d:?}"
+                    "retryPolicy {key} must be between PT5S and P1D, got {got}"
                 ));
             }
             Ok(d)
@@ -179,11 +182,11 @@ mod tests {
             ),
             (
                 json!({"type": "fixed", "count": 1, "interval": "PT1S"}),
-                "between PT5S and P1D",
+                "between PT5S and P1D, got \"PT1S\"",
             ),
             (
                 json!({"type": "fixed", "count": 1, "interval": "P2D"}),
-                "between PT5S and P1D",
+                "between PT5S and P1D, got \"P2D\"",
             ),
             (json!({"type": "fixed", "count": 1}), "needs \"interval\""),
             (json!({"type": "sometimes"}), "is not none, fixed or exponential"),
