@@ -598,6 +598,11 @@ async fn a_workflow_that_calls_itself_without_end_fails_at_the_nesting_limit() {
             break error;
         }
         assert_eq!(error["code"], "ChildWorkflowFailed", "depth {depth}: {error}");
+        let message = error["message"].as_str().expect("message");
+        assert!(
+            message.ends_with("ended Failed: an action failed: Outer"),
+            "{message}"
+        );
         let child_id = call.outputs.as_ref().expect("outputs")["runId"]
             .as_str()
             .expect("child run id")

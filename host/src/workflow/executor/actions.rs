@@ -842,9 +842,17 @@ async fn child_workflow(
             status: Status::Failed,
             inputs: Some(inputs),
             outputs: Some(outputs),
-            error: Some(
-                json!({"code": "ChildWorkflowFailed", "message": format!("child run {} of {workflow:?} ended {}", child.id, child.status)}),
-            ),
+            error: Some({
+                // The child's own error says which of its actions failed.
+                let why = child
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.get("message"))
+                    .and_then(Value::as_str)
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default();
+                json!({"code": "ChildWorkflowFailed", "message": format!("child run {} of {workflow:?} ended {}{why}", child.id, child.status)})
+            }),
         }
     })
 }
