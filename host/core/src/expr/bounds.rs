@@ -20,7 +20,8 @@ use super::ExprError;
 /// accept (serde_json's limit of 128).
 pub const MAX_VALUE_DEPTH: usize = 128;
 
-/// About this many bytes of JSON text. Larger than anything that comes in (a connector's
+/// About this many bytes of JSON text (in memory a value of many small items takes several
+/// times its JSON size, as each item is a value of its own). Larger than anything that comes in (a connector's
 /// output is at most 8 MiB, an HTTP response body 16 MiB, a trigger body 2 MiB), so joining a
 /// few of them works; small enough that a value doubling itself stops long before memory runs
 /// out. The evaluation that crosses it has already built its value, so a run holds at most

@@ -30,6 +30,10 @@ fn chunk(args: &Args<'_>) -> Result<Value, ExprError> {
     let size = size as usize;
     match args.value(0)? {
         Value::String(s) => {
+            // Checked before splitting: one-character pieces of a long string take far more
+            // memory than the string (each is a separate value).
+            let pieces = s.chars().count().div_ceil(size);
+            bounds::check_size(s.len().saturating_add(pieces.saturating_mul(3)))?;
             let chars: Vec<char> = s.chars().collect();
             Ok(Value::Array(
                 chars

@@ -127,6 +127,13 @@ fn slice(args: &Args<'_>) -> Result<Value, ExprError> {
 
 fn split(args: &Args<'_>) -> Result<Value, ExprError> {
     let (text, delimiter) = (args.string(0)?, args.string(1)?);
+    // Checked before splitting, as chunk is: many tiny pieces take far more memory than text.
+    let pieces = if delimiter.is_empty() {
+        text.chars().count()
+    } else {
+        text.matches(delimiter.as_str()).count() + 1
+    };
+    bounds::check_size(text.len().saturating_add(pieces.saturating_mul(3)))?;
     if delimiter.is_empty() {
         return Ok(Value::Array(
             text.chars().map(|c| Value::String(c.to_string())).collect(),
