@@ -856,6 +856,10 @@ async fn resubmit(State(state): State<Arc<ServerState>>, Path(id): Path<String>)
             accepted(&run_id)
         }
         Err(e) if is_no_such_run(&e) => problem(StatusCode::NOT_FOUND, format!("no run {id:?}")),
+        // The run exists; what it would run again does not.
+        Err(e) if e.downcast_ref::<crate::workflow::NoSuchWorkflow>().is_some() => {
+            problem(StatusCode::CONFLICT, format!("{e:#}"))
+        }
         Err(e) if e.downcast_ref::<Busy>().is_some() => {
             busy(e.downcast_ref::<Busy>().unwrap_or_else(|| unreachable!()))
         }

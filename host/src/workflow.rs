@@ -163,6 +163,15 @@ impl EngineOptions {
     }
 }
 
+/// A run asked for of a workflow the project does not have (or no longer has: a resubmission
+/// of a run whose workflow was removed since).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("there is no workflow {workflow:?} in the project; it has: {}", known.join(", "))]
+pub struct NoSuchWorkflow {
+    pub workflow: String,
+    pub known: Vec<String>,
+}
+
 /// Runs a project's workflows.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -311,13 +320,12 @@ impl Engine {
         Ok(run)
     }
 
-    fn check_workflow(&self, workflow: &str) -> anyhow::Result<()> {
+    fn check_workflow(&self, workflow: &str) -> Result<(), NoSuchWorkflow> {
         if !self.shared.plans.contains_key(workflow) {
-            let known: Vec<&str> = self.shared.plans.keys().map(String::as_str).collect();
-            anyhow::bail!(
-                "there is no workflow {workflow:?}; the project has: {}",
-                known.join(", ")
-            );
+            return Err(NoSuchWorkflow {
+                workflow: workflow.to_owned(),
+                known: self.shared.plans.keys().cloned().collect(),
+            });
         }
         Ok(())
     }
@@ -478,6 +486,10 @@ impl Engine {
     /// Records a new run with the trigger outputs of an earlier one, without running it yet.
     pub fn accept_resubmission(&self, run_id: &str) -> anyhow::Result<RunRecord> {
         let original = self.shared.db.run(run_id)?;
+        // Refused before anything is recorded: a new run of a workflow the project no longer
+        // has could only fail at once, and would sit in the history as if it had been tried.
+        self.check_workflow(&original.workflow)
+            .map_err(|e| anyhow::Error::new(e).context(format!("cannot resubmit run {run_id}")))?;
         let outputs = original.trigger.get("outputs").cloned().unwrap_or(Value::Null);
         let trigger = original.trigger.get("name").and_then(Value::as_str);
         let mut run = executor::new_run(&self.shared, &original.workflow, trigger, outputs);

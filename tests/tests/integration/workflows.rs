@@ -770,6 +770,42 @@ async fn actions_that_build_values_are_held_to_the_same_bounds() {
 }
 
 #[tokio::test]
+async fn resubmitting_a_run_of_a_removed_workflow_is_refused_and_records_nothing() {
+    let h = harness(
+        None,
+        &[
+            ("old", json!({"C": compose(json!(1), json!({}))})),
+            ("kept", json!({"C": compose(json!(2), json!({}))})),
+        ],
+    )
+    .await;
+    let run = h.run("old", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded);
+
+    // The project changes: "old" is gone. A new engine on the same history.
+    std::fs::remove_dir_all(h.dir.path().join("old")).expect("remove workflow");
+    let (engine, db, _clock) = workflow_engine(h.dir.path()).await;
+    let runs_before = db.list_runs(&Default::default()).expect("runs").len();
+    let error = engine.resubmit(&run.id).await.expect_err("nothing to run");
+    let gone = error
+        .downcast_ref::<cordon_host::workflow::NoSuchWorkflow>()
+        .expect("a NoSuchWorkflow, which the server answers with 409");
+    assert_eq!(gone.workflow, "old");
+    assert!(
+        format!("{error:#}").contains(&format!(
+            "cannot resubmit run {}: there is no workflow \"old\"",
+            run.id
+        )),
+        "{error:#}"
+    );
+    assert_eq!(
+        db.list_runs(&Default::default()).expect("runs").len(),
+        runs_before,
+        "no failed run recorded"
+    );
+}
+
+#[tokio::test]
 async fn validation_names_the_workflow_the_action_and_the_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let connections = json!({"serviceProviderConnections": {"transform": {"connector": "json-transform"}}});
