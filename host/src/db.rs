@@ -41,6 +41,13 @@ pub struct RunRecord {
     pub parent: Option<String>,
 }
 
+impl RunRecord {
+    /// The message of the run's error, if it ended with one.
+    pub fn error_message(&self) -> Option<&str> {
+        self.error.as_ref()?.get("message")?.as_str()
+    }
+}
+
 /// One execution of an action within a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionRecord {

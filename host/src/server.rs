@@ -670,11 +670,8 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                 // The run's own error says which action failed (the Response action itself,
                 // when its inputs were refused); `cordon runs show` has the details.
                 let why = finished
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.get("message"))
-                    .and_then(Value::as_str)
-                    .map(|message| format!(" ({message})"))
+                    .error_message()
+                    .map(|m| format!(" ({m})"))
                     .unwrap_or_default();
                 problem(
                     StatusCode::BAD_GATEWAY,

@@ -40,7 +40,7 @@ pub use functions::{FunctionInfo, lookup as lookup_function, names as function_n
 pub use parser::MAX_EXPRESSION_DEPTH;
 pub use scope::{JsonScope, Scope};
 pub use value::equal as function_equals;
-pub use value::{describe as describe_value, to_text};
+pub use value::{describe as describe_value, join_texts, to_text};
 
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]

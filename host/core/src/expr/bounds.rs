@@ -53,6 +53,12 @@ pub fn check_size(bytes: usize) -> Result<(), ExprError> {
     Ok(())
 }
 
+/// [`check_size`] for a text of `text_bytes` cut into `pieces` strings (`split`, `chunk`): the
+/// text plus each piece's quotes and comma.
+pub fn check_pieces(text_bytes: usize, pieces: usize) -> Result<(), ExprError> {
+    check_size(text_bytes.saturating_add(pieces.saturating_mul(3)))
+}
+
 fn too_large() -> ExprError {
     ExprError::new(format!(
         "the value is larger than {} MiB of JSON, more than one value in a run may be; does a \

@@ -5,6 +5,20 @@ use serde_json::{Number, Value};
 
 use super::ExprError;
 
+/// `items` as text joined by `delimiter`, as `join()` and the Join action make it. The length
+/// is checked before the string is built: a long delimiter between many items multiplies.
+pub fn join_texts(items: &[Value], delimiter: &str) -> Result<String, ExprError> {
+    let texts: Vec<String> = items.iter().map(to_text).collect();
+    let delimiters = delimiter.len().saturating_mul(texts.len().saturating_sub(1));
+    super::bounds::check_size(
+        texts
+            .iter()
+            .map(String::len)
+            .fold(delimiters, usize::saturating_add),
+    )?;
+    Ok(texts.join(delimiter))
+}
+
 /// The string form of a value, as interpolation and `string()` produce it: strings as they are,
 /// `null` as the empty string, booleans as `True`/`False` (as Logic Apps renders them),
 /// numbers in their shortest form, objects and arrays as compact JSON.

@@ -172,19 +172,12 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
                 inputs.get("from").and_then(Value::as_array),
                 inputs.get("joinWith").and_then(Value::as_str),
             ) {
-                (Some(items), Some(with)) => {
-                    // Checked before joining: a long joinWith between many items multiplies.
-                    let texts: Vec<String> = items.iter().map(to_text).collect();
-                    let delimiters = with.len().saturating_mul(texts.len().saturating_sub(1));
-                    let total = texts
-                        .iter()
-                        .map(String::len)
-                        .fold(delimiters, usize::saturating_add);
-                    if let Err(e) = expr::check_size(total) {
-                        return Ok(template_failure(Some(inputs.clone()), e));
+                (Some(items), Some(with)) => match expr::join_texts(items, with) {
+                    Ok(joined) => {
+                        ActionResult::succeeded(Some(inputs.clone()), Some(json!({"body": joined})))
                     }
-                    ActionResult::succeeded(Some(inputs.clone()), Some(json!({"body": texts.join(with)})))
-                }
+                    Err(e) => template_failure(Some(inputs.clone()), e),
+                },
                 _ => ActionResult::failed(
                     Some(inputs),
                     "InvalidJoin",
@@ -845,11 +838,8 @@ async fn child_workflow(
             error: Some({
                 // The child's own error says which of its actions failed.
                 let why = child
-                    .error
-                    .as_ref()
-                    .and_then(|e| e.get("message"))
-                    .and_then(Value::as_str)
-                    .map(|message| format!(": {message}"))
+                    .error_message()
+                    .map(|m| format!(": {m}"))
                     .unwrap_or_default();
                 json!({"code": "ChildWorkflowFailed", "message": format!("child run {} of {workflow:?} ended {}{why}", child.id, child.status)})
             }),

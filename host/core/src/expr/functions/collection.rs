@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::super::bounds;
-use super::super::value::{compare, describe, equal, member};
+use super::super::value::{compare, describe, equal, join_texts, member};
 use super::{Args, ExprError, FunctionInfo, f, variadic};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
@@ -33,7 +33,7 @@ fn chunk(args: &Args<'_>) -> Result<Value, ExprError> {
             // Checked before splitting: one-character pieces of a long string take far more
             // memory than the string (each is a separate value).
             let pieces = s.chars().count().div_ceil(size);
-            bounds::check_size(s.len().saturating_add(pieces.saturating_mul(3)))?;
+            bounds::check_pieces(s.len(), pieces)?;
             let chars: Vec<char> = s.chars().collect();
             Ok(Value::Array(
                 chars
@@ -189,17 +189,8 @@ fn union(args: &Args<'_>) -> Result<Value, ExprError> {
 }
 
 fn join(args: &Args<'_>) -> Result<Value, ExprError> {
-    let items = args.array(0)?;
-    let delimiter = args.string(1)?;
-    let texts: Vec<String> = items.iter().map(super::super::value::to_text).collect();
-    let delimiters = delimiter.len().saturating_mul(texts.len().saturating_sub(1));
-    bounds::check_size(
-        texts
-            .iter()
-            .map(String::len)
-            .fold(delimiters, usize::saturating_add),
-    )?;
-    Ok(Value::String(texts.join(&delimiter)))
+    let (items, delimiter) = (args.array(0)?, args.string(1)?);
+    join_texts(&items, &delimiter).map(Value::String)
 }
 
 fn reverse(args: &Args<'_>) -> Result<Value, ExprError> {

@@ -133,7 +133,7 @@ fn split(args: &Args<'_>) -> Result<Value, ExprError> {
     } else {
         text.matches(delimiter.as_str()).count() + 1
     };
-    bounds::check_size(text.len().saturating_add(pieces.saturating_mul(3)))?;
+    bounds::check_pieces(text.len(), pieces)?;
     if delimiter.is_empty() {
         return Ok(Value::Array(
             text.chars().map(|c| Value::String(c.to_string())).collect(),
