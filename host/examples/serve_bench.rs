@@ -121,7 +121,10 @@ fn main() -> anyhow::Result<()> {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // The server's own listener (read timeout, connection cap), as `cordon serve` runs it.
+        tokio::spawn(async move {
+            cordon_host::server::serve(listener, app, &ServerConfig::default(), std::future::pending()).await
+        });
         anyhow::Ok((
             callback_url(&base, &trigger_key, "order", "manual", None),
             format!("{base}/floor"),

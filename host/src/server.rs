@@ -19,6 +19,12 @@
 //!
 //! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
 //! answers) need no key, for load balancers and orchestrators.
+//!
+//! [`serve`] accepts the connections, with a read timeout and a cap on how many are open
+//! ([`listener`]).
+
+pub mod listener;
+pub use listener::serve;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -57,6 +63,11 @@ pub struct ServerConfig {
     /// Whether the server takes work: `/readyz` answers 503 once this is false (set it when
     /// shutting down). Starts true.
     pub ready: Arc<AtomicBool>,
+    /// How long a client may take to send a request head (or, between requests, to start the
+    /// next one before its keep-alive connection is closed), and then its body.
+    pub read_timeout: Duration,
+    /// How many connections may be open at once; more wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +76,8 @@ impl Default for ServerConfig {
             response_timeout: Duration::from_secs(120),
             grace_period: Duration::from_secs(30),
             ready: Arc::new(AtomicBool::new(true)),
+            read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -332,7 +345,6 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
     Router::new()
         .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
         .route("/api/{workflow}/triggers/{trigger}/invoke/{*path}", any(invoke))
-        .layer(axum::extract::DefaultBodyLimit::max(TRIGGER_BODY_LIMIT))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(managed)
@@ -463,34 +475,23 @@ fn problem(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": {"message": message.into()}}))).into_response()
 }
 
-/// Both callback routes: `…/invoke` and `…/invoke/{*path}` for triggers with a
-/// `relativePath`.
 /// The largest body a trigger request may carry. The trigger's outputs, body included, are
-/// written to the run history, so this bounds what one request can add to it. (axum's default,
-/// made explicit so the error can name it.)
+/// written to the run history, so this bounds what one request can add to it.
 const TRIGGER_BODY_LIMIT: usize = 2 << 20;
 
+/// Both callback routes: `…/invoke` and `…/invoke/{*path}` for triggers with a
+/// `relativePath`.
 async fn invoke(
     State(state): State<Arc<ServerState>>,
     Path(mut segments): Path<HashMap<String, String>>,
     Query(query): Query<HashMap<String, String>>,
     method: Method,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
-    // axum's rejection is plain text; say the limit, in the JSON every other error uses.
-    let body = match body {
+    let body = match read_body(body, state.config.read_timeout).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request body is over {} MiB, the most a trigger request may carry (it is kept in the run history)",
-                    TRIGGER_BODY_LIMIT >> 20
-                ),
-            );
-        }
-        Err(rejection) => return problem(rejection.status(), rejection.body_text()),
+        Err(refusal) => return refusal,
     };
     let request = TriggerRequest {
         workflow: segments.remove("workflow").unwrap_or_default(),
@@ -502,6 +503,44 @@ async fn invoke(
         body,
     };
     invoke_trigger(state, request).await
+}
+
+/// A trigger request's body, read within `timeout` (a client trickling it a byte at a time
+/// would otherwise hold the connection and its handler forever) and at most
+/// [`TRIGGER_BODY_LIMIT`] long. The refusals are JSON, like every other error here.
+async fn read_body(body: axum::body::Body, timeout: Duration) -> Result<Bytes, Response> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, TRIGGER_BODY_LIMIT)).await {
+        Ok(Ok(body)) => Ok(body),
+        Err(_elapsed) => Err(problem(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s (the server's --read-timeout); nothing was started",
+                timeout.as_secs_f64()
+            ),
+        )),
+        Ok(Err(error)) if is_length_limit(&error) => Err(problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is over {} MiB, the most a trigger request may carry (it is kept in the run history)",
+                TRIGGER_BODY_LIMIT >> 20
+            ),
+        )),
+        Ok(Err(error)) => Err(problem(
+            StatusCode::BAD_REQUEST,
+            format!("cannot read the request body: {error}"),
+        )),
+    }
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A call to a request trigger's callback URL.

@@ -125,6 +125,20 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// `cordon serve`'s own listener ([`cordon_host::server::serve`]: read timeout, connection
+/// cap) serving `router` on 127.0.0.1 with an ephemeral port until the test's runtime ends.
+pub async fn serve_cordon(router: Router, config: &cordon_host::server::ServerConfig) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let config = config.clone();
+    tokio::spawn(async move {
+        cordon_host::server::serve(listener, router, &config, std::future::pending()).await;
+    });
+    addr
+}
+
 /// `/echo` answers with the request it got; `/redirect?to=URL` answers 302; `/slow` never
 /// finishes in time; `/big?bytes=N` sends N bytes.
 pub fn echo_router() -> Router {

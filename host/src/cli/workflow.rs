@@ -697,18 +697,14 @@ pub async fn serve(
                 .iter()
                 .filter_map(|s| Some((s.tenant.clone()?, s.engine.clone(), s.keys.clone())))
                 .collect(),
-            config,
+            config.clone(),
         )
     } else {
-        crate::server::router(served[0].engine.clone(), served[0].keys.clone(), config)
+        crate::server::router(served[0].engine.clone(), served[0].keys.clone(), config.clone())
     };
     let http = tokio::spawn({
         let stop = stop.clone();
-        async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        }
+        async move { crate::server::serve(listener, app, &config, stop.cancelled_owned()).await }
     });
     shutdown_signal().await;
     // Stop taking work: no new connections, no more trigger firings. Then give the runs in

@@ -14,7 +14,7 @@ use cordon_host::secrets::store::{MasterKey, SecretStore};
 use cordon_host::server::{Keys, ServerConfig, callback_url, router};
 use cordon_host::workflow::project::Project;
 use cordon_host::workflow::{Engine, EngineOptions};
-use cordon_tests::{captured_log, fixture, http_client, runtime, serve};
+use cordon_tests::{captured_log, fixture, http_client, runtime, serve, serve_cordon};
 use serde_json::json;
 
 const CANARY: &str = "canary-5d1e0b7a-from-the-store";
@@ -89,7 +89,11 @@ async fn a_canary_from_the_store_is_nowhere_after_a_hostile_connector_tries_ever
     let keys = Keys::for_project(&project).expect("keys");
     let base = format!(
         "http://{}",
-        serve(router(engine, keys.clone(), ServerConfig::default())).await
+        serve_cordon(
+            router(engine, keys.clone(), ServerConfig::default()),
+            &ServerConfig::default()
+        )
+        .await
     );
     let http = http_client();
 

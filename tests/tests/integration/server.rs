@@ -5,7 +5,7 @@ use std::time::Duration;
 use cordon_host::db::{Db, Status};
 use cordon_host::server::{Keys, ServerConfig, TriggerKey, callback_url, router};
 use cordon_host::workflow::project::Project;
-use cordon_tests::{serve, workflow_engine};
+use cordon_tests::{serve, serve_cordon, workflow_engine};
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
@@ -113,7 +113,7 @@ async fn request_triggers_and_the_management_api() {
         response_timeout: Duration::from_millis(200),
         ..ServerConfig::default()
     };
-    let addr = serve(router(engine, keys.clone(), config)).await;
+    let addr = serve_cordon(router(engine, keys.clone(), config.clone()), &config).await;
     let base = format!("http://{addr}");
     let http = client();
 
@@ -385,7 +385,11 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
     );
     let (engine, db, _clock) = workflow_engine(dir.path()).await;
     let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
-    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let addr = serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
     let base = format!("http://{addr}");
     let url = callback_url(&base, &keys.trigger, "queue", "manual", None);
     let http = client();
@@ -493,7 +497,11 @@ async fn response_headers_that_would_break_the_exchange_fail_the_response_action
     );
     let (engine, db, _clock) = workflow_engine(dir.path()).await;
     let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
-    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let addr = serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
     let url = callback_url(&format!("http://{addr}"), &keys.trigger, "reply", "manual", None);
     let http = client();
     let call = |headers: Value| {
@@ -563,7 +571,11 @@ async fn relative_paths_and_query_parameters_reach_the_run() {
     let template = cordon_host::workflow::relative_path::RelativePath::of(&workflow.triggers[0])
         .expect("valid")
         .expect("has a relativePath");
-    let addr = serve(router(engine, keys.clone(), ServerConfig::default())).await;
+    let addr = serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
     let base = format!("http://{addr}");
     let url = callback_url(&base, &keys.trigger, "lines", "manual", Some(&template));
     assert!(
@@ -600,4 +612,134 @@ async fn relative_paths_and_query_parameters_reach_the_run() {
         let got = http.get(&wrong).send().await.expect("call");
         assert_eq!(got.status(), status, "{wrong}");
     }
+}
+
+/// Reads from a raw connection until the server closes it (bounded), returning what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open for 20 s; it sent: {}",
+        String::from_utf8_lossy(&got)
+    );
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    write(
+        dir.path(),
+        "echo",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+            "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 200, "body": "@triggerBody()"}}}
+        }),
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let quick = ServerConfig {
+        read_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let addr = serve_cordon(router(engine.clone(), keys.clone(), quick.clone()), &quick).await;
+    let url = callback_url(&format!("http://{addr}"), &keys.trigger, "echo", "manual", None);
+    let path = url
+        .split_once(&addr.to_string())
+        .expect("URL on addr")
+        .1
+        .to_owned();
+
+    // A connection that sends nothing, and one that sends half a request head: closed.
+    let mut idle = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(read_until_closed(&mut idle).await, "");
+    let mut half = TcpStream::connect(addr).await.expect("connect");
+    half.write_all(format!("POST {path} HTTP/1.1\r\nHost: cordon\r\n").as_bytes())
+        .await
+        .expect("write");
+    assert_eq!(read_until_closed(&mut half).await, "");
+    // A body that never arrives in full: 408 in JSON, naming the setting; no run started.
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: cordon\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let answer = read_until_closed(&mut slow).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("--read-timeout"), "{answer}");
+    assert!(db.list_runs(&Default::default()).expect("runs").is_empty());
+    // The server still answers.
+    let echoed = client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"still": "here"}).to_string())
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(echoed.status(), 200);
+    assert_eq!(
+        parse(&echoed.text().await.expect("body")),
+        json!({"still": "here"})
+    );
+
+    // With every connection it may hold open (two, idle, within a long read timeout), the
+    // server accepts no more until one closes; then the waiting request is answered.
+    let capped = ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    };
+    let addr = serve_cordon(router(engine, keys, capped.clone()), &capped).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        // A request on each proves the server accepted it (and so counts it).
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: cordon\r\n\r\n")
+            .await
+            .expect("write");
+        let mut head = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut head)
+            .await
+            .expect("answer");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(addr)
+        .await
+        .expect("the kernel's backlog takes it");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: cordon\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::io::AsyncReadExt::read(&mut third, &mut first),
+    )
+    .await;
+    assert!(
+        early.is_err(),
+        "a third connection was served while two were open"
+    );
+    drop(held.pop());
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }

@@ -11,7 +11,7 @@ use cordon_host::secrets::store::{MasterKey, SecretStore};
 use cordon_host::server::{ServerConfig, callback_url, tenants_router};
 use cordon_host::tenants::{Tenant, open_all};
 use cordon_host::workflow::EngineOptions;
-use cordon_tests::{FAKE_GITHUB_TOKEN, FakeGithub, captured_log, http_client, serve};
+use cordon_tests::{FAKE_GITHUB_TOKEN, FakeGithub, captured_log, http_client, serve, serve_cordon};
 use serde_json::{Value, json};
 
 /// A tenant project whose workflow opens an issue with the token stored as GITHUB_TOKEN.
@@ -77,7 +77,7 @@ async fn serve_tenants(tenants: &[Tenant]) -> String {
             .collect(),
         ServerConfig::default(),
     );
-    format!("http://{}", serve(app).await)
+    format!("http://{}", serve_cordon(app, &ServerConfig::default()).await)
 }
 
 async fn call(http: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, String) {

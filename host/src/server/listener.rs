@@ -1,0 +1,146 @@
+//! Accepting connections for `cordon serve`, with the limits a server facing the internet
+//! needs and `axum::serve` does not set.
+//!
+//! `axum::serve` gives hyper no timer, so hyper's header read timeout never runs: a client
+//! that opened a connection and sent nothing, or half a request head, held it forever, and
+//! enough of them used up the process's file descriptors, which the run history and the
+//! connectors' own HTTP clients need too. Here every connection gets
+//! [`ServerConfig::read_timeout`] to send each request head (which also closes keep-alive
+//! connections left idle that long), and at most [`ServerConfig::max_connections`] are open at
+//! once; beyond that the server stops accepting and new connections wait in the kernel's
+//! listen backlog instead of being refused. A slow request *body* is bounded in the trigger
+//! handler, which can answer 408 for it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use super::ServerConfig;
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, asks every
+/// open connection to finish the request it is on, and returns once they all have. (Callers
+/// bound that wait: a request waiting for a workflow's Response can take long.)
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let open = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let connections = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.read_timeout);
+    let mut saturated = false;
+    tokio::pin!(shutdown);
+    loop {
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => {
+                saturated = false;
+                permit
+            }
+            Err(_) => {
+                if !saturated {
+                    saturated = true;
+                    tracing::warn!(
+                        max_connections = config.max_connections,
+                        "every connection the server may hold is open; new ones wait until one closes \
+                         (raise --max-connections if this is ordinary load)"
+                    );
+                }
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    permit = open.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                }
+            }
+        };
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) if is_about_one_connection(&error) => continue,
+                Err(error) => {
+                    // Out of file descriptors or memory: accepting again at once would spin.
+                    tracing::error!(%error, "cannot accept a connection; trying again in 100 ms");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+                    }
+                }
+            },
+        };
+        // Answers are small and written at once; waiting to coalesce them only adds latency.
+        let _ = stream.set_nodelay(true);
+        let connection = connections
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+        tokio::spawn(async move {
+            // Errors here are the client's (it went away, or timed out sending its request).
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Errors of `accept` that concern only the connection being accepted, after which the next
+/// `accept` can succeed at once.
+fn is_about_one_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::Interrupted
+    )
+}
+
+/// How many connections the server may really hold: `wanted`, unless the process's limit on
+/// open files leaves less than half of it for everything else (the run history, cached
+/// artifacts, connectors' outbound connections). Raises the soft limit to the hard one first,
+/// as servers commonly do, since the soft default (often 1,024) is a relic of `select`.
+pub fn usable_connections(wanted: usize) -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let mut soft = limit.current;
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(maximum),
+                maximum: Some(maximum),
+            },
+        )
+        .is_ok()
+    {
+        soft = Some(maximum);
+    }
+    let Some(soft) = soft else {
+        return wanted;
+    };
+    let allowed = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(1);
+    if wanted > allowed {
+        tracing::warn!(
+            wanted,
+            allowed,
+            open_files_limit = soft,
+            "--max-connections lowered to half the open-files limit (ulimit -n), so that the run \
+             history and connectors keep descriptors to work with"
+        );
+        allowed
+    } else {
+        wanted
+    }
+}
