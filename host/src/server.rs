@@ -712,8 +712,9 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                     .error_message()
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default();
-                problem(
+                run_problem(
                     StatusCode::BAD_GATEWAY,
+                    &run_id,
                     format!(
                         "run {run_id} ended {} before a Response action answered{why}",
                         finished.status
@@ -721,9 +722,14 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                 )
             }
         },
-        Ok(Ok(Err(e))) => problem(StatusCode::INTERNAL_SERVER_ERROR, format!("run {run_id}: {e:#}")),
-        Ok(Err(e)) => problem(
+        Ok(Ok(Err(e))) => run_problem(
             StatusCode::INTERNAL_SERVER_ERROR,
+            &run_id,
+            format!("run {run_id}: {e:#}"),
+        ),
+        Ok(Err(e)) => run_problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &run_id,
             format!("run {run_id} stopped: {e}"),
         ),
         // The run goes on; the caller can follow it by id.
@@ -743,6 +749,17 @@ fn run_id_header(run_id: &str) -> (HeaderName, HeaderValue) {
         HeaderName::from_static("x-cordon-run-id"),
         HeaderValue::from_str(run_id).unwrap_or_else(|_| HeaderValue::from_static("invalid")),
     )
+}
+
+/// An error about a run that was recorded: the caller gets its id the way a `202` gives it,
+/// in `x-cordon-run-id` and as `runId`, to look the run up.
+fn run_problem(status: StatusCode, run_id: &str, message: String) -> Response {
+    (
+        status,
+        [run_id_header(run_id)],
+        Json(json!({"error": {"message": message}, "runId": run_id})),
+    )
+        .into_response()
 }
 
 fn accepted(run_id: &str) -> Response {

@@ -531,12 +531,18 @@ async fn response_headers_that_would_break_the_exchange_fail_the_response_action
     ] {
         let refused = call(headers.clone()).await.expect("call");
         assert_eq!(refused.status(), 502, "{headers}");
-        let message = parse(&refused.text().await.expect("body"))["error"]["message"].to_string();
+        let run = refused.headers()["x-cordon-run-id"]
+            .to_str()
+            .expect("ASCII")
+            .to_owned();
+        let answer = parse(&refused.text().await.expect("body"));
+        let message = answer["error"]["message"].to_string();
         assert!(
             message.contains("before a Response action answered (an action failed: Reply)"),
             "{message}"
         );
-        let run = message.split_whitespace().nth(1).expect("run id").to_owned();
+        assert_eq!(answer["runId"], run.as_str());
+        assert!(message.contains(&run), "{message}");
         let reply = db
             .actions(&run, false)
             .expect("actions")
