@@ -21,7 +21,8 @@
 //!   up on enabling. Polling resumes from the stored cursor.
 //! - **Polls.** Items become runs: without `splitOn`, one run whose trigger body is the list
 //!   of items (none when the list is empty); with `splitOn`, one run per element of the array
-//!   it evaluates to. Every `conditions` expression must be true for an item to start a run.
+//!   it evaluates to, at most [`MAX_SPLIT_ON_ITEMS`] (100 with a concurrency limit; more fail
+//!   the poll). Every `conditions` expression must be true for an item to start a run.
 //!   A failed poll keeps the cursor, waits `Retry-After` when the connector was rate limited,
 //!   and otherwise backs off exponentially (5 s doubling to 15 min, never sooner than the
 //!   next occurrence); other triggers are not affected. A workflow whose concurrency limit
@@ -50,6 +51,15 @@ use super::recurrence::Recurrence;
 pub const BACKOFF_START: Duration = Duration::from_secs(5);
 /// The longest back-off.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// The most items one poll's `splitOn` may turn into runs, Logic Apps' limit: past it the
+/// poll fails, its items stay in the source and the cursor where it was, instead of one
+/// transaction recording runs by the million (an 8 MiB poll of small items splits into
+/// millions, and `splitOn` is an expression that can make more).
+pub const MAX_SPLIT_ON_ITEMS: usize = 100_000;
+/// The same limit for a trigger with `runtimeConfiguration.concurrency`, whose runs beyond
+/// the limit wait in memory (Logic Apps' limit too).
+pub const MAX_SPLIT_ON_ITEMS_WITH_CONCURRENCY: usize = 100;
 
 /// How often a trigger loop looks again when nothing is due sooner, so enabling a workflow
 /// or a changed clock is noticed.
@@ -408,7 +418,23 @@ fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) ->
                 .evaluate(&scope.with_trigger(json!({"headers": {}, "body": items})))
                 .map_err(|e| format!("splitOn: {}", e.message))?;
             match split {
-                Value::Array(list) => list,
+                Value::Array(list) => {
+                    let (limit, whose) = match trigger.concurrency {
+                        Some(_) => (
+                            MAX_SPLIT_ON_ITEMS_WITH_CONCURRENCY,
+                            "Logic Apps' limit for a trigger with runtimeConfiguration.concurrency",
+                        ),
+                        None => (MAX_SPLIT_ON_ITEMS, "Logic Apps' limit"),
+                    };
+                    if list.len() > limit {
+                        return Err(format!(
+                            "splitOn gave {} items, and one poll may start at most {limit} runs ({whose}); \
+                             have the connector return fewer items per poll",
+                            list.len()
+                        ));
+                    }
+                    list
+                }
                 Value::Null => Vec::new(),
                 other => {
                     return Err(format!(

@@ -350,3 +350,103 @@ async fn a_tenant_past_its_run_quota_defers_a_recurrence_without_losing_it() {
     let runs = db.list_runs(&RunFilter::default()).expect("runs");
     assert_eq!(runs.len(), 1);
 }
+
+/// A polling workflow whose `splitOn` gives the array `items` once the fake GitHub has new
+/// issues (and none before), with an optional concurrency limit.
+fn splitting_workflow(items: &str, concurrency: Option<Value>) -> Value {
+    let split_on = format!("@if(empty(triggerBody()), triggerBody(), {items})");
+    let mut trigger = json!({
+        "type": "ServiceProvider",
+        "inputs": {
+            "parameters": {"owner": "acme", "repo": "widgets"},
+            "serviceProviderConfiguration": {"connectionName": "github", "operationId": "new_issue"}
+        },
+        "recurrence": {"frequency": "Minute", "interval": 1, "startTime": "2026-01-01T00:00:00Z"},
+        "splitOn": split_on
+    });
+    if let Some(concurrency) = concurrency {
+        trigger["runtimeConfiguration"] = json!({"concurrency": concurrency});
+    }
+    json!({
+        "triggers": {"Poll": trigger},
+        "actions": {"Item": {"type": "Compose", "inputs": "@triggerBody()"}}
+    })
+}
+
+#[tokio::test]
+async fn a_split_on_past_logic_apps_item_limits_fails_the_poll_and_keeps_the_cursor() {
+    let fake = FakeGithub::default();
+    let addr = serve(fake.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(
+        dir.path(),
+        Some(addr),
+        &[
+            // One new issue splits into 100,001 items, one past the limit.
+            (
+                "many",
+                splitting_workflow("split(concat(string(range(0, 100000)), ',x'), ',')", None),
+            ),
+            // With a concurrency limit the limit is 100: 101 fail, 100 start.
+            (
+                "bounded",
+                splitting_workflow("range(0, 101)", Some(json!({"runs": 1}))),
+            ),
+            (
+                "exact",
+                splitting_workflow("range(0, 100)", Some(json!({"runs": 1}))),
+            ),
+        ],
+    );
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+    assert!(
+        tick(&scheduler, T0).await.is_empty(),
+        "the first polls record cursors"
+    );
+    let cursors: Vec<Option<Value>> = ["many", "bounded", "exact"]
+        .iter()
+        .map(|w| {
+            db.trigger_state(w, "Poll")
+                .expect("state")
+                .expect("stored")
+                .cursor
+        })
+        .collect();
+    fake.add("the one new issue");
+
+    let runs = tick(&scheduler, T0 + MINUTE).await;
+    assert_eq!(runs.len(), 100, "only `exact` started runs");
+    assert!(runs.iter().all(|r| r.workflow == "exact"));
+    for (workflow, cursor, wanted) in [
+        (
+            "many",
+            &cursors[0],
+            "splitOn gave 100001 items, and one poll may start at most 100000 runs",
+        ),
+        (
+            "bounded",
+            &cursors[1],
+            "splitOn gave 101 items, and one poll may start at most 100 runs (Logic Apps' limit for a trigger with runtimeConfiguration.concurrency)",
+        ),
+    ] {
+        let state = db
+            .trigger_state(workflow, "Poll")
+            .expect("state")
+            .expect("stored");
+        assert_eq!(state.failures, 1, "{workflow}");
+        assert_eq!(
+            &state.cursor, cursor,
+            "{workflow}: the items stay to be polled again"
+        );
+        let error = state.last_error.unwrap_or_default();
+        assert!(error.contains(wanted), "{workflow}: {error}");
+        let recorded = db
+            .list_runs(&RunFilter {
+                workflow: Some(workflow.into()),
+                ..RunFilter::default()
+            })
+            .expect("runs");
+        assert!(recorded.is_empty(), "{workflow}: no run recorded");
+    }
+}
