@@ -240,6 +240,10 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<RunRecord>, DbError>;
     /// Extends the lease on the runs this owner holds.
     fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError>;
+    /// Gives up the lease on an unfinished run whose execution stopped in this process (its
+    /// history could not be written), so that the next claim of orphaned runs, by any
+    /// worker, takes it up again.
+    fn release_lease(&self, run_id: &str) -> Result<(), DbError>;
 
     /// Records that an action started (or started again after a resume): status `Running`.
     fn action_started(&self, record: &ActionRecord) -> Result<(), DbError>;

@@ -438,8 +438,29 @@ impl Engine {
     ///
     /// The run first waits for a slot under its workflow's concurrency limit. Cancelling it
     /// ([`Engine::cancel`]) drops the execution at its next await point; what it had finished
-    /// stays recorded.
+    /// stays recorded. When the history cannot be written the execution stops with an error
+    /// and the run stays unfinished with no lease, for [`Engine::claim_orphaned_runs`] (by
+    /// this process's sweep, another server, or the next start) to resume.
     pub async fn execute(&self, run: RunRecord) -> anyhow::Result<RunRecord> {
+        let run_id = run.id.clone();
+        let outcome = self.execute_leased(run).await;
+        if let Err(error) = &outcome {
+            tracing::warn!(
+                run_id,
+                error = %error,
+                "run stopped unfinished: its history could not be written; it resumes from what was recorded"
+            );
+            self.shared.give_up_lease(run_id.clone());
+        }
+        outcome.with_context(|| {
+            format!(
+                "run {run_id} stopped unfinished; it resumes from what its history recorded \
+                 (`cordon serve` takes it up again within a minute, `cordon run` on its next start)"
+            )
+        })
+    }
+
+    async fn execute_leased(&self, run: RunRecord) -> anyhow::Result<RunRecord> {
         let token = CancellationToken::new();
         self.control.live().insert(run.id.clone(), token.clone());
         let _live = LiveRun {
@@ -521,21 +542,26 @@ impl Engine {
     /// Claims runs whose process died (or whose lease ran out) and runs them to their end.
     /// Child runs are resumed by their parents.
     pub async fn resume_interrupted(&self) -> anyhow::Result<Vec<RunRecord>> {
-        let now = self.shared.clock.now_ms();
-        let claimed = self.shared.db.claim_orphaned_runs(
-            &self.shared.lease_owner,
-            executor::LEASE.as_millis() as i64,
-            now,
-            &executor::lease_owner_is_dead,
-        )?;
+        let claimed = self.claim_orphaned_runs()?;
         // Concurrently, each through its workflow's concurrency limit, in start order.
-        let executions = claimed
-            .into_iter()
-            .filter(|r| r.parent.is_none())
-            .map(|run| self.execute(run));
+        let executions = claimed.into_iter().map(|run| self.execute(run));
         futures_util::future::join_all(executions)
             .await
             .into_iter()
             .collect()
+    }
+
+    /// Takes over the unfinished top-level runs nobody is running: their process died, their
+    /// lease ran out, or an execution gave them up when the history could not be written.
+    /// The caller executes them ([`Engine::execute`]); child runs are resumed by their
+    /// parents. `cordon serve` calls this at start and then every [`executor::LEASE`].
+    pub fn claim_orphaned_runs(&self) -> anyhow::Result<Vec<RunRecord>> {
+        let claimed = self.shared.db.claim_orphaned_runs(
+            &self.shared.lease_owner,
+            executor::LEASE.as_millis() as i64,
+            self.shared.clock.now_ms(),
+            &executor::lease_owner_is_dead,
+        )?;
+        Ok(claimed.into_iter().filter(|r| r.parent.is_none()).collect())
     }
 }

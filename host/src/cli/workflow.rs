@@ -655,26 +655,20 @@ pub async fn serve(
         tracing::info!(%base, history = s.history, tenant = s.tenant.as_ref().map(|t| t.as_str()), "serving");
     }
 
-    // Runs a previous process left unfinished go on in the background.
-    for s in &served {
-        let resumer = s.engine.clone();
-        let tenant = s.tenant.clone();
-        tokio::spawn(async move {
-            match resumer.resume_interrupted().await {
-                Ok(runs) if !runs.is_empty() => {
-                    tracing::info!(
-                        count = runs.len(),
-                        tenant = tenant.as_ref().map(|t| t.as_str()),
-                        "resumed interrupted runs"
-                    )
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "cannot resume interrupted runs"),
-            }
-        });
-    }
-
     let stop = tokio_util::sync::CancellationToken::new();
+    // Runs nobody is running go on in the background: at start, those a previous process
+    // left; then every lease period, those of another server on this history that died and
+    // those this one gave up when its history could not be written.
+    let sweepers: Vec<_> = served
+        .iter()
+        .map(|s| {
+            tokio::spawn(sweep_orphaned_runs(
+                s.engine.clone(),
+                s.tenant.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
     let mut schedulers = Vec::new();
     for s in &served {
         let scheduler = crate::workflow::scheduler::Scheduler::new(s.engine.clone());
@@ -717,6 +711,9 @@ pub async fn serve(
     for scheduled in schedulers {
         let _ = scheduled.await;
     }
+    for sweeper in sweepers {
+        let _ = sweeper.await;
+    }
     // Every engine drains at once, within the one grace period.
     let drains = served.iter().map(|s| s.engine.drain(grace));
     let left: usize = futures_util::future::join_all(drains).await.into_iter().sum();
@@ -731,6 +728,33 @@ pub async fn serve(
         tracing::info!("stopped; every run in flight finished");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Claims and executes orphaned runs now and then every [`LEASE`](crate::workflow::executor::LEASE)
+/// until `stop`; each claimed run executes in its own task.
+async fn sweep_orphaned_runs(
+    engine: Engine,
+    tenant: Option<crate::ids::TenantId>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let tenant = tenant.as_ref().map(|t| t.as_str().to_owned());
+    loop {
+        match engine.claim_orphaned_runs() {
+            Ok(runs) if !runs.is_empty() => {
+                tracing::info!(count = runs.len(), tenant, "resuming unfinished runs");
+                for run in runs {
+                    let engine = engine.clone();
+                    tokio::spawn(async move { engine.execute(run).await });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, tenant, "cannot claim unfinished runs"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(crate::workflow::executor::LEASE) => {}
+        }
+    }
 }
 
 /// Ctrl-C or SIGTERM.

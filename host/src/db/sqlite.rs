@@ -578,6 +578,18 @@ impl Db for SqliteDb {
         })
     }
 
+    fn release_lease(&self, run_id: &str) -> Result<(), DbError> {
+        self.with(|c| {
+            exec(
+                c,
+                "UPDATE runs SET lease_owner = NULL, lease_expires = NULL
+                 WHERE id = ?1 AND status IN ('Running', 'Waiting')",
+                params![run_id],
+            )
+            .map(drop)
+        })
+    }
+
     fn action_started(&self, r: &ActionRecord) -> Result<(), DbError> {
         self.with(|c| {
             exec(c,

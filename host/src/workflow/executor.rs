@@ -173,6 +173,31 @@ impl EngineShared {
     }
 }
 
+impl EngineShared {
+    /// Gives up this engine's lease on a run whose execution stopped because the history could
+    /// not be written, so that a sweep for orphaned runs takes it up again. The history may
+    /// still be failing, so a task retries until the release is written (or the engine ends);
+    /// meanwhile the heartbeat keeps the lease, and no one else starts the run.
+    pub(crate) fn give_up_lease(self: &Arc<Self>, run_id: String) {
+        let engine = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut wait = Duration::from_millis(100);
+            loop {
+                let Some(engine) = engine.upgrade() else { return };
+                match engine.db.release_lease(&run_id) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(run_id, error = %e, "cannot give up the lease of a stopped run yet")
+                    }
+                }
+                drop(engine);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LEASE / 3);
+            }
+        });
+    }
+}
+
 impl std::fmt::Debug for EngineShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EngineShared")
@@ -476,22 +501,20 @@ pub async fn execute_run(
 
     // Keep the lease while the run is in flight.
     engine.ensure_heartbeat();
-    let outcome = run_set(&context, &plan.workflow.actions, &Frame::default()).await;
+    // A history that could not be written is not the workflow's failure: the run stops here,
+    // unfinished, and is resumed from what was recorded (the caller gives up its lease so that
+    // the next sweep for orphaned runs takes it up), instead of ending Failed for good over a
+    // locked or briefly full disk.
+    let SetOutcome { status, failed } = run_set(&context, &plan.workflow.actions, &Frame::default()).await?;
 
     let (status, error) = match context.state().terminated.clone() {
         Some((status, error)) => (status, error),
-        None => match outcome {
-            Ok(SetOutcome { status, failed }) => {
-                let error = (status != Status::Succeeded).then(|| {
-                    json!({"code": "ActionFailed", "message": format!("an action failed: {}", failed.join(", "))})
-                });
-                (status, error)
-            }
-            Err(e) => (
-                Status::Failed,
-                Some(json!({"code": "HistoryUnavailable", "message": e.to_string()})),
-            ),
-        },
+        None => {
+            let error = (status != Status::Succeeded).then(|| {
+                json!({"code": "ActionFailed", "message": format!("an action failed: {}", failed.join(", "))})
+            });
+            (status, error)
+        }
     };
     let response = context.state().response.clone();
     let ended_at = engine.clock.now_ms();

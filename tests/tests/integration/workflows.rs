@@ -1217,3 +1217,82 @@ async fn instant_actions_are_recorded_before_an_action_that_reaches_outside_star
     running.abort();
     let _ = running.await;
 }
+
+#[tokio::test]
+async fn a_run_whose_history_cannot_be_written_stops_unfinished_and_resumes_once_it_can() {
+    // A service that says when a request arrived and answers only when told to.
+    let arrived = Arc::new(tokio::sync::Notify::new());
+    let answer = Arc::new(tokio::sync::Semaphore::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let router = Router::new().route(
+        "/hold",
+        get({
+            let (arrived, answer, calls) = (arrived.clone(), answer.clone(), calls.clone());
+            move || async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                arrived.notify_one();
+                match tokio::time::timeout(Duration::from_secs(60), answer.acquire()).await {
+                    Ok(Ok(permit)) => {
+                        permit.forget();
+                        "answered"
+                    }
+                    _ => "gave up",
+                }
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let actions = json!({
+        "Call": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/hold")}},
+        "After": compose(json!("@body('Call')"), json!({"Call": ["Succeeded"]}))
+    });
+    let h = harness(Some(addr), &[("w", actions)]).await;
+    let engine = h.engine.clone();
+    let running = tokio::spawn(async move { engine.run("w", Value::Null).await });
+    tokio::time::timeout(Duration::from_secs(30), arrived.notified())
+        .await
+        .expect("the call arrives");
+
+    // Another process takes the history's write lock (a backup, the sqlite3 shell) and keeps
+    // it past the busy timeout, while the call's answer comes back.
+    let locker = rusqlite::Connection::open(h.dir.path().join(".cordon/history.db")).expect("open");
+    locker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    answer.add_permits(1);
+    let stopped = tokio::time::timeout(Duration::from_secs(60), running)
+        .await
+        .expect("the execution stops")
+        .expect("task");
+    let error = format!("{:#}", stopped.expect_err("the answer cannot be recorded"));
+    assert!(
+        error.contains("stopped unfinished") && error.contains("resumes"),
+        "{error}"
+    );
+    // Not Failed: unfinished, as recorded before the lock.
+    let runs = h.db.list_runs(&Default::default()).expect("runs");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, Status::Running);
+
+    // Once the lock is gone the lease is given up, and a sweep resumes the run to its end.
+    locker.execute_batch("ROLLBACK").expect("release the lock");
+    drop(locker);
+    answer.add_permits(1);
+    let mut resumed = Vec::new();
+    for _ in 0..300 {
+        resumed = h.engine.resume_interrupted().await.expect("resume");
+        if !resumed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(resumed.len(), 1, "the run was never taken up again");
+    let run = &resumed[0];
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(h.actions(run)["After"].outputs, Some(json!("answered")));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the call whose answer was not recorded is made again (at least once)"
+    );
+}
