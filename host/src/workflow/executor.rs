@@ -741,7 +741,11 @@ pub struct ActionCall<'a> {
     pub previous_attempts: u32,
     /// Inputs recorded before a crash, reused by loops so a resumed Foreach sees the same items.
     pub recorded_inputs: Option<Value>,
+    /// When this process started the action.
     pub started_at: i64,
+    /// When the action first started, before any resume: a Wait's interval and an Until's
+    /// `limit.timeout` count from here, so a restart does not begin them again.
+    pub first_started_at: i64,
     pub sequence: i64,
     attempts: Mutex<Vec<AttemptRecord>>,
 }
@@ -894,6 +898,7 @@ fn run_action<'a>(
             previous_attempts,
             recorded_inputs: previous.and_then(|r| r.inputs.clone()),
             started_at,
+            first_started_at: record.started_at,
             sequence,
             attempts: Mutex::new(Vec::new()),
         };

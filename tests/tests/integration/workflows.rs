@@ -1296,3 +1296,55 @@ async fn a_run_whose_history_cannot_be_written_stops_unfinished_and_resumes_once
         "the call whose answer was not recorded is made again (at least once)"
     );
 }
+
+#[tokio::test]
+async fn a_wait_resumed_after_a_restart_waits_only_for_what_is_left() {
+    let actions = json!({
+        "Pause": {"type": "Wait", "inputs": {"interval": {"count": 10, "unit": "Minute"}}},
+        "After": compose(json!("done"), json!({"Pause": ["Succeeded"]}))
+    });
+    let h = harness(None, &[("w", actions)]).await;
+    let project = Project::open(h.dir.path()).expect("project");
+
+    // A first worker on the real clock starts the ten-minute wait and dies in it.
+    let first = Engine::open(
+        &project,
+        &runtime(),
+        cordon_host::workflow::EngineOptions::new(h.db.clone()),
+    )
+    .await
+    .expect("engine");
+    let running = tokio::spawn(async move { first.run("w", Value::Null).await });
+    let mut pause = None;
+    for _ in 0..500 {
+        let runs = h.db.list_runs(&Default::default()).expect("runs");
+        pause = runs.first().and_then(|run| {
+            h.db.actions(&run.id, false)
+                .expect("actions")
+                .into_iter()
+                .find(|a| a.name == "Pause" && a.status == Status::Running)
+        });
+        if pause.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pause = pause.expect("the wait started");
+    running.abort();
+    let _ = running.await;
+
+    // A second worker takes the run over nine minutes into the wait.
+    let clock = Arc::new(FakeClock::starting_at(pause.started_at + 9 * 60_000));
+    let mut options = cordon_host::workflow::EngineOptions::new(h.db.clone());
+    options.clock = clock.clone();
+    options.lease_owner = "other-worker:1".to_owned();
+    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    let resumed = second.resume_interrupted().await.expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(60)],
+        "one minute was left of the ten"
+    );
+}

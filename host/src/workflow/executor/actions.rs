@@ -618,13 +618,16 @@ fn select(call: &ActionCall<'_>) -> ActionResult {
 
 async fn wait(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
     let clock = &call.run.engine.clock;
-    let duration = match builtin_inputs::wait_for(&inputs) {
-        Ok(WaitFor::Interval(duration)) => duration,
-        Ok(WaitFor::Until(until)) => {
-            Duration::from_millis(until.timestamp_millis().saturating_sub(clock.now_ms()).max(0) as u64)
-        }
+    // Both kinds end at an instant: an interval counts from the action's first start, so a
+    // Wait resumed after a restart waits only for what is left of it.
+    let ends_at = match builtin_inputs::wait_for(&inputs) {
+        Ok(WaitFor::Interval(duration)) => call
+            .first_started_at
+            .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)),
+        Ok(WaitFor::Until(until)) => until.timestamp_millis(),
         Err(message) => return ActionResult::failed(Some(inputs), "InvalidWait", message),
     };
+    let duration = Duration::from_millis(ends_at.saturating_sub(clock.now_ms()).max(0) as u64);
     clock.sleep(duration).await;
     ActionResult::succeeded(Some(inputs), None)
 }
@@ -924,7 +927,8 @@ async fn until(
     actions: &[super::super::definition::Action],
 ) -> Result<ActionResult, DbError> {
     let clock = &call.run.engine.clock;
-    let deadline = call.started_at + timeout.as_millis() as i64;
+    // From the loop's first start, so a restart does not give it its whole timeout again.
+    let deadline = call.first_started_at + timeout.as_millis() as i64;
     let mut iterations = 0u64;
     let mut done = false;
     while iterations < count {
