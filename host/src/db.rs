@@ -145,6 +145,9 @@ pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<Status>,
     pub limit: Option<usize>,
+    /// Only runs that come after this run in the listing's order (newest first): the last
+    /// run of one page gives the next page.
+    pub before: Option<String>,
 }
 
 /// Why the history could not be read or written.

@@ -13,7 +13,8 @@
 //! The management API (JSON), every route behind `Authorization: Bearer KEY` with the
 //! project's management key (`.cordon/management-key`, made on first use):
 //! - `GET /management/workflows`, `POST /management/workflows/{name}/enable|disable`;
-//! - `GET /management/runs?workflow=&status=&limit=`, `GET /management/runs/{id}` (the same
+//! - `GET /management/runs?workflow=&status=&limit=&before=` (newest first; a full page has
+//!   `nextLink`), `GET /management/runs/{id}` (the same
 //!   data as `cordon runs show --json`), `POST /management/runs/{id}/resubmit|cancel`;
 //! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 //!
@@ -828,8 +829,11 @@ struct RunsQuery {
     workflow: Option<String>,
     status: Option<String>,
     limit: Option<usize>,
+    before: Option<String>,
 }
 
+/// Runs newest first, a page at a time: a full page carries `nextLink`, the same query for
+/// the runs after its last one (`before=RUN_ID`), as Logic Apps' run listing does.
 async fn list_runs(
     State(state): State<Arc<ServerState>>,
     query: Result<Query<RunsQuery>, QueryRejection>,
@@ -841,7 +845,7 @@ async fn list_runs(
             return problem(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "{}; the query takes workflow=NAME, status=STATUS and limit=N (at most 1000)",
+                    "{}; the query takes workflow=NAME, status=STATUS, limit=N (at most 1000) and before=RUN_ID",
                     rejection.body_text()
                 ),
             );
@@ -859,15 +863,53 @@ async fn list_runs(
         Some((_, status)) => status,
         None => None,
     };
+    let db = state.engine.db();
+    if let Some(before) = &query.before {
+        match db.run(before) {
+            Ok(_) => {}
+            Err(crate::db::DbError::NoSuchRun(_)) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "before={before:?} is not a run of this history; pass the last run id of the previous page (its nextLink does)"
+                    ),
+                );
+            }
+            Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let filter = RunFilter {
         workflow: query.workflow,
         status,
-        limit: Some(query.limit.unwrap_or(100).min(1000)),
+        limit: Some(limit),
+        before: query.before,
     };
-    match state.engine.db().list_runs(&filter) {
-        Ok(runs) => Json(json!({"runs": runs})).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    let runs = match db.list_runs(&filter) {
+        Ok(runs) => runs,
+        Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
+    let mut page = json!({"runs": runs});
+    if runs.len() == limit
+        && let Some(last) = runs.last()
+    {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(workflow) = &filter.workflow {
+            next.append_pair("workflow", workflow);
+        }
+        if let Some(status) = filter.status {
+            next.append_pair("status", status.as_str());
+        }
+        next.append_pair("limit", &limit.to_string());
+        next.append_pair("before", &last.id);
+        let prefix = state
+            .tenant
+            .as_ref()
+            .map(|t| format!("/tenants/{t}"))
+            .unwrap_or_default();
+        page["nextLink"] = json!(format!("{prefix}/management/runs?{}", next.finish()));
     }
+    Json(page).into_response()
 }
 
 async fn show_run(State(state): State<Arc<ServerState>>, Path(id): Path<String>) -> Response {

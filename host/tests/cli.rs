@@ -363,6 +363,46 @@ fn validate_run_and_runs_work_on_the_quickstart() {
     assert_eq!(code, 2);
     assert!(err.contains("--status \"Sideways\" is not one of"), "{err}");
 
+    // One run a page: the table says how to get the next, which is empty.
+    let (code, out, _) = cordon(&[
+        "runs",
+        "list",
+        "--project",
+        quickstart,
+        "--db",
+        db,
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("older runs: the same command with --before {run_id}")),
+        "{out}"
+    );
+    let (code, out, _) = cordon(&[
+        "runs",
+        "list",
+        "--project",
+        quickstart,
+        "--db",
+        db,
+        "--before",
+        &run_id,
+    ]);
+    assert_eq!((code, out.trim()), (0, "no runs"));
+    let (code, _, err) = cordon(&[
+        "runs",
+        "list",
+        "--project",
+        quickstart,
+        "--db",
+        db,
+        "--before",
+        "nope",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--before \"nope\": no such run"), "{err}");
+
     let (code, _, err) = cordon(&["runs", "show", "no-such-run", "--project", quickstart, "--db", db]);
     assert_eq!(code, 2);
     assert!(err.contains("no run with id \"no-such-run\""), "{err}");

@@ -39,12 +39,15 @@ pub enum RunsCommand {
         /// Only runs of this workflow.
         #[arg(long)]
         workflow: Option<String>,
-        /// Only runs with this status (Running, Succeeded, Failed, Cancelled).
+        /// Only runs with this status (Waiting, Running, Succeeded, Failed, Cancelled, TimedOut).
         #[arg(long)]
         status: Option<String>,
         /// At most this many runs.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        limit: u64,
+        /// Only runs older than this one (the last run of the previous page).
+        #[arg(long, value_name = "RUN_ID")]
+        before: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -333,13 +336,15 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             workflow,
             status,
             limit,
+            before,
             json,
         } => {
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             let status = status
                 .map(|s| {
                     Status::parse(&s).with_context(|| {
                         format!(
-                            "--status {s:?} is not one of Running, Succeeded, Failed, Cancelled, TimedOut"
+                            "--status {s:?} is not one of Waiting, Running, Succeeded, Failed, Cancelled, TimedOut"
                         )
                     })
                 })
@@ -355,10 +360,16 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             };
+            if let Some(before) = &before
+                && let Err(crate::db::DbError::NoSuchRun(_)) = db.run(before)
+            {
+                anyhow::bail!("--before {before:?}: no such run; `cordon runs list` shows the runs");
+            }
             let runs = db.list_runs(&RunFilter {
                 workflow,
                 status,
                 limit: Some(limit),
+                before,
             })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
@@ -369,6 +380,9 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                     "{:<28} {:<20} {:<10} {:<24} duration",
                     "run", "workflow", "status", "started"
                 );
+                let more = (runs.len() == limit)
+                    .then(|| runs.last().map(|r| r.id.clone()))
+                    .flatten();
                 for run in runs {
                     let duration = run
                         .ended_at
@@ -381,6 +395,9 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                         run.status.as_str(),
                         timestamp(run.started_at)
                     );
+                }
+                if let Some(last) = more {
+                    println!("older runs: the same command with --before {last}");
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -749,3 +749,82 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_run_listing_pages_newest_first_through_next_links() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    for name in ["a", "b"] {
+        write(
+            dir.path(),
+            name,
+            json!({
+                "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+                "actions": {"Echo": {"type": "Compose", "inputs": "@triggerBody()"}}
+            }),
+        );
+    }
+    let (engine, _db, clock) = workflow_engine(dir.path()).await;
+    let mut started = Vec::new();
+    for i in 0..7 {
+        let workflow = if i % 3 == 0 { "b" } else { "a" };
+        started.push(engine.run(workflow, json!(i)).await.expect("run"));
+        // Two runs in the same millisecond too: their ids break the tie.
+        if i % 2 == 1 {
+            cordon_host::workflow::clock::Clock::sleep(&*clock, Duration::from_millis(1)).await;
+        }
+    }
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let config = ServerConfig::default();
+    let addr = serve_cordon(router(engine, keys.clone(), config.clone()), &config).await;
+    let ops = operator(&keys);
+
+    // Follows nextLink from `first` to the end, returning the ids in the order listed.
+    let walk = |first: String| {
+        let ops = ops.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut next = Some(first);
+            let mut pages = 0;
+            while let Some(path) = next.take() {
+                pages += 1;
+                assert!(pages <= 10, "the links never end");
+                let page = get_json(&ops, format!("http://{addr}{path}")).await;
+                for run in page["runs"].as_array().expect("runs") {
+                    ids.push(run["id"].as_str().expect("id").to_owned());
+                }
+                next = page["nextLink"].as_str().map(str::to_owned);
+            }
+            ids
+        }
+    };
+    let mut newest_first: Vec<&cordon_host::db::RunRecord> = started.iter().collect();
+    newest_first.sort_by(|x, y| (y.started_at, &y.id).cmp(&(x.started_at, &x.id)));
+    let all: Vec<String> = newest_first.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(walk("/management/runs?limit=2".into()).await, all);
+    assert_eq!(
+        walk("/management/runs?limit=7".into()).await,
+        all,
+        "a full last page links to an empty one"
+    );
+    let of_a: Vec<String> = newest_first
+        .iter()
+        .filter(|r| r.workflow == "a")
+        .map(|r| r.id.clone())
+        .collect();
+    assert_eq!(walk("/management/runs?workflow=a&limit=3".into()).await, of_a);
+    assert_eq!(
+        walk("/management/runs?status=Succeeded&limit=4".into()).await,
+        all
+    );
+    assert!(walk("/management/runs?status=Failed".into()).await.is_empty());
+
+    let wrong = ops
+        .get(format!("http://{addr}/management/runs?before=no-such-run"))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(wrong.status(), 400);
+    let message = parse(&wrong.text().await.expect("body"))["error"]["message"].to_string();
+    assert!(message.contains("not a run of this history"), "{message}");
+}
