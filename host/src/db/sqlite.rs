@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS runs (
 -- Listing runs newest first (`list_runs`, and `/readyz` with a limit of 1), of all workflows or
 -- of one, walks one of these in order instead of sorting the whole table (on a million runs,
 -- 0.6 s). They replaced `runs_by_workflow`, which lacked the `id` that breaks ties. A full
--- index on the status as well cost about 4 % of durable runs/s (serve_bench), so a listing
+-- index on the status as well cost about 6 % of durable runs/s (serve_bench), so a listing
 -- by a finished status walks `runs_by_start` and filters (0.25 s on a million runs, on the
 -- reader connection, where it holds up no run).
 DROP INDEX IF EXISTS runs_by_workflow;
