@@ -253,7 +253,11 @@ struct ServerState {
 /// that no request parses a path template or compiles a schema.
 #[derive(Debug)]
 struct RequestTrigger {
-    method: Option<String>,
+    /// `inputs.method`, or POST: "By default, the Request trigger expects a POST request"
+    /// (Logic Apps, "Select expected request method").
+    method: String,
+    /// Whether `method` was written in the trigger (the refusal says how to change it if not).
+    method_written: bool,
     relative_path: Option<RelativePath>,
     schema: Option<jsonschema::Validator>,
     /// Whether the workflow has a `Response` action, so the caller waits for it.
@@ -275,12 +279,10 @@ impl RequestTrigger {
             ),
             None => None,
         };
+        let written = trigger.inputs.get("method").and_then(Value::as_str);
         Ok(RequestTrigger {
-            method: trigger
-                .inputs
-                .get("method")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            method: written.unwrap_or("POST").to_owned(),
+            method_written: written.is_some(),
             relative_path: RelativePath::of(trigger)?,
             schema,
             responds: all_actions(actions)
@@ -628,13 +630,20 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
             );
         }
     };
-    if let Some(wanted) = &prepared.method
-        && !wanted.eq_ignore_ascii_case(method.as_str())
-    {
-        return problem(
+    if !prepared.method.eq_ignore_ascii_case(method.as_str()) {
+        let wanted = &prepared.method;
+        let why = if prepared.method_written {
+            String::new()
+        } else {
+            "; a Request trigger without inputs.method takes POST, as in Logic Apps (set it to take another)"
+                .to_owned()
+        };
+        return (
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("this trigger accepts {wanted} only"),
-        );
+            [(axum::http::header::ALLOW, wanted.to_ascii_uppercase())],
+            Json(json!({"error": {"message": format!("this trigger accepts {wanted} only{why}")}})),
+        )
+            .into_response();
     }
     let body = if body.is_empty() {
         Value::Null

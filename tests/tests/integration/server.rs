@@ -705,6 +705,12 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
         parse(&echoed.text().await.expect("body")),
         json!({"still": "here"})
     );
+    // A Request trigger without `method` takes POST only, as in Logic Apps.
+    let got = client().get(&url).send().await.expect("call");
+    assert_eq!(got.status(), 405);
+    assert_eq!(got.headers()["allow"], "POST");
+    let message = parse(&got.text().await.expect("body"))["error"]["message"].to_string();
+    assert!(message.contains("without inputs.method takes POST"), "{message}");
 
     // With every connection it may hold open (two, idle, within a long read timeout), the
     // server accepts no more until one closes; then the waiting request is answered.
