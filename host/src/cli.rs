@@ -99,10 +99,11 @@ enum Command {
         /// server exits; runs still unfinished then resume on the next start.
         #[arg(long, default_value_t = 30)]
         grace_period: u64,
-        /// How many seconds a client may take to send a request's head, and then its body;
-        /// a keep-alive connection idle this long is closed.
+        /// How many seconds a client may take to send a request's head, then its body, and
+        /// may leave the answer unread once the socket's buffers are full; a keep-alive
+        /// connection idle this long is closed.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        read_timeout: u64,
+        client_timeout: u64,
         /// How many connections may be open at once; more wait to be accepted. Lowered to half
         /// the open-files limit if that is less.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -316,7 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             db,
             response_timeout,
             grace_period,
-            read_timeout,
+            client_timeout,
             max_connections,
             log_json: _,
             cache,
@@ -324,7 +325,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = crate::server::ServerConfig {
                 response_timeout: std::time::Duration::from_secs(response_timeout),
                 grace_period: std::time::Duration::from_secs(grace_period),
-                read_timeout: std::time::Duration::from_secs(read_timeout),
+                client_timeout: std::time::Duration::from_secs(client_timeout),
                 max_connections: crate::server::listener::usable_connections(max_connections as usize),
                 ..crate::server::ServerConfig::default()
             };

@@ -65,8 +65,9 @@ pub struct ServerConfig {
     /// shutting down). Starts true.
     pub ready: Arc<AtomicBool>,
     /// How long a client may take to send a request head (or, between requests, to start the
-    /// next one before its keep-alive connection is closed), and then its body.
-    pub read_timeout: Duration,
+    /// next one before its keep-alive connection is closed), then its body, and how long the
+    /// server's writes may stall on a client that does not read its answer.
+    pub client_timeout: Duration,
     /// How many connections may be open at once; more wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -77,7 +78,7 @@ impl Default for ServerConfig {
             response_timeout: Duration::from_secs(120),
             grace_period: Duration::from_secs(30),
             ready: Arc::new(AtomicBool::new(true)),
-            read_timeout: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(30),
             max_connections: 4096,
         }
     }
@@ -492,7 +493,7 @@ async fn invoke(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let body = match read_body(body, state.config.read_timeout).await {
+    let body = match read_body(body, state.config.client_timeout).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
@@ -517,7 +518,7 @@ async fn read_body(body: axum::body::Body, timeout: Duration) -> Result<Bytes, R
         Err(_elapsed) => Err(problem(
             StatusCode::REQUEST_TIMEOUT,
             format!(
-                "the request body did not arrive within {} s (the server's --read-timeout); nothing was started",
+                "the request body did not arrive within {} s (the server's --client-timeout); nothing was started",
                 timeout.as_secs_f64()
             ),
         )),

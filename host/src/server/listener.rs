@@ -5,14 +5,18 @@
 //! that opened a connection and sent nothing, or half a request head, held it forever, and
 //! enough of them used up the process's file descriptors, which the run history and the
 //! connectors' own HTTP clients need too. Here every connection gets
-//! [`ServerConfig::read_timeout`] to send each request head (which also closes keep-alive
-//! connections left idle that long), and at most [`ServerConfig::max_connections`] are open at
-//! once; beyond that the server stops accepting and new connections wait in the kernel's
-//! listen backlog instead of being refused. A slow request *body* is bounded in the trigger
-//! handler, which can answer 408 for it.
+//! [`ServerConfig::client_timeout`] to send each request head (which also closes keep-alive
+//! connections left idle that long), and its writes may stall as long on a client that stops
+//! reading its answer ([`WriteStallLimit`]). At most [`ServerConfig::max_connections`] are
+//! open at once; beyond that the server stops accepting and new connections wait in the
+//! kernel's listen backlog instead of being refused. A slow request *body* is bounded in the
+//! trigger handler, which can answer 408 for it.
 
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,7 +24,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::ServerConfig;
@@ -38,7 +43,7 @@ pub async fn serve(
     let connections = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.read_timeout);
+        .header_read_timeout(config.client_timeout);
     let mut saturated = false;
     tokio::pin!(shutdown);
     loop {
@@ -79,6 +84,7 @@ pub async fn serve(
         };
         // Answers are small and written at once; waiting to coalesce them only adds latency.
         let _ = stream.set_nodelay(true);
+        let stream = WriteStallLimit::new(stream, config.client_timeout);
         let connection = connections
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
         tokio::spawn(async move {
@@ -93,10 +99,94 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
+/// A connection whose writes may stall for at most `limit`. A client that sends a request and
+/// then stops reading fills the socket's buffers, after which every write waits; hyper has no
+/// write timeout, so without this the connection (and the answer it holds, up to a Response
+/// action's 32 MiB) stayed until the client went away. The timer runs only while a write
+/// waits and starts again after any progress.
+#[derive(Debug)]
+pub struct WriteStallLimit {
+    stream: TcpStream,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteStallLimit {
+    pub fn new(stream: TcpStream, limit: Duration) -> WriteStallLimit {
+        WriteStallLimit {
+            stream,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a write's poll gives, unless it would wait past `limit` since the last progress:
+    /// then an error that ends the connection.
+    fn limited<T>(&mut self, outcome: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let limit = self.limit;
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the client read none of its answer for {} s (--client-timeout)",
+                    limit.as_secs_f64()
+                ),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for WriteStallLimit {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for WriteStallLimit {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.limited(outcome, cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let outcome = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.limited(outcome, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let outcome = Pin::new(&mut self.stream).poll_flush(cx);
+        self.limited(outcome, cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Errors of `accept` that concern only the connection being accepted, after which the next
 /// `accept` can succeed at once.
-fn is_about_one_connection(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
+fn is_about_one_connection(error: &io::Error) -> bool {
+    use io::ErrorKind;
     matches!(
         error.kind(),
         ErrorKind::ConnectionAborted

@@ -659,7 +659,7 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     let (engine, db, _clock) = workflow_engine(dir.path()).await;
     let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
     let quick = ServerConfig {
-        read_timeout: Duration::from_secs(1),
+        client_timeout: Duration::from_secs(1),
         ..ServerConfig::default()
     };
     let addr = serve_cordon(router(engine.clone(), keys.clone(), quick.clone()), &quick).await;
@@ -690,7 +690,7 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     .expect("write");
     let answer = read_until_closed(&mut slow).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(answer.contains("--read-timeout"), "{answer}");
+    assert!(answer.contains("--client-timeout"), "{answer}");
     assert!(db.list_runs(&Default::default()).expect("runs").is_empty());
     // The server still answers.
     let echoed = client()
@@ -833,4 +833,64 @@ async fn the_run_listing_pages_newest_first_through_next_links() {
     assert_eq!(wrong.status(), 400);
     let message = parse(&wrong.text().await.expect("body"))["error"]["message"].to_string();
     assert!(message.contains("not a run of this history"), "{message}");
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    // An answer of about 20 MB: far more than the socket buffers on both sides hold.
+    let padding = "x".repeat(200);
+    write(
+        dir.path(),
+        "big",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+            "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 200,
+                "body": format!("@{{replace(string(range(0, 100000)), ',', '{padding}')}}")}}}
+        }),
+    );
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let config = ServerConfig {
+        client_timeout: Duration::from_secs(1),
+        ..ServerConfig::default()
+    };
+    let addr = serve_cordon(router(engine, keys.clone(), config.clone()), &config).await;
+    let url = callback_url(&format!("http://{addr}"), &keys.trigger, "big", "manual", None);
+    let path = url
+        .split_once(&addr.to_string())
+        .expect("URL on addr")
+        .1
+        .to_owned();
+
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small receive buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream
+        .write_all(format!("POST {path} HTTP/1.1\r\nHost: cordon\r\nContent-Length: 0\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    // The answer starts arriving; then the client reads nothing for three times the limit.
+    let mut first = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(60), stream.peek(&mut first))
+        .await
+        .expect("the answer starts")
+        .expect("peek");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let answer = read_until_closed(&mut stream).await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("content-length")
+        .parse()
+        .expect("a number");
+    assert!(length > 20_000_000, "the answer is {length} bytes");
+    assert!(
+        body.len() < length,
+        "the client got all {length} bytes: the server waited for it"
+    );
 }
