@@ -21,7 +21,7 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
 //! answers) need no key, for load balancers and orchestrators.
 //!
-//! [`serve`] accepts the connections, with a read timeout and a cap on how many are open
+//! [`serve`] accepts the connections, with a client timeout and a cap on how many are open
 //! ([`listener`]).
 
 pub mod listener;
@@ -493,10 +493,6 @@ async fn invoke(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let body = match read_body(body, state.config.client_timeout).await {
-        Ok(body) => body,
-        Err(refusal) => return refusal,
-    };
     let request = TriggerRequest {
         workflow: segments.remove("workflow").unwrap_or_default(),
         trigger: segments.remove("trigger").unwrap_or_default(),
@@ -556,7 +552,9 @@ struct TriggerRequest {
     query: HashMap<String, String>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    /// Read only once the signature, the trigger and the method are right, so that no
+    /// unsigned caller makes the server buffer a body.
+    body: axum::body::Body,
 }
 
 async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Response {
@@ -646,6 +644,10 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         )
             .into_response();
     }
+    let body = match read_body(body, state.config.client_timeout).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let body = if body.is_empty() {
         Value::Null
     } else {

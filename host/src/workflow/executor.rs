@@ -171,9 +171,7 @@ impl EngineShared {
             }))
         });
     }
-}
 
-impl EngineShared {
     /// Gives up this engine's lease on a run whose execution stopped because the history could
     /// not be written, so that a sweep for orphaned runs takes it up again. The history may
     /// still be failing, so a task retries until the release is written (or the engine ends);

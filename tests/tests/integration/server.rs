@@ -692,6 +692,21 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("--client-timeout"), "{answer}");
     assert!(db.list_runs(&Default::default()).expect("runs").is_empty());
+    // The same with a wrong signature: 401, since no body is read before the signature is
+    // checked (an unsigned caller cannot make the server buffer one).
+    let mut unsigned = TcpStream::connect(addr).await.expect("connect");
+    unsigned
+        .write_all(
+            format!(
+                "POST {} HTTP/1.1\r\nHost: cordon\r\nContent-Length: 100\r\n\r\n{{",
+                path.replace("sig=", "sig=00")
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let answer = read_until_closed(&mut unsigned).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     // The server still answers.
     let echoed = client()
         .post(&url)
