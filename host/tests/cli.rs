@@ -669,3 +669,111 @@ fn connector_approve_shows_what_an_upgrade_asks_for_and_records_it_only_with_yes
         "{err}"
     );
 }
+
+#[test]
+fn a_running_server_takes_up_the_run_of_a_killed_process_on_its_next_sweep() {
+    use cordon_host::db::{Db, SqliteDb, Status};
+    use std::io::BufRead;
+
+    let (addr, counts) = start_resume_server();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let project = dir.path();
+    std::fs::write(
+        project.join("connections.json"),
+        serde_json::json!({"http": {"grant": {"hosts": [format!("http://{addr}")]}}}).to_string(),
+    )
+    .expect("connections.json");
+    std::fs::create_dir(project.join("w")).expect("workflow dir");
+    let workflow = serde_json::json!({"kind": "Stateful", "definition": {
+        "triggers": {"manual": {"type": "Request"}},
+        "actions": {"Hang": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/hang")}}}
+    }});
+    std::fs::write(project.join("w/workflow.json"), workflow.to_string()).expect("workflow.json");
+    let db_path = project.join("history.db");
+    let cache = std::env::temp_dir().join("cordon-cli-test-cache");
+    let cordon = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args)
+            .args([
+                project.to_str().expect("utf-8"),
+                "--db",
+                db_path.to_str().expect("utf-8"),
+            ])
+            .env("CORDON_CACHE_DIR", &cache)
+            .stdout(std::process::Stdio::null());
+        c
+    };
+    /// Kills a child when dropped, so a failed assertion leaves no server behind.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    // A server on the history; wait (bounded) until it serves, so its start-up sweep is past.
+    let mut server = Killed(
+        cordon(&["serve", "--listen", "127.0.0.1:0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start cordon serve"),
+    );
+    let log = std::io::BufReader::new(server.0.stderr.take().expect("stderr"));
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in log.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let serving = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let line = seen
+            .recv_timeout(std::time::Duration::from_secs(1))
+            .unwrap_or_default();
+        if line.contains("serving") {
+            break;
+        }
+        assert!(std::time::Instant::now() < serving, "cordon serve never served");
+    }
+
+    // A `cordon run` of the same project dies inside its request.
+    let mut run = Killed(
+        cordon(&["run"])
+            .arg("w")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start cordon run"),
+    );
+    let mut waited = 0;
+    while counts.lock().expect("lock").1 == 0 {
+        assert!(waited < 1200, "cordon run never reached its request");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    run.0.kill().expect("SIGKILL");
+    run.0.wait().expect("reap");
+
+    // The server's next sweep (every 30 s) finds the dead owner and finishes the run.
+    let db = SqliteDb::open(&db_path).expect("history");
+    let run_id = db.list_runs(&Default::default()).expect("runs")[0].id.clone();
+    let mut status = Status::Running;
+    for _ in 0..900 {
+        status = db.run(&run_id).expect("run").status;
+        if status != Status::Running {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(status, Status::Succeeded, "the server never took the run up");
+    assert_eq!(
+        counts.lock().expect("lock").1,
+        2,
+        "the request was made again, once"
+    );
+    let mut resumed = false;
+    while let Ok(line) = seen.recv_timeout(std::time::Duration::from_millis(200)) {
+        resumed |= line.contains("resuming unfinished runs");
+    }
+    assert!(resumed, "the server logged the sweep that took the run");
+}
