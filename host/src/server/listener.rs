@@ -82,7 +82,8 @@ pub async fn serve(
                 }
             },
         };
-        // Answers are small and written at once; waiting to coalesce them only adds latency.
+        // hyper writes an answer's head and body together; Nagle's algorithm would only hold
+        // the last segment back waiting for an acknowledgement.
         let _ = stream.set_nodelay(true);
         let stream = WriteStallLimit::new(stream, config.client_timeout);
         let connection = connections
