@@ -146,7 +146,8 @@ pub struct RunFilter {
     pub status: Option<Status>,
     pub limit: Option<usize>,
     /// Only runs that come after this run in the listing's order (newest first): the last
-    /// run of one page gives the next page.
+    /// run of one page gives the next page. A run the history does not have is
+    /// [`DbError::NoSuchRun`].
     pub before: Option<String>,
 }
 

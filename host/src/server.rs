@@ -875,21 +875,6 @@ async fn list_runs(
         Some((_, status)) => status,
         None => None,
     };
-    let db = state.engine.db();
-    if let Some(before) = &query.before {
-        match db.run(before) {
-            Ok(_) => {}
-            Err(crate::db::DbError::NoSuchRun(_)) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "before={before:?} is not a run of this history; pass the last run id of the previous page (its nextLink does)"
-                    ),
-                );
-            }
-            Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        }
-    }
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
     let filter = RunFilter {
         workflow: query.workflow,
@@ -897,8 +882,16 @@ async fn list_runs(
         limit: Some(limit),
         before: query.before,
     };
-    let runs = match db.list_runs(&filter) {
+    let runs = match state.engine.db().list_runs(&filter) {
         Ok(runs) => runs,
+        Err(crate::db::DbError::NoSuchRun(before)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "before={before:?} is not a run of this history; pass the last run id of the previous page (its nextLink does)"
+                ),
+            );
+        }
         Err(e) => return problem(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
     let mut page = json!({"runs": runs});

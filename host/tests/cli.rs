@@ -339,7 +339,12 @@ fn validate_run_and_runs_work_on_the_quickstart() {
         "{out}"
     );
 
-    let (code, out, _) = cordon(&["runs", "list", "--project", quickstart, "--db", db, "--json"]);
+    let runs_list = |extra: &[&str]| {
+        let mut args = vec!["runs", "list", "--project", quickstart, "--db", db];
+        args.extend_from_slice(extra);
+        cordon(&args)
+    };
+    let (code, out, _) = runs_list(&["--json"]);
     assert_eq!(code, 0);
     let runs: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     let run_id = runs[0]["id"].as_str().expect("run id").to_owned();
@@ -350,56 +355,20 @@ fn validate_run_and_runs_work_on_the_quickstart() {
     assert!(out.contains("For_each_order [Foreach] Succeeded"), "{out}");
     assert!(out.contains("[4]"), "iterations are listed: {out}");
 
-    let (code, _, err) = cordon(&[
-        "runs",
-        "list",
-        "--project",
-        quickstart,
-        "--db",
-        db,
-        "--status",
-        "Sideways",
-    ]);
+    let (code, _, err) = runs_list(&["--status", "Sideways"]);
     assert_eq!(code, 2);
     assert!(err.contains("--status \"Sideways\" is not one of"), "{err}");
 
     // One run a page: the table says how to get the next, which is empty.
-    let (code, out, _) = cordon(&[
-        "runs",
-        "list",
-        "--project",
-        quickstart,
-        "--db",
-        db,
-        "--limit",
-        "1",
-    ]);
+    let (code, out, _) = runs_list(&["--limit", "1"]);
     assert_eq!(code, 0);
     assert!(
         out.contains(&format!("older runs: the same command with --before {run_id}")),
         "{out}"
     );
-    let (code, out, _) = cordon(&[
-        "runs",
-        "list",
-        "--project",
-        quickstart,
-        "--db",
-        db,
-        "--before",
-        &run_id,
-    ]);
+    let (code, out, _) = runs_list(&["--before", &run_id]);
     assert_eq!((code, out.trim()), (0, "no runs"));
-    let (code, _, err) = cordon(&[
-        "runs",
-        "list",
-        "--project",
-        quickstart,
-        "--db",
-        db,
-        "--before",
-        "nope",
-    ]);
+    let (code, _, err) = runs_list(&["--before", "nope"]);
     assert_eq!(code, 2);
     assert!(err.contains("--before \"nope\": no such run"), "{err}");
 

@@ -360,17 +360,19 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
             };
-            if let Some(before) = &before
-                && let Err(crate::db::DbError::NoSuchRun(_)) = db.run(before)
-            {
-                anyhow::bail!("--before {before:?}: no such run; `cordon runs list` shows the runs");
-            }
-            let runs = db.list_runs(&RunFilter {
-                workflow,
-                status,
-                limit: Some(limit),
-                before,
-            })?;
+            let runs = db
+                .list_runs(&RunFilter {
+                    workflow,
+                    status,
+                    limit: Some(limit),
+                    before,
+                })
+                .map_err(|e| match e {
+                    crate::db::DbError::NoSuchRun(before) => {
+                        anyhow::anyhow!("--before {before:?}: no such run; `cordon runs list` shows the runs")
+                    }
+                    other => other.into(),
+                })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
             } else if runs.is_empty() {

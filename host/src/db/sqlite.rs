@@ -567,7 +567,14 @@ impl Db for SqliteDb {
         if filter.before.is_some() {
             conditions.push("(started_at, id) < (SELECT started_at, id FROM runs WHERE id = ?3)");
         }
-        self.reading(|c| {
+        let listed = self.reading(|c| {
+            if let Some(before) = &filter.before
+                && query_row_cached(c, "SELECT 1 FROM runs WHERE id = ?1", params![before], |_| Ok(()))
+                    .optional()?
+                    .is_none()
+            {
+                return Ok(None);
+            }
             let mut statement = c.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE {}
                  ORDER BY started_at DESC, id DESC LIMIT ?1",
@@ -586,8 +593,9 @@ impl Db for SqliteDb {
                 parameters.push(before);
             }
             let rows = statement.query_map(parameters.as_slice(), run_from_row)?;
-            rows.collect()
-        })
+            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+        })?;
+        listed.ok_or_else(|| DbError::NoSuchRun(filter.before.clone().unwrap_or_default()))
     }
 
     fn claim_orphaned_runs(

@@ -66,6 +66,27 @@ fn write(dir: &std::path::Path, name: &str, definition: Value) {
     .expect("workflow.json");
 }
 
+/// A project with no connections and `workflows` (name, definition) in a temporary directory
+/// (kept alive by the first element), with its engine on a fake clock, history and keys.
+async fn project_of(
+    workflows: &[(&str, Value)],
+) -> (
+    tempfile::TempDir,
+    cordon_host::workflow::Engine,
+    std::sync::Arc<cordon_host::db::SqliteDb>,
+    std::sync::Arc<cordon_host::workflow::clock::FakeClock>,
+    Keys,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
+    for (name, definition) in workflows {
+        write(dir.path(), name, definition.clone());
+    }
+    let (engine, db, clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    (dir, engine, db, clock, keys)
+}
+
 #[tokio::test]
 async fn request_triggers_and_the_management_api() {
     // The engine runs on a fake clock, so the slow workflow waits on a slow server instead.
@@ -484,19 +505,15 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
 
 #[tokio::test]
 async fn response_headers_that_would_break_the_exchange_fail_the_response_action() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
-    write(
-        dir.path(),
+    let (_dir, engine, db, _clock, keys) = project_of(&[(
         "reply",
         json!({
             "triggers": {"manual": {"type": "Request", "kind": "Http"}},
             "actions": {"Reply": {"type": "Response",
                 "inputs": {"statusCode": 200, "headers": "@triggerBody()", "body": "hello world"}}}
         }),
-    );
-    let (engine, db, _clock) = workflow_engine(dir.path()).await;
-    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    )])
+    .await;
     let addr = serve_cordon(
         router(engine, keys.clone(), ServerConfig::default()),
         &ServerConfig::default(),
@@ -646,18 +663,14 @@ async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
 async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     use tokio::io::AsyncWriteExt;
     use tokio::net::TcpStream;
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
-    write(
-        dir.path(),
+    let (_dir, engine, db, _clock, keys) = project_of(&[(
         "echo",
         json!({
             "triggers": {"manual": {"type": "Request", "kind": "Http"}},
             "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 200, "body": "@triggerBody()"}}}
         }),
-    );
-    let (engine, db, _clock) = workflow_engine(dir.path()).await;
-    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    )])
+    .await;
     let quick = ServerConfig {
         client_timeout: Duration::from_secs(1),
         ..ServerConfig::default()
@@ -773,19 +786,11 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
 
 #[tokio::test]
 async fn the_run_listing_pages_newest_first_through_next_links() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
-    for name in ["a", "b"] {
-        write(
-            dir.path(),
-            name,
-            json!({
-                "triggers": {"manual": {"type": "Request", "kind": "Http"}},
-                "actions": {"Echo": {"type": "Compose", "inputs": "@triggerBody()"}}
-            }),
-        );
-    }
-    let (engine, _db, clock) = workflow_engine(dir.path()).await;
+    let echo = json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+        "actions": {"Echo": {"type": "Compose", "inputs": "@triggerBody()"}}
+    });
+    let (_dir, engine, _db, clock, keys) = project_of(&[("a", echo.clone()), ("b", echo)]).await;
     let mut started = Vec::new();
     for i in 0..7 {
         let workflow = if i % 3 == 0 { "b" } else { "a" };
@@ -795,7 +800,6 @@ async fn the_run_listing_pages_newest_first_through_next_links() {
             cordon_host::workflow::clock::Clock::sleep(&*clock, Duration::from_millis(1)).await;
         }
     }
-    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
     let config = ServerConfig::default();
     let addr = serve_cordon(router(engine, keys.clone(), config.clone()), &config).await;
     let ops = operator(&keys);
@@ -853,21 +857,17 @@ async fn the_run_listing_pages_newest_first_through_next_links() {
 #[tokio::test]
 async fn a_client_that_stops_reading_its_answer_is_cut_off() {
     use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections.json");
     // An answer of about 20 MB: far more than the socket buffers on both sides hold.
     let padding = "x".repeat(200);
-    write(
-        dir.path(),
+    let (_dir, engine, _db, _clock, keys) = project_of(&[(
         "big",
         json!({
             "triggers": {"manual": {"type": "Request", "kind": "Http"}},
             "actions": {"Reply": {"type": "Response", "inputs": {"statusCode": 200,
                 "body": format!("@{{replace(string(range(0, 100000)), ',', '{padding}')}}")}}}
         }),
-    );
-    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
-    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    )])
+    .await;
     let config = ServerConfig {
         client_timeout: Duration::from_secs(1),
         ..ServerConfig::default()
