@@ -530,8 +530,23 @@ impl Runtime {
         }
     }
 
-    /// A fresh store for one call, with its deadline armed.
+    /// A fresh store for one call, with its deadline armed; it counts as a live instance.
     pub(crate) fn new_store(
+        &self,
+        grant: Arc<EffectiveGrant>,
+        egress: Option<Arc<crate::egress::EgressClient>>,
+        secrets: Arc<dyn crate::secrets::SecretSource>,
+        redactor: Redactor,
+    ) -> Store<SandboxState> {
+        let mut store = self.store_without_call(grant, egress, secrets, redactor);
+        store.data_mut().host.live = Some(self.inner.metrics.instance());
+        store
+    }
+
+    /// A fresh store with its deadline armed that does not count as a live instance (yet): a
+    /// spare's, until a call adopts it. Counting it only to uncount it at once would show
+    /// the spare thread's work in `cordon_live_instances` for a moment.
+    fn store_without_call(
         &self,
         grant: Arc<EffectiveGrant>,
         egress: Option<Arc<crate::egress::EgressClient>>,
@@ -570,7 +585,8 @@ impl Runtime {
         store
     }
 
-    /// The host side of one call's imports, its deadline counted from now.
+    /// The host side of one call's imports, its deadline counted from now (not counted as a
+    /// live instance: the caller counts it when a call will use it).
     fn connector_host(
         &self,
         grant: Arc<EffectiveGrant>,
@@ -593,7 +609,7 @@ impl Runtime {
             metrics: self.inner.metrics.clone(),
             egress_quota: self.inner.egress_quota.clone(),
             throttled: None,
-            live: Some(self.inner.metrics.instance()),
+            live: None,
         }
     }
 
@@ -603,13 +619,12 @@ impl Runtime {
     /// adopts it.
     pub(crate) async fn spare_instance(&self, pre: &PluginPre<SandboxState>) -> Result<Spare, String> {
         let inner = &self.inner;
-        let mut store = self.new_store(
+        let mut store = self.store_without_call(
             inner.spare_grant.clone(),
             None,
             inner.spare_secrets.clone(),
             inner.spare_redactor.clone(),
         );
-        store.data_mut().host.live = None;
         let deadline = self.inner.limits.deadline + Duration::from_millis(250);
         match tokio::time::timeout(deadline, pre.instantiate_async(&mut store)).await {
             Ok(Ok(plugin)) => Ok(Spare { store, plugin }),
@@ -632,6 +647,7 @@ impl Runtime {
         let state = store.data_mut();
         let log = state.host.log.clone();
         state.host = self.connector_host(grant, egress, secrets, redactor, log);
+        state.host.live = Some(self.inner.metrics.instance());
         state.resumed = Instant::now();
         // The epoch moved on while the spare waited; without this the call's first check
         // would come at once.
