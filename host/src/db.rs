@@ -14,6 +14,8 @@
 
 mod sqlite;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -99,6 +101,17 @@ pub struct AttemptRecord {
     pub started_at: i64,
     pub ended_at: i64,
     pub error: Option<Value>,
+}
+
+/// The attempt an unfinished action was on when its process stopped, when that attempt is a
+/// retry (the first attempt starts with the action itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptInFlight {
+    pub attempt: u32,
+    /// When the retry delay before it ends.
+    pub due_at: i64,
+    /// When it began; `None` while its retry delay has not ended, so it never ran.
+    pub started_at: Option<i64>,
 }
 
 /// What the history keeps about one scheduled or polling trigger.
@@ -251,9 +264,19 @@ pub trait Db: Send + Sync + std::fmt::Debug {
 
     /// Records that an action started (or started again after a resume): status `Running`.
     fn action_started(&self, record: &ActionRecord) -> Result<(), DbError>;
-    /// Records one finished attempt that will be retried; the action's attempt count moves to
-    /// the next attempt.
-    fn attempt_finished(&self, run_id: &str, path: &str, attempt: &AttemptRecord) -> Result<(), DbError>;
+    /// Records one finished attempt; the action's attempt count moves to the next attempt.
+    /// With `retry_due_at`, that next attempt is a retry due then ([`AttemptInFlight`]).
+    fn attempt_finished(
+        &self,
+        run_id: &str,
+        path: &str,
+        attempt: &AttemptRecord,
+        retry_due_at: Option<i64>,
+    ) -> Result<(), DbError>;
+    /// Records that a retry (an attempt after the first) began at `at`.
+    fn attempt_started(&self, run_id: &str, path: &str, attempt: u32, at: i64) -> Result<(), DbError>;
+    /// The retries in flight in an unfinished run, by action path.
+    fn attempts_in_flight(&self, run_id: &str) -> Result<HashMap<String, AttemptInFlight>, DbError>;
     /// Records the final state of each action and its last attempt, all in one transaction.
     /// For secure actions, inputs and outputs are kept only until the run finishes.
     fn actions_finished(&self, finished: &[FinishedAction]) -> Result<(), DbError>;

@@ -5,6 +5,7 @@
 //! transactions may be lost if the whole machine loses power. One connection behind a mutex:
 //! the writes are small and SQLite serialises writers anyway.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -15,8 +16,8 @@ use serde_json::{Value, json};
 use crate::json_text::json_text;
 
 use super::{
-    ActionRecord, ApprovedConnector, AttemptRecord, CancelOutcome, Db, DbError, FinishedAction, RunFilter,
-    RunRecord, SealedSecret, Status, TriggerState,
+    ActionRecord, ApprovedConnector, AttemptInFlight, AttemptRecord, CancelOutcome, Db, DbError,
+    FinishedAction, RunFilter, RunRecord, SealedSecret, Status, TriggerState,
 };
 
 const SCHEMA: &str = "
@@ -77,6 +78,18 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     PRIMARY KEY (run_id, path, attempt)
 );
+-- The retry an unfinished action is on: due when its delay ends, `started_at` once it began.
+-- A resumed run reads it to tell a process that stopped during the delay (the retry never
+-- ran: wait out the rest) from one that stopped during the retry (recorded as Interrupted).
+-- Rows go when their run finishes.
+CREATE TABLE IF NOT EXISTS attempts_in_flight (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    started_at INTEGER,
+    PRIMARY KEY (run_id, path)
+);
 -- Inputs and outputs of secureData actions, only while their run is unfinished.
 CREATE TABLE IF NOT EXISTS secure_state (
     run_id TEXT NOT NULL,
@@ -120,13 +133,14 @@ CREATE TABLE IF NOT EXISTS connector_approvals (
     grant_extension TEXT NOT NULL,
     approved_at INTEGER NOT NULL
 );
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 ";
 
 /// The schema this build writes. Older files are upgraded in place: version 1 (before
-/// triggers and workflow settings), 2 (before the secret store) and 3 (before connector
-/// approvals) only lack tables, which are created; nothing else changes.
-const SCHEMA_VERSION: i64 = 4;
+/// triggers and workflow settings), 2 (before the secret store), 3 (before connector
+/// approvals) and 4 (before retries in flight) only lack tables, which are created; nothing
+/// else changes.
+const SCHEMA_VERSION: i64 = 5;
 
 /// The run history in a SQLite file.
 #[derive(Debug)]
@@ -488,6 +502,11 @@ impl Db for SqliteDb {
                     params![id, now],
                 )?;
                 exec(&tx, "DELETE FROM secure_state WHERE run_id = ?1", params![id])?;
+                exec(
+                    &tx,
+                    "DELETE FROM attempts_in_flight WHERE run_id = ?1",
+                    params![id],
+                )?;
             }
             tx.commit()?;
             Ok(Some(CancelOutcome::Cancelled))
@@ -523,6 +542,11 @@ impl Db for SqliteDb {
                 ],
             )? > 0;
             exec(&tx, "DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
+            exec(
+                &tx,
+                "DELETE FROM attempts_in_flight WHERE run_id = ?1",
+                params![run_id],
+            )?;
             tx.commit()?;
             Ok(ended)
         })
@@ -694,7 +718,13 @@ impl Db for SqliteDb {
         })
     }
 
-    fn attempt_finished(&self, run_id: &str, path: &str, a: &AttemptRecord) -> Result<(), DbError> {
+    fn attempt_finished(
+        &self,
+        run_id: &str,
+        path: &str,
+        a: &AttemptRecord,
+        retry_due_at: Option<i64>,
+    ) -> Result<(), DbError> {
         self.with(|c| {
             let tx = c.transaction()?;
             insert_attempt(&tx, run_id, path, a)?;
@@ -704,7 +734,49 @@ impl Db for SqliteDb {
                 "UPDATE actions SET attempts = MAX(attempts, ?3 + 1) WHERE run_id = ?1 AND path = ?2 AND status = 'Running'",
                 params![run_id, path, a.attempt],
             )?;
+            if let Some(due_at) = retry_due_at {
+                exec(&tx,
+                    "INSERT INTO attempts_in_flight (run_id, path, attempt, due_at, started_at)
+                     VALUES (?1, ?2, ?3 + 1, ?4, NULL)
+                     ON CONFLICT (run_id, path) DO UPDATE SET attempt = excluded.attempt,
+                         due_at = excluded.due_at, started_at = NULL",
+                    params![run_id, path, a.attempt, due_at],
+                )?;
+            }
             tx.commit()
+        })
+    }
+
+    fn attempt_started(&self, run_id: &str, path: &str, attempt: u32, at: i64) -> Result<(), DbError> {
+        self.with(|c| {
+            exec(
+                c,
+                "INSERT INTO attempts_in_flight (run_id, path, attempt, due_at, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
+                 ON CONFLICT (run_id, path) DO UPDATE SET attempt = excluded.attempt,
+                     started_at = excluded.started_at",
+                params![run_id, path, attempt, at],
+            )
+            .map(drop)
+        })
+    }
+
+    fn attempts_in_flight(&self, run_id: &str) -> Result<HashMap<String, AttemptInFlight>, DbError> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT path, attempt, due_at, started_at FROM attempts_in_flight WHERE run_id = ?1",
+            )?;
+            let rows = statement.query_map(params![run_id], |row| {
+                Ok((
+                    row.get::<_, String>("path")?,
+                    AttemptInFlight {
+                        attempt: row.get("attempt")?,
+                        due_at: row.get("due_at")?,
+                        started_at: row.get("started_at")?,
+                    },
+                ))
+            })?;
+            rows.collect()
         })
     }
 

@@ -36,7 +36,9 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
 use crate::Connection;
-use crate::db::{ActionRecord, AttemptRecord, Db, DbError, FinishedAction, RunRecord, Status};
+use crate::db::{
+    ActionRecord, AttemptInFlight, AttemptRecord, Db, DbError, FinishedAction, RunRecord, Status,
+};
 
 use super::clock::Clock;
 use super::definition::{Action, Workflow, all_actions};
@@ -146,7 +148,7 @@ pub struct EngineShared {
     /// The runtime's metrics (the connections all share one runtime).
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The task that renews this engine's run leases, started by the first run.
-    heartbeat: std::sync::OnceLock<AbortOnDrop>,
+    heartbeat: std::sync::OnceLock<AbortOnDrop<()>>,
 }
 
 impl EngineShared {
@@ -237,6 +239,8 @@ pub struct RunContext {
     state: Mutex<RunState>,
     /// Records found in the history when the run was resumed.
     replay: HashMap<String, ActionRecord>,
+    /// Retries in flight when the run was resumed, by action path.
+    retries_in_flight: HashMap<String, AttemptInFlight>,
     sequence: AtomicI64,
     /// Final records of instant actions not written yet; see the module documentation.
     unwritten: Mutex<HeldBack>,
@@ -334,10 +338,10 @@ impl HeldBack {
     }
 }
 
-/// Aborts a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -447,8 +451,7 @@ fn scope_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Executes (or resumes) a run this engine holds the lease on, to its end.
-/// Executes `run` to its end. `depth` is how many Workflow actions deep it is (0 unless a
+/// Executes (or resumes) `run`, whose lease this engine holds, to its end. `depth` is how many Workflow actions deep it is (0 unless a
 /// Workflow action started it); see [`MAX_RUN_DEPTH`].
 pub async fn execute_run(
     engine: Arc<EngineShared>,
@@ -469,6 +472,11 @@ pub async fn execute_run(
     };
     let previous = engine.db.actions(&run.id, true)?;
     let resumed = !previous.is_empty();
+    let retries_in_flight = if resumed {
+        engine.db.attempts_in_flight(&run.id)?
+    } else {
+        HashMap::new()
+    };
     let next_sequence = previous.iter().map(|r| r.sequence).max().unwrap_or(0) + 1;
     // Replay what finished before: variables, the response, a Terminate.
     let mut state = RunState::default();
@@ -488,6 +496,7 @@ pub async fn execute_run(
         depth,
         state: Mutex::new(state),
         replay: previous.into_iter().map(|r| (r.path.clone(), r)).collect(),
+        retries_in_flight,
         sequence: AtomicI64::new(next_sequence),
         unwritten: Mutex::new(HeldBack::default()),
     });
@@ -744,8 +753,13 @@ pub struct ActionCall<'a> {
     /// When the action first started, before any resume: a Wait's interval and an Until's
     /// `limit.timeout` count from here, so a restart does not begin them again.
     pub first_started_at: i64,
+    /// Set when the process that ran this action before stopped during a retry delay: the
+    /// retry (attempt `previous_attempts + 1`) is due then and has not run.
+    pub retry_due_at: Option<i64>,
     pub sequence: i64,
     attempts: Mutex<Vec<AttemptRecord>>,
+    /// When the attempt in flight began, once a retry has begun (see `attempt_started`).
+    attempt_started_at: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for ActionCall<'_> {
@@ -758,17 +772,30 @@ impl std::fmt::Debug for ActionCall<'_> {
 
 impl ActionCall<'_> {
     /// Records a finished attempt that will be retried (the last one is written with the
-    /// action's final state).
-    pub fn record_retried_attempt(&self, attempt: AttemptRecord) -> Result<(), DbError> {
+    /// action's final state). Its retry is due at `retry_due_at`.
+    pub fn record_retried_attempt(&self, attempt: AttemptRecord, retry_due_at: i64) -> Result<(), DbError> {
         self.run.write_unwritten()?;
         self.run
             .engine
             .db
-            .attempt_finished(&self.run.run_id, &self.path, &attempt)?;
+            .attempt_finished(&self.run.run_id, &self.path, &attempt, Some(retry_due_at))?;
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(attempt);
+        Ok(())
+    }
+
+    /// Records that attempt `number` (a retry, or the first attempt after a resume) begins
+    /// now, before anything of it reaches a connector: from here on, a process that stops
+    /// leaves an attempt that may have had effects, which a resume records as Interrupted.
+    pub fn attempt_started(&self, number: u32, at: i64) -> Result<(), DbError> {
+        self.run.write_unwritten()?;
+        self.run
+            .engine
+            .db
+            .attempt_started(&self.run.run_id, &self.path, number, at)?;
+        *self.attempt_started_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
         Ok(())
     }
 
@@ -838,12 +865,27 @@ fn run_action<'a>(
 
         let started_at = run.now();
         let sequence = previous.map_or_else(|| run.sequence.fetch_add(1, Ordering::Relaxed), |r| r.sequence);
-        // An action found Running was interrupted mid-attempt: that attempt counts, and the
-        // history says what happened to it.
-        let previous_attempts = previous.map_or(0, |r| r.attempts);
+        // What the attempt recorded as in flight had come to. If its retry delay had not
+        // ended, the retry never ran: it is made when the rest of the delay has passed.
+        // Otherwise it was interrupted mid-attempt: that attempt counts, and the history says
+        // what happened to it.
+        let retry_in_flight = previous.and_then(|r| {
+            run.retries_in_flight
+                .get(&path)
+                .filter(|retry| retry.attempt == r.attempts)
+        });
+        let retry_due_at = retry_in_flight
+            .filter(|retry| retry.started_at.is_none())
+            .map(|retry| retry.due_at);
+        let previous_attempts = match previous {
+            Some(r) if retry_due_at.is_some() => r.attempts - 1,
+            Some(r) => r.attempts,
+            None => 0,
+        };
         let is_container = !action.branches().is_empty();
         if let Some(interrupted) = previous
             && interrupted.attempts > 0
+            && retry_due_at.is_none()
             && !is_container
         {
             run.engine.db.attempt_finished(
@@ -852,10 +894,13 @@ fn run_action<'a>(
                 &AttemptRecord {
                     attempt: interrupted.attempts,
                     status: Status::Failed,
-                    started_at: interrupted.started_at,
+                    started_at: retry_in_flight
+                        .and_then(|retry| retry.started_at)
+                        .unwrap_or(interrupted.started_at),
                     ended_at: started_at,
                     error: Some(json!({"code": "Interrupted", "message": "the process running this attempt stopped; the run was resumed"})),
                 },
+                None,
             )?;
         }
         let mut record = ActionRecord {
@@ -897,22 +942,35 @@ fn run_action<'a>(
             recorded_inputs: previous.and_then(|r| r.inputs.clone()),
             started_at,
             first_started_at: record.started_at,
+            retry_due_at,
             sequence,
             attempts: Mutex::new(Vec::new()),
+            attempt_started_at: Mutex::new(None),
         };
         let execution = guard_against_panics(actions::execute(&call));
         let result = match action.timeout {
-            Some(limit) => match tokio::time::timeout(limit, execution).await {
-                Ok(result) => result?,
-                Err(_) => ActionResult {
+            // The limit counts from the action's first start: after a resume, only what is
+            // left of it. With nothing left the action is not executed again at all.
+            Some(limit) => {
+                let spent = Duration::from_millis(started_at.saturating_sub(record.started_at).max(0) as u64);
+                let left = limit.saturating_sub(spent);
+                let timed_out = || ActionResult {
                     status: Status::TimedOut,
                     inputs: None,
                     outputs: None,
                     error: Some(
                         json!({"code": "ActionTimedOut", "message": format!("the action did not finish within its limit.timeout of {limit:?}")}),
                     ),
-                },
-            },
+                };
+                if left.is_zero() {
+                    timed_out()
+                } else {
+                    match tokio::time::timeout(left, execution).await {
+                        Ok(result) => result?,
+                        Err(_) => timed_out(),
+                    }
+                }
+            }
             None => execution.await?,
         };
 
@@ -923,11 +981,10 @@ fn run_action<'a>(
             attempt: attempts,
             status: result.status,
             started_at: call
-                .attempts
+                .attempt_started_at
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .last()
-                .map_or(started_at, |a| a.ended_at),
+                .unwrap_or(started_at),
             ended_at,
             error: result.error.clone(),
         };

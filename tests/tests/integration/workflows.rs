@@ -272,6 +272,7 @@ impl Service {
             .route("/concurrent", any(concurrent))
             .route("/slow", get(slow))
             .route("/gate/{i}", get(gate))
+            .route("/fail-hang-succeed", get(fail_hang_succeed))
             .with_state(self.clone())
     }
 
@@ -1116,6 +1117,18 @@ fn a_connections_file_of_the_wrong_shape_is_a_problem_not_an_empty_project() {
     }
 }
 
+/// 503 on the first call, no answer for a minute on the second, 200 after that.
+async fn fail_hang_succeed(State(s): State<Service>) -> Response {
+    match s.count("fail-hang-succeed") {
+        1 => (StatusCode::SERVICE_UNAVAILABLE, "not yet").into_response(),
+        2 => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            (StatusCode::OK, "too late").into_response()
+        }
+        _ => (StatusCode::OK, "fine").into_response(),
+    }
+}
+
 /// `/gate/{i}` hangs on its first call for i = 2 (until the test abandons the run) and answers
 /// at once otherwise; every call is counted.
 async fn gate(State(s): State<Service>, Path(i): Path<usize>) -> &'static str {
@@ -1304,41 +1317,24 @@ async fn a_wait_resumed_after_a_restart_waits_only_for_what_is_left() {
         "After": compose(json!("done"), json!({"Pause": ["Succeeded"]}))
     });
     let h = harness(None, &[("w", actions)]).await;
-    let project = Project::open(h.dir.path()).expect("project");
 
     // A first worker on the real clock starts the ten-minute wait and dies in it.
-    let first = Engine::open(
-        &project,
-        &runtime(),
-        cordon_host::workflow::EngineOptions::new(h.db.clone()),
-    )
-    .await
-    .expect("engine");
-    let running = tokio::spawn(async move { first.run("w", Value::Null).await });
-    let mut pause = None;
-    for _ in 0..500 {
-        let runs = h.db.list_runs(&Default::default()).expect("runs");
-        pause = runs.first().and_then(|run| {
-            h.db.actions(&run.id, false)
-                .expect("actions")
-                .into_iter()
-                .find(|a| a.name == "Pause" && a.status == Status::Running)
-        });
-        if pause.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let pause = pause.expect("the wait started");
-    running.abort();
-    let _ = running.await;
+    let pause_running = || {
+        h.db.list_runs(&Default::default())
+            .expect("runs")
+            .first()
+            .is_some_and(|run| {
+                h.db.actions(&run.id, false)
+                    .expect("actions")
+                    .iter()
+                    .any(|a| a.name == "Pause" && a.status == Status::Running)
+            })
+    };
+    first_worker_dies_when(&h, "w", pause_running).await;
+    let pause_started = h.actions(&only_run(&h))["Pause"].started_at;
 
     // A second worker takes the run over nine minutes into the wait.
-    let clock = Arc::new(FakeClock::starting_at(pause.started_at + 9 * 60_000));
-    let mut options = cordon_host::workflow::EngineOptions::new(h.db.clone());
-    options.clock = clock.clone();
-    options.lease_owner = "other-worker:1".to_owned();
-    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    let (second, clock) = second_worker(&h, pause_started + 9 * 60_000).await;
     let resumed = second.resume_interrupted().await.expect("resume");
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
@@ -1346,5 +1342,188 @@ async fn a_wait_resumed_after_a_restart_waits_only_for_what_is_left() {
         clock.sleeps(),
         vec![Duration::from_secs(60)],
         "one minute was left of the ten"
+    );
+}
+
+/// Starts `workflow` on a worker with the real clock, waits (at most 12 s) until `reached`
+/// says the run got far enough, and stops that worker as if its process died.
+async fn first_worker_dies_when(h: &Harness, workflow: &str, reached: impl Fn() -> bool) {
+    let project = Project::open(h.dir.path()).expect("project");
+    let first = Engine::open(
+        &project,
+        &runtime(),
+        cordon_host::workflow::EngineOptions::new(h.db.clone()),
+    )
+    .await
+    .expect("engine");
+    let workflow = workflow.to_owned();
+    let running = tokio::spawn(async move { first.run(&workflow, Value::Null).await });
+    let mut waited = 0;
+    while !reached() {
+        assert!(waited < 600, "the run never got far enough");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waited += 1;
+    }
+    running.abort();
+    let _ = running.await;
+}
+
+/// A second worker on a fake clock that starts at `now_ms`, past the first one's lease.
+async fn second_worker(h: &Harness, now_ms: i64) -> (Engine, Arc<FakeClock>) {
+    let project = Project::open(h.dir.path()).expect("project");
+    let clock = Arc::new(FakeClock::starting_at(now_ms));
+    let mut options = cordon_host::workflow::EngineOptions::new(h.db.clone());
+    options.clock = clock.clone();
+    options.lease_owner = "other-worker:1".to_owned();
+    let engine = Engine::open(&project, &runtime(), options).await.expect("engine");
+    (engine, clock)
+}
+
+fn only_run(h: &Harness) -> RunRecord {
+    let runs = h.db.list_runs(&Default::default()).expect("runs");
+    assert_eq!(runs.len(), 1);
+    runs[0].clone()
+}
+
+#[tokio::test]
+async fn a_retry_whose_delay_a_restart_cut_short_waits_out_the_rest_and_runs_once() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let retry = json!({"type": "fixed", "count": 3, "interval": "PT10M"});
+    let h = harness(
+        Some(addr),
+        &[("w", json!({"Call": http(addr, "/fail/1/503", Some(retry))}))],
+    )
+    .await;
+
+    // The first worker fails its first attempt and dies during the ten-minute delay.
+    first_worker_dies_when(&h, "w", || {
+        h.db.list_runs(&Default::default())
+            .expect("runs")
+            .first()
+            .is_some_and(|run| !h.db.attempts(&run.id, "Call").expect("attempts").is_empty())
+    })
+    .await;
+    let run = only_run(&h);
+    let first = h.db.attempts(&run.id, "Call").expect("attempts")[0].clone();
+
+    // A second worker takes over nine minutes into the delay.
+    let (second, clock) = second_worker(&h, first.ended_at + 9 * 60_000).await;
+    let resumed = second.resume_interrupted().await.expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        clock.sleeps(),
+        vec![Duration::from_secs(60)],
+        "one minute was left of the delay"
+    );
+    let attempts = h.db.attempts(&run.id, "Call").expect("attempts");
+    let summary: Vec<(u32, Status)> = attempts.iter().map(|a| (a.attempt, a.status)).collect();
+    assert_eq!(
+        summary,
+        vec![(1, Status::Failed), (2, Status::Succeeded)],
+        "the retry that never ran is not recorded as interrupted"
+    );
+    assert_eq!(attempts[1].started_at, first.ended_at + 10 * 60_000);
+    assert_eq!(h.actions(&run)["Call"].attempts, 2);
+    assert_eq!(service.calls.lock().expect("lock")["fail/1/503"], 2);
+}
+
+#[tokio::test]
+async fn a_retry_interrupted_by_a_restart_is_recorded_from_its_own_start() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let retry = json!({"type": "fixed", "count": 3, "interval": "PT5S"});
+    let h = harness(
+        Some(addr),
+        &[(
+            "w",
+            json!({"Call": http(addr, "/fail-hang-succeed", Some(retry))}),
+        )],
+    )
+    .await;
+
+    // The first worker's second attempt gets no answer; the worker dies in it.
+    first_worker_dies_when(&h, "w", || {
+        service
+            .calls
+            .lock()
+            .expect("lock")
+            .get("fail-hang-succeed")
+            .is_some_and(|n| *n >= 2)
+    })
+    .await;
+    let run = only_run(&h);
+    let first = h.db.attempts(&run.id, "Call").expect("attempts")[0].clone();
+
+    let resume_at = first.ended_at + 120_000;
+    let (second, clock) = second_worker(&h, resume_at).await;
+    let resumed = second.resume_interrupted().await.expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        clock.sleeps(),
+        Vec::<Duration>::new(),
+        "an interrupted attempt is not a retry delay"
+    );
+    let attempts = h.db.attempts(&run.id, "Call").expect("attempts");
+    let summary: Vec<(u32, Status, Option<&str>)> = attempts
+        .iter()
+        .map(|a| {
+            let code = a.error.as_ref().and_then(|e| e["code"].as_str());
+            (a.attempt, a.status, code)
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, Status::Failed, Some("503")),
+            (2, Status::Failed, Some("Interrupted")),
+            (3, Status::Succeeded, None)
+        ]
+    );
+    assert!(
+        attempts[1].started_at >= first.ended_at + 5_000,
+        "the interrupted attempt began after the delay, not with the action: {} against {}",
+        attempts[1].started_at,
+        first.ended_at
+    );
+    assert_eq!(attempts[2].started_at, resume_at);
+    assert_eq!(service.calls.lock().expect("lock")["fail-hang-succeed"], 3);
+}
+
+#[tokio::test]
+async fn an_action_timeout_counts_from_the_first_start_across_a_restart() {
+    let service = Service::default();
+    let addr = serve(service.router()).await;
+    let mut call = http(addr, "/gate/2", Some(json!({"type": "none"})));
+    call["limit"] = json!({"timeout": "PT10M"});
+    let h = harness(
+        Some(addr),
+        &[(
+            "w",
+            json!({"Call": call, "After": compose(json!("after"), json!({"Call": ["TimedOut"]}))}),
+        )],
+    )
+    .await;
+
+    // The first worker's call gets no answer; the worker dies in it.
+    first_worker_dies_when(&h, "w", || {
+        service.calls.lock().expect("lock").contains_key("gate/2")
+    })
+    .await;
+    let run = only_run(&h);
+    let started_at = h.actions(&run)["Call"].started_at;
+
+    // Taken over eleven minutes after the action started: its ten minutes are spent.
+    let (second, _clock) = second_worker(&h, started_at + 11 * 60_000).await;
+    let resumed = second.resume_interrupted().await.expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(h.status(&resumed[0], "Call"), Status::TimedOut);
+    assert_eq!(h.status(&resumed[0], "After"), Status::Succeeded);
+    assert_eq!(
+        service.calls.lock().expect("lock")["gate/2"],
+        1,
+        "an action out of time is not called again"
     );
 }

@@ -18,7 +18,8 @@ use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
 use super::scope::RunScope;
 use super::{
-    ActionCall, ActionResult, Frame, MAX_RUN_DEPTH, RunContext, RunState, create_run, execute_run, run_set,
+    AbortOnDrop, ActionCall, ActionResult, EngineShared, Frame, MAX_RUN_DEPTH, RunContext, RunState,
+    create_run, execute_run, run_set,
 };
 
 /// Caps the items of one Foreach, as Logic Apps does (100,000).
@@ -647,8 +648,20 @@ where
     let policy = call.action.retry.clone().unwrap_or_default();
     let clock = &call.run.engine.clock;
     let mut number = call.previous_attempts + 1;
+    // A retry whose delay a stopped process did not see to its end waits out the rest.
+    if let Some(due_at) = call.retry_due_at {
+        clock
+            .sleep(Duration::from_millis(
+                due_at.saturating_sub(clock.now_ms()).max(0) as u64,
+            ))
+            .await;
+    }
     loop {
         let started_at = clock.now_ms();
+        // The first attempt starts with the action's own record; later ones record their start.
+        if number > 1 {
+            call.attempt_started(number, started_at)?;
+        }
         let info = CallInfo {
             idempotency_key: call.idempotency_key(),
             attempt: number,
@@ -659,13 +672,18 @@ where
                 let Some(delay) = policy.delay(number, retry_after) else {
                     return Ok(result);
                 };
-                call.record_retried_attempt(AttemptRecord {
-                    attempt: number,
-                    status: result.status,
-                    started_at,
-                    ended_at: clock.now_ms(),
-                    error: result.error.clone(),
-                })?;
+                let ended_at = clock.now_ms();
+                let due_at = ended_at.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+                call.record_retried_attempt(
+                    AttemptRecord {
+                        attempt: number,
+                        status: result.status,
+                        started_at,
+                        ended_at,
+                        error: result.error.clone(),
+                    },
+                    due_at,
+                )?;
                 clock.sleep(delay).await;
                 number += 1;
             }
@@ -775,6 +793,24 @@ fn child_run_id(parent_run: &str, path: &str) -> String {
     format!("{parent_run}-{}", &hex::encode(digest)[..10])
 }
 
+/// Executes a child run in a task of its own. Each level of nesting then starts from the top
+/// of a worker's stack; executed inline, each level's run, action and container futures are
+/// polled from inside its parent's, and a debug build overflowed a 2 MiB stack before
+/// [`MAX_RUN_DEPTH`]. Dropping the parent's execution (its `limit.timeout`, or the process
+/// stopping the run) aborts the child with it, as an inline future would be dropped.
+async fn execute_child(engine: Arc<EngineShared>, run: RunRecord, depth: u32) -> Result<RunRecord, DbError> {
+    let mut child = AbortOnDrop(tokio::spawn(execute_run(engine, run, depth)));
+    match (&mut child.0).await {
+        Ok(finished) => finished,
+        // The parent's action turns the panic into its own failure (`guard_against_panics`).
+        Err(failure) if failure.is_panic() => std::panic::resume_unwind(failure.into_panic()),
+        // The runtime is shutting down: the child stays unfinished and is resumed later.
+        Err(_) => Err(DbError::Query(
+            "the child run's task was cancelled because the process is stopping".to_owned(),
+        )),
+    }
+}
+
 async fn child_workflow(
     call: &ActionCall<'_>,
     inputs: Value,
@@ -798,7 +834,7 @@ async fn child_workflow(
     let child = match existing {
         Some(run) if run.status.is_terminal() => run,
         // Started below the limit before a restart: it finishes.
-        Some(run) => execute_run(engine.clone(), run, depth).await?,
+        Some(run) => execute_child(engine.clone(), run, depth).await?,
         None if depth > MAX_RUN_DEPTH => {
             return Ok(ActionResult::failed(
                 Some(inputs),
@@ -823,7 +859,7 @@ async fn child_workflow(
                 Some(call.run.run_id.clone()),
                 Some(child_id),
             )?;
-            execute_run(engine.clone(), run, depth).await?
+            execute_child(engine.clone(), run, depth).await?
         }
     };
     let response = child
