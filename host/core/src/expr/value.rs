@@ -42,6 +42,9 @@ fn number_text(n: &Number) -> String {
 
 /// A short description of a value for error messages (never the whole of a large value).
 pub fn describe(value: &Value) -> String {
+    if value.is_null() {
+        return "null".to_owned();
+    }
     let kind = kind(value);
     let text = value.to_string();
     if text.chars().count() > 40 {
