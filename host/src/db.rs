@@ -173,6 +173,29 @@ pub enum DbError {
     Query(String),
     #[error("no run with id {0:?}; `cordon runs list` shows the runs")]
     NoSuchRun(String),
+    /// A write of a run's execution made under a lease this worker no longer holds.
+    #[error(
+        "run {run_id} is no longer this worker's to execute: {}; this worker stops executing it",
+        match holder {
+            Some(holder) => format!("worker {holder} holds its lease now (this worker's lapsed)"),
+            None => "it was cancelled or stopped elsewhere".to_owned(),
+        }
+    )]
+    LeaseLost { run_id: String, holder: Option<String> },
+}
+
+/// What a run's execution writes under: the run, and the worker that holds its lease.
+///
+/// Fencing: only the lease's holder may write a run's execution. A worker whose lease lapsed
+/// (its heartbeat could not write for a whole lease, or its process was paused) while another
+/// claimed the run would otherwise go on executing it beside the other; its next write is
+/// refused with [`DbError::LeaseLost`] instead, and it stops. The same stops a worker
+/// executing a run that was cancelled elsewhere (another server on the same history), though
+/// the records of what it finished are still written to that run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunLease<'a> {
+    pub run_id: &'a str,
+    pub owner: &'a str,
 }
 
 /// An action's final record, as [`Db::actions_finished`] and [`Db::finish_run`] write it.
@@ -228,7 +251,7 @@ pub struct ApprovedConnector {
 pub trait Db: Send + Sync + std::fmt::Debug {
     fn create_run(&self, run: &RunRecord, lease_owner: &str, lease_ms: i64) -> Result<(), DbError>;
     /// Moves a `Waiting` run to `Running` once it has a slot.
-    fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError>;
+    fn start_waiting_run(&self, lease: RunLease<'_>) -> Result<(), DbError>;
     /// Ends an unfinished run as `Cancelled`, with its unfinished actions and child runs.
     fn cancel_run(&self, run_id: &str, now: i64) -> Result<CancelOutcome, DbError>;
     /// Ends the run, together with the final records of its actions that were not written yet
@@ -236,7 +259,7 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// cancelled meanwhile stays cancelled, and the answer is then `false`.
     fn finish_run(
         &self,
-        run_id: &str,
+        lease: RunLease<'_>,
         status: Status,
         response: Option<&Value>,
         error: Option<&Value>,
@@ -255,31 +278,37 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         now: i64,
         is_dead: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<RunRecord>, DbError>;
+    /// Gives the lease on an unfinished run to `lease.owner`, whoever held it: for a child run
+    /// that its parent's execution resumes, since whoever holds a parent's lease executes its
+    /// children. A worker still executing the child under the old lease is stopped by its next
+    /// write ([`RunLease`]).
+    fn take_over_run(&self, lease: RunLease<'_>, lease_ms: i64, now: i64) -> Result<(), DbError>;
     /// Extends the lease on the runs this owner holds.
     fn renew_leases(&self, lease_owner: &str, lease_ms: i64, now: i64) -> Result<(), DbError>;
     /// Gives up the lease on an unfinished run whose execution stopped in this process (its
     /// history could not be written), so that the next claim of orphaned runs, by any
-    /// worker, takes it up again.
-    fn release_lease(&self, run_id: &str) -> Result<(), DbError>;
+    /// worker, takes it up again. Nothing changes if another worker holds the lease by now.
+    fn release_lease(&self, lease: RunLease<'_>) -> Result<(), DbError>;
 
     /// Records that an action started (or started again after a resume): status `Running`.
-    fn action_started(&self, record: &ActionRecord) -> Result<(), DbError>;
+    /// This and the other writes of an execution are fenced by `lease` ([`RunLease`]).
+    fn action_started(&self, lease: RunLease<'_>, record: &ActionRecord) -> Result<(), DbError>;
     /// Records one finished attempt; the action's attempt count moves to the next attempt.
     /// With `retry_due_at`, that next attempt is a retry due then ([`AttemptInFlight`]).
     fn attempt_finished(
         &self,
-        run_id: &str,
+        lease: RunLease<'_>,
         path: &str,
         attempt: &AttemptRecord,
         retry_due_at: Option<i64>,
     ) -> Result<(), DbError>;
     /// Records that a retry (an attempt after the first) began at `at`.
-    fn attempt_started(&self, run_id: &str, path: &str, attempt: u32, at: i64) -> Result<(), DbError>;
+    fn attempt_started(&self, lease: RunLease<'_>, path: &str, attempt: u32, at: i64) -> Result<(), DbError>;
     /// The retries in flight in an unfinished run, by action path.
     fn attempts_in_flight(&self, run_id: &str) -> Result<HashMap<String, AttemptInFlight>, DbError>;
     /// Records the final state of each action and its last attempt, all in one transaction.
     /// For secure actions, inputs and outputs are kept only until the run finishes.
-    fn actions_finished(&self, finished: &[FinishedAction]) -> Result<(), DbError>;
+    fn actions_finished(&self, lease: RunLease<'_>, finished: &[FinishedAction]) -> Result<(), DbError>;
     /// Every action record of a run in start order, with secure state filled in while the run
     /// is unfinished when `with_secure_state` is set (for resuming; never for display).
     fn actions(&self, run_id: &str, with_secure_state: bool) -> Result<Vec<ActionRecord>, DbError>;

@@ -48,7 +48,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{CancelOutcome, Db, RunRecord, Status, TriggerState};
+use crate::db::{CancelOutcome, Db, DbError, RunRecord, Status, TriggerState};
 use crate::ids::ConnectionName;
 use crate::secrets::NoSecrets;
 use crate::secrets::store::SecretStore;
@@ -440,18 +440,33 @@ impl Engine {
     /// ([`Engine::cancel`]) drops the execution at its next await point; what it had finished
     /// stays recorded. When the history cannot be written the execution stops with an error
     /// and the run stays unfinished with no lease, for [`Engine::claim_orphaned_runs`] (by
-    /// this process's sweep, another server, or the next start) to resume.
+    /// this process's sweep, another server, or the next start) to resume. When the run is
+    /// no longer this worker's ([`crate::db::RunLease`]: another worker claimed it after this
+    /// one's lease lapsed, or it was cancelled elsewhere) the execution stops at its next
+    /// write; the answer is then the run as it ended, or the error if it has not ended.
     pub async fn execute(&self, run: RunRecord) -> anyhow::Result<RunRecord> {
         let run_id = run.id.clone();
         let outcome = self.execute_leased(run).await;
-        if let Err(error) = &outcome {
-            tracing::warn!(
-                run_id,
-                error = %error,
-                "run stopped unfinished: its history could not be written; it resumes from what was recorded"
-            );
-            self.shared.give_up_lease(run_id.clone());
+        let Err(error) = &outcome else { return outcome };
+        // Giving up the lease changes nothing if another worker holds it by now.
+        self.shared.give_up_lease(run_id.clone());
+        if let Some(DbError::LeaseLost { holder, .. }) = error.downcast_ref::<DbError>() {
+            tracing::warn!(run_id, error = %error, "stopped executing a run this worker no longer holds");
+            // Ended elsewhere (cancelled by another server on this history, or finished by a
+            // worker that took it over): that is how it ended.
+            if holder.is_none()
+                && let Ok(ended) = self.shared.db.run(&run_id)
+                && ended.status.is_terminal()
+            {
+                return Ok(ended);
+            }
+            return outcome;
         }
+        tracing::warn!(
+            run_id,
+            error = %error,
+            "run stopped unfinished: its history could not be written; it resumes from what was recorded"
+        );
         outcome.with_context(|| {
             format!(
                 "run {run_id} stopped unfinished; it resumes from what its history recorded \
@@ -471,7 +486,7 @@ impl Engine {
         let execution = async {
             let _slot = self.control.admission.enter(&run.workflow, &run.id).await;
             if run.status == Status::Waiting {
-                self.shared.db.start_waiting_run(&run.id)?;
+                self.shared.db.start_waiting_run(self.shared.lease(&run.id))?;
             }
             executor::execute_run(self.shared.clone(), run, 0).await
         };

@@ -17,7 +17,7 @@ use crate::json_text::json_text;
 
 use super::{
     ActionRecord, ApprovedConnector, AttemptInFlight, AttemptRecord, CancelOutcome, Db, DbError,
-    FinishedAction, RunFilter, RunRecord, SealedSecret, Status, TriggerState,
+    FinishedAction, RunFilter, RunLease, RunRecord, SealedSecret, Status, TriggerState,
 };
 
 const SCHEMA: &str = "
@@ -141,6 +141,16 @@ PRAGMA user_version = 5;
 /// approvals) and 4 (before retries in flight) only lack tables, which are created; nothing
 /// else changes.
 const SCHEMA_VERSION: i64 = 5;
+
+/// What a fenced write does to its run ([`RunLease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fence {
+    /// Starts something (an action, an attempt, a waiting run): only under a held lease.
+    Starting,
+    /// Records what finished: also to a run cancelled meanwhile (which no one holds), since
+    /// what finished did happen.
+    Finishing,
+}
 
 /// The run history in a SQLite file.
 #[derive(Debug)]
@@ -271,6 +281,43 @@ impl SqliteDb {
         };
         let mut connection = reader.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut connection).map_err(query_error)
+    }
+
+    /// Runs `write` in a transaction if `lease` still allows it ([`RunLease`]); the check and
+    /// the write are one transaction, which takes the write lock first, so no claim by another
+    /// worker falls between them.
+    fn fenced<T>(
+        &self,
+        lease: RunLease<'_>,
+        fence: Fence,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found: Option<(Option<String>, String)> = query_row_cached(
+                &tx,
+                "SELECT lease_owner, status FROM runs WHERE id = ?1",
+                params![lease.run_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+            let Some((holder, status)) = found else {
+                return Ok(Err(DbError::NoSuchRun(lease.run_id.to_owned())));
+            };
+            let allowed = match &holder {
+                Some(holder) => holder == lease.owner,
+                None => fence == Fence::Finishing && status == Status::Cancelled.as_str(),
+            };
+            if !allowed {
+                return Ok(Err(DbError::LeaseLost {
+                    run_id: lease.run_id.to_owned(),
+                    holder,
+                }));
+            }
+            let written = write(&tx)?;
+            tx.commit()?;
+            Ok(Ok(written))
+        })?
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, DbError> {
@@ -443,12 +490,12 @@ impl Db for SqliteDb {
         self.with(|c| insert_run(c, run, lease_owner, lease_ms))
     }
 
-    fn start_waiting_run(&self, run_id: &str) -> Result<(), DbError> {
-        self.with(|c| {
+    fn start_waiting_run(&self, lease: RunLease<'_>) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
             exec(
-                c,
+                tx,
                 "UPDATE runs SET status = 'Running' WHERE id = ?1 AND status = 'Waiting'",
-                params![run_id],
+                params![lease.run_id],
             )
             .map(drop)
         })
@@ -516,20 +563,20 @@ impl Db for SqliteDb {
 
     fn finish_run(
         &self,
-        run_id: &str,
+        lease: RunLease<'_>,
         status: Status,
         response: Option<&Value>,
         error: Option<&Value>,
         ended_at: i64,
         last_actions: &[FinishedAction],
     ) -> Result<bool, DbError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
+        let run_id = lease.run_id;
+        self.fenced(lease, Fence::Finishing, |tx| {
             for finished in last_actions {
-                write_finished_action(&tx, finished)?;
+                write_finished_action(tx, finished)?;
             }
             let ended = exec(
-                &tx,
+                tx,
                 "UPDATE runs SET status = ?2, response = ?3, error = ?4, ended_at = ?5,
                                  lease_owner = NULL, lease_expires = NULL
                  WHERE id = ?1 AND status IN ('Running', 'Waiting')",
@@ -541,13 +588,12 @@ impl Db for SqliteDb {
                     ended_at
                 ],
             )? > 0;
-            exec(&tx, "DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
+            exec(tx, "DELETE FROM secure_state WHERE run_id = ?1", params![run_id])?;
             exec(
-                &tx,
+                tx,
                 "DELETE FROM attempts_in_flight WHERE run_id = ?1",
                 params![run_id],
             )?;
-            tx.commit()?;
             Ok(ended)
         })
     }
@@ -678,21 +724,33 @@ impl Db for SqliteDb {
         })
     }
 
-    fn release_lease(&self, run_id: &str) -> Result<(), DbError> {
+    fn take_over_run(&self, lease: RunLease<'_>, lease_ms: i64, now: i64) -> Result<(), DbError> {
         self.with(|c| {
             exec(
                 c,
-                "UPDATE runs SET lease_owner = NULL, lease_expires = NULL
+                "UPDATE runs SET lease_owner = ?2, lease_expires = ?3
                  WHERE id = ?1 AND status IN ('Running', 'Waiting')",
-                params![run_id],
+                params![lease.run_id, lease.owner, now + lease_ms],
             )
             .map(drop)
         })
     }
 
-    fn action_started(&self, r: &ActionRecord) -> Result<(), DbError> {
+    fn release_lease(&self, lease: RunLease<'_>) -> Result<(), DbError> {
         self.with(|c| {
-            exec(c,
+            exec(
+                c,
+                "UPDATE runs SET lease_owner = NULL, lease_expires = NULL
+                 WHERE id = ?1 AND lease_owner = ?2 AND status IN ('Running', 'Waiting')",
+                params![lease.run_id, lease.owner],
+            )
+            .map(drop)
+        })
+    }
+
+    fn action_started(&self, lease: RunLease<'_>, r: &ActionRecord) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
+            exec(tx,
                 "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
                                       inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13)
@@ -720,22 +778,22 @@ impl Db for SqliteDb {
 
     fn attempt_finished(
         &self,
-        run_id: &str,
+        lease: RunLease<'_>,
         path: &str,
         a: &AttemptRecord,
         retry_due_at: Option<i64>,
     ) -> Result<(), DbError> {
-        self.with(|c| {
-            let tx = c.transaction()?;
-            insert_attempt(&tx, run_id, path, a)?;
+        let run_id = lease.run_id;
+        self.fenced(lease, Fence::Finishing, |tx| {
+            insert_attempt(tx, run_id, path, a)?;
             // The next attempt is the one in flight from now on, so a crash during the wait
             // before it does not reuse this attempt's number.
-            exec(&tx,
+            exec(tx,
                 "UPDATE actions SET attempts = MAX(attempts, ?3 + 1) WHERE run_id = ?1 AND path = ?2 AND status = 'Running'",
                 params![run_id, path, a.attempt],
             )?;
             if let Some(due_at) = retry_due_at {
-                exec(&tx,
+                exec(tx,
                     "INSERT INTO attempts_in_flight (run_id, path, attempt, due_at, started_at)
                      VALUES (?1, ?2, ?3 + 1, ?4, NULL)
                      ON CONFLICT (run_id, path) DO UPDATE SET attempt = excluded.attempt,
@@ -743,19 +801,19 @@ impl Db for SqliteDb {
                     params![run_id, path, a.attempt, due_at],
                 )?;
             }
-            tx.commit()
+            Ok(())
         })
     }
 
-    fn attempt_started(&self, run_id: &str, path: &str, attempt: u32, at: i64) -> Result<(), DbError> {
-        self.with(|c| {
+    fn attempt_started(&self, lease: RunLease<'_>, path: &str, attempt: u32, at: i64) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
             exec(
-                c,
+                tx,
                 "INSERT INTO attempts_in_flight (run_id, path, attempt, due_at, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (run_id, path) DO UPDATE SET attempt = excluded.attempt,
                      started_at = excluded.started_at",
-                params![run_id, path, attempt, at],
+                params![lease.run_id, path, attempt, at],
             )
             .map(drop)
         })
@@ -780,16 +838,15 @@ impl Db for SqliteDb {
         })
     }
 
-    fn actions_finished(&self, finished: &[FinishedAction]) -> Result<(), DbError> {
+    fn actions_finished(&self, lease: RunLease<'_>, finished: &[FinishedAction]) -> Result<(), DbError> {
         if finished.is_empty() {
             return Ok(());
         }
-        self.with(|c| {
-            let tx = c.transaction()?;
+        self.fenced(lease, Fence::Finishing, |tx| {
             for action in finished {
-                write_finished_action(&tx, action)?;
+                write_finished_action(tx, action)?;
             }
-            tx.commit()
+            Ok(())
         })
     }
 

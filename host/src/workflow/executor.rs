@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 
 use crate::Connection;
 use crate::db::{
-    ActionRecord, AttemptInFlight, AttemptRecord, Db, DbError, FinishedAction, RunRecord, Status,
+    ActionRecord, AttemptInFlight, AttemptRecord, Db, DbError, FinishedAction, RunLease, RunRecord, Status,
 };
 
 use super::clock::Clock;
@@ -152,6 +152,14 @@ pub struct EngineShared {
 }
 
 impl EngineShared {
+    /// The lease this engine executes `run_id` under.
+    pub(crate) fn lease<'a>(&'a self, run_id: &'a str) -> RunLease<'a> {
+        RunLease {
+            run_id,
+            owner: &self.lease_owner,
+        }
+    }
+
     /// Starts the lease heartbeat if it is not running: one task per engine, renewing the
     /// leases of all its runs in flight with one statement every `LEASE / 3`. It holds the
     /// engine weakly and ends with it.
@@ -184,7 +192,7 @@ impl EngineShared {
             let mut wait = Duration::from_millis(100);
             loop {
                 let Some(engine) = engine.upgrade() else { return };
-                match engine.db.release_lease(&run_id) {
+                match engine.db.release_lease(engine.lease(&run_id)) {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::warn!(run_id, error = %e, "cannot give up the lease of a stopped run yet")
@@ -268,6 +276,10 @@ impl RunContext {
         self.engine.clock.now_ms()
     }
 
+    fn lease(&self) -> RunLease<'_> {
+        self.engine.lease(&self.run_id)
+    }
+
     fn take_unwritten(&self) -> Vec<FinishedAction> {
         let mut held = self.unwritten.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::take(&mut *held).records
@@ -275,14 +287,16 @@ impl RunContext {
 
     /// Writes the final records held back so far.
     fn write_unwritten(&self) -> Result<(), DbError> {
-        self.engine.db.actions_finished(&self.take_unwritten())
+        self.engine
+            .db
+            .actions_finished(self.lease(), &self.take_unwritten())
     }
 
     /// Records an action as `Running`, after the records held back so far: an action that
     /// starts may reach outside the run.
     pub fn record_started(&self, record: &ActionRecord) -> Result<(), DbError> {
         self.write_unwritten()?;
-        self.engine.db.action_started(record)
+        self.engine.db.action_started(self.lease(), record)
     }
 
     /// Records an action's end: held back for an instant action, written at once (with what
@@ -295,7 +309,7 @@ impl RunContext {
         }
         let all = std::mem::take(&mut *held).records;
         drop(held);
-        self.engine.db.actions_finished(&all)
+        self.engine.db.actions_finished(self.lease(), &all)
     }
 }
 
@@ -461,7 +475,7 @@ pub async fn execute_run(
     let Some(plan) = engine.plans.get(&run.workflow).cloned() else {
         let error = json!({"code": "WorkflowNotFound", "message": format!("the project no longer has workflow {:?}", run.workflow)});
         engine.db.finish_run(
-            &run.id,
+            engine.lease(&run.id),
             Status::Failed,
             None,
             Some(&error),
@@ -526,7 +540,7 @@ pub async fn execute_run(
     let response = context.state().response.clone();
     let ended_at = engine.clock.now_ms();
     let ended = engine.db.finish_run(
-        &run.id,
+        engine.lease(&run.id),
         status,
         response.as_ref(),
         error.as_ref(),
@@ -778,7 +792,7 @@ impl ActionCall<'_> {
         self.run
             .engine
             .db
-            .attempt_finished(&self.run.run_id, &self.path, &attempt, Some(retry_due_at))?;
+            .attempt_finished(self.run.lease(), &self.path, &attempt, Some(retry_due_at))?;
         self.attempts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -794,7 +808,7 @@ impl ActionCall<'_> {
         self.run
             .engine
             .db
-            .attempt_started(&self.run.run_id, &self.path, number, at)?;
+            .attempt_started(self.run.lease(), &self.path, number, at)?;
         *self.attempt_started_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
         Ok(())
     }
@@ -889,7 +903,7 @@ fn run_action<'a>(
             && !is_container
         {
             run.engine.db.attempt_finished(
-                &run.run_id,
+                run.lease(),
                 &path,
                 &AttemptRecord {
                     attempt: interrupted.attempts,

@@ -1527,3 +1527,206 @@ async fn an_action_timeout_counts_from_the_first_start_across_a_restart() {
         "an action out of time is not called again"
     );
 }
+
+/// A service whose `/held` calls each wait for their own permit (`release(n)` answers the
+/// n-th call, counting from 1), and whose `/after` calls are counted.
+#[derive(Clone, Default)]
+struct HeldCalls {
+    held: Arc<AtomicUsize>,
+    after: Arc<AtomicUsize>,
+    permits: Arc<Mutex<HashMap<usize, Arc<tokio::sync::Semaphore>>>>,
+}
+
+impl HeldCalls {
+    fn permit(&self, n: usize) -> Arc<tokio::sync::Semaphore> {
+        let mut permits = self.permits.lock().expect("lock");
+        permits
+            .entry(n)
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(0)))
+            .clone()
+    }
+
+    fn release(&self, n: usize) {
+        self.permit(n).add_permits(1);
+    }
+
+    async fn wait_for_held(&self, n: usize) {
+        let mut waited = 0;
+        while self.held.load(Ordering::SeqCst) < n {
+            assert!(waited < 600, "held call {n} never arrived");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += 1;
+        }
+    }
+
+    fn router(&self) -> Router {
+        let (held, after) = (self.clone(), self.clone());
+        Router::new()
+            .route(
+                "/held",
+                get(move || async move {
+                    let n = held.held.fetch_add(1, Ordering::SeqCst) + 1;
+                    let permit = held.permit(n);
+                    match tokio::time::timeout(Duration::from_secs(60), permit.acquire()).await {
+                        Ok(Ok(_)) => format!("answer {n}"),
+                        _ => "gave up".to_owned(),
+                    }
+                }),
+            )
+            .route(
+                "/after",
+                get(move || async move {
+                    after.after.fetch_add(1, Ordering::SeqCst);
+                    "after"
+                }),
+            )
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is past 1970");
+    i64::try_from(since_epoch.as_millis()).expect("milliseconds fit in i64")
+}
+
+fn held_then_after(addr: SocketAddr) -> Value {
+    json!({
+        "Call": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/held")}},
+        "After": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{addr}/after")},
+                  "runAfter": {"Call": ["Succeeded"]}}
+    })
+}
+
+#[tokio::test]
+async fn a_worker_whose_lease_lapsed_stops_at_its_next_write_and_the_claimer_runs_alone() {
+    let service = HeldCalls::default();
+    let addr = serve(service.router()).await;
+    let h = harness(Some(addr), &[("w", held_then_after(addr))]).await;
+
+    // Worker A (the real clock) starts the run; its call is held.
+    let a = h.engine.clone();
+    let a_run = tokio::spawn(async move { a.run("w", Value::Null).await });
+    service.wait_for_held(1).await;
+    let run = only_run(&h);
+
+    // Worker B, whose clock is past A's lease (as if A had been paused that long), claims the
+    // run and makes the call again; that one is held too.
+    let (b, _clock) = second_worker(&h, wall_clock_ms() + 10 * 60_000).await;
+    let b_run = tokio::spawn(async move { b.resume_interrupted().await });
+    service.wait_for_held(2).await;
+
+    // A's call comes back: recording it is refused, and A stops.
+    service.release(1);
+    let a_outcome = a_run.await.expect("worker A's task");
+    let error = format!("{:#}", a_outcome.expect_err("A no longer holds the run"));
+    assert!(
+        error.contains("worker other-worker:1 holds its lease now"),
+        "{error}"
+    );
+
+    // B finishes the run alone: the next action ran once, and the records are B's.
+    service.release(2);
+    let resumed = b_run.await.expect("worker B's task").expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        service.after.load(Ordering::SeqCst),
+        1,
+        "the action after the call ran once"
+    );
+    assert_eq!(
+        h.actions(&run)["Call"]
+            .outputs
+            .as_ref()
+            .map(|o| o["body"].clone()),
+        Some(json!("answer 2"))
+    );
+}
+
+#[tokio::test]
+async fn a_run_cancelled_by_another_server_stops_where_it_executes() {
+    let service = HeldCalls::default();
+    let addr = serve(service.router()).await;
+    let h = harness(Some(addr), &[("w", held_then_after(addr))]).await;
+
+    let engine = h.engine.clone();
+    let running = tokio::spawn(async move { engine.run("w", Value::Null).await });
+    service.wait_for_held(1).await;
+    let run = only_run(&h);
+
+    // Another server on the same history cancels the run (its management API writes this).
+    h.db.cancel_run(&run.id, wall_clock_ms()).expect("cancel");
+    service.release(1);
+    let ended = running
+        .await
+        .expect("task")
+        .expect("the run's end is its cancellation");
+    assert_eq!(ended.status, Status::Cancelled);
+    assert_eq!(
+        service.after.load(Ordering::SeqCst),
+        0,
+        "nothing starts after the cancel"
+    );
+    let records = h.actions(&run);
+    assert_eq!(
+        records["Call"].status,
+        Status::Succeeded,
+        "what finished is still recorded"
+    );
+    assert!(!records.contains_key("After"));
+}
+
+#[tokio::test]
+async fn the_worker_that_claims_a_parent_takes_over_its_unfinished_child() {
+    let service = HeldCalls::default();
+    let addr = serve(service.router()).await;
+    let call_child =
+        json!({"Child": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "child"}}, "body": {}}}});
+    let h = harness(
+        Some(addr),
+        &[("parent", call_child), ("child", held_then_after(addr))],
+    )
+    .await;
+
+    let a = h.engine.clone();
+    let a_run = tokio::spawn(async move { a.run("parent", Value::Null).await });
+    service.wait_for_held(1).await;
+    let runs = h.db.list_runs(&Default::default()).expect("runs");
+    let parent = runs
+        .iter()
+        .find(|r| r.workflow == "parent")
+        .expect("parent run")
+        .clone();
+    let child = runs
+        .iter()
+        .find(|r| r.workflow == "child")
+        .expect("child run")
+        .clone();
+
+    // The child's lease runs longer than the parent's (it was started after the parent's last
+    // renewal), so the claim takes the parent alone.
+    let file = rusqlite::Connection::open(h.db.location()).expect("open the history");
+    file.execute(
+        "UPDATE runs SET lease_expires = ?2 WHERE id = ?1",
+        rusqlite::params![child.id, wall_clock_ms() + 60 * 60_000],
+    )
+    .expect("extend the child's lease");
+    let (b, _clock) = second_worker(&h, wall_clock_ms() + 10 * 60_000).await;
+    let b_run = tokio::spawn(async move { b.resume_interrupted().await });
+    service.wait_for_held(2).await;
+
+    service.release(1);
+    let error = format!("{:#}", a_run.await.expect("task").expect_err("A lost the child"));
+    assert!(
+        error.contains("worker other-worker:1 holds its lease now"),
+        "{error}"
+    );
+    service.release(2);
+    let resumed = b_run.await.expect("task").expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].id, parent.id);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(h.db.run(&child.id).expect("child").status, Status::Succeeded);
+    assert_eq!(service.after.load(Ordering::SeqCst), 1);
+}

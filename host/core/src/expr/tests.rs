@@ -348,7 +348,10 @@ fn collection_functions() {
 #[test]
 fn a_null_argument_is_described_once() {
     let error = eval("@length(null)").expect_err("length of null is an error");
-    assert!(error.ends_with("expects a string or an array, got null"), "{error}");
+    assert!(
+        error.ends_with("expects a string or an array, got null"),
+        "{error}"
+    );
 }
 
 #[test]

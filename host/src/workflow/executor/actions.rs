@@ -18,7 +18,7 @@ use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
 use super::scope::RunScope;
 use super::{
-    AbortOnDrop, ActionCall, ActionResult, EngineShared, Frame, MAX_RUN_DEPTH, RunContext, RunState,
+    AbortOnDrop, ActionCall, ActionResult, EngineShared, Frame, LEASE, MAX_RUN_DEPTH, RunContext, RunState,
     create_run, execute_run, run_set,
 };
 
@@ -833,8 +833,14 @@ async fn child_workflow(
     let depth = call.run.depth + 1;
     let child = match existing {
         Some(run) if run.status.is_terminal() => run,
-        // Started below the limit before a restart: it finishes.
-        Some(run) => execute_child(engine.clone(), run, depth).await?,
+        // Started below the limit before a restart: it finishes, under this execution's lease.
+        Some(run) => {
+            let lease_ms = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+            engine
+                .db
+                .take_over_run(engine.lease(&run.id), lease_ms, engine.clock.now_ms())?;
+            execute_child(engine.clone(), run, depth).await?
+        }
         None if depth > MAX_RUN_DEPTH => {
             return Ok(ActionResult::failed(
                 Some(inputs),
