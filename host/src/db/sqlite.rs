@@ -152,6 +152,28 @@ enum Fence {
     Finishing,
 }
 
+/// Why `lease` does not allow a `fence` write now, or `None` if it does.
+fn lease_refusal(c: &Connection, lease: RunLease<'_>, fence: Fence) -> rusqlite::Result<Option<DbError>> {
+    let found: Option<(Option<String>, String)> = query_row_cached(
+        c,
+        "SELECT lease_owner, status FROM runs WHERE id = ?1",
+        params![lease.run_id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
+    .optional()?;
+    let Some((holder, status)) = found else {
+        return Ok(Some(DbError::NoSuchRun(lease.run_id.to_owned())));
+    };
+    let allowed = match &holder {
+        Some(holder) => holder == lease.owner,
+        None => fence == Fence::Finishing && status == Status::Cancelled.as_str(),
+    };
+    Ok((!allowed).then(|| DbError::LeaseLost {
+        run_id: lease.run_id.to_owned(),
+        holder,
+    }))
+}
+
 /// The run history in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteDb {
@@ -294,25 +316,8 @@ impl SqliteDb {
     ) -> Result<T, DbError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let found: Option<(Option<String>, String)> = query_row_cached(
-                &tx,
-                "SELECT lease_owner, status FROM runs WHERE id = ?1",
-                params![lease.run_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()?;
-            let Some((holder, status)) = found else {
-                return Ok(Err(DbError::NoSuchRun(lease.run_id.to_owned())));
-            };
-            let allowed = match &holder {
-                Some(holder) => holder == lease.owner,
-                None => fence == Fence::Finishing && status == Status::Cancelled.as_str(),
-            };
-            if !allowed {
-                return Ok(Err(DbError::LeaseLost {
-                    run_id: lease.run_id.to_owned(),
-                    holder,
-                }));
+            if let Some(refused) = lease_refusal(&tx, lease, fence)? {
+                return Ok(Err(refused));
             }
             let written = write(&tx)?;
             tx.commit()?;
@@ -749,11 +754,15 @@ impl Db for SqliteDb {
     }
 
     fn action_started(&self, lease: RunLease<'_>, r: &ActionRecord) -> Result<(), DbError> {
-        self.fenced(lease, Fence::Starting, |tx| {
-            exec(tx,
+        // The most frequent fenced write, so the lease is checked in the statement itself:
+        // one autocommit statement, as before fencing, instead of a transaction around a
+        // check and the insert (which cost connector runs about 7 % of their throughput).
+        let insert = |c: &Connection| {
+            exec(c,
                 "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
                                       inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13
+                 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND lease_owner = ?14)
                  ON CONFLICT (run_id, path) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
                      inputs = COALESCE(excluded.inputs, actions.inputs)",
                 params![
@@ -770,10 +779,24 @@ impl Db for SqliteDb {
                     r.secure_inputs,
                     r.secure_outputs,
                     r.sequence,
+                    lease.owner,
                 ],
             )
-            .map(drop)
-        })
+        };
+        self.with(|c| {
+            if insert(c)? > 0 {
+                return Ok(Ok(()));
+            }
+            // Nothing written: say why, in one transaction with a second try, in case the
+            // lease was claimed back in between (by this same owner, which cannot happen today).
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(refused) = lease_refusal(&tx, lease, Fence::Starting)? {
+                return Ok(Err(refused));
+            }
+            insert(&tx)?;
+            tx.commit()?;
+            Ok(Ok(()))
+        })?
     }
 
     fn attempt_finished(
