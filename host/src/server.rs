@@ -24,7 +24,9 @@
 //! [`serve`] accepts the connections, with a client timeout and a cap on how many are open
 //! ([`listener`]).
 
+pub mod connection_metrics;
 pub mod listener;
+pub use connection_metrics::ConnectionMetrics;
 pub use listener::serve;
 
 use std::collections::HashMap;
@@ -70,6 +72,8 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// How many connections may be open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// What the listener counts; shared by every clone of the configuration.
+    pub connections: Arc<ConnectionMetrics>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +84,7 @@ impl Default for ServerConfig {
             ready: Arc::new(AtomicBool::new(true)),
             client_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            connections: Arc::default(),
         }
     }
 }
@@ -410,7 +415,11 @@ async fn metrics(State(state): State<Arc<ServerState>>) -> Response {
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        metrics.render(),
+        // A tenant's metrics are its own; the server's connections are the operator's.
+        match state.tenant {
+            None => state.config.connections.appended_to(&metrics.render()),
+            Some(_) => metrics.render(),
+        },
     )
         .into_response()
 }
@@ -508,16 +517,20 @@ async fn invoke(
 /// A trigger request's body, read within `timeout` (a client trickling it a byte at a time
 /// would otherwise hold the connection and its handler forever) and at most
 /// [`TRIGGER_BODY_LIMIT`] long. The refusals are JSON, like every other error here.
-async fn read_body(body: axum::body::Body, timeout: Duration) -> Result<Bytes, Response> {
+async fn read_body(body: axum::body::Body, config: &ServerConfig) -> Result<Bytes, Response> {
+    let timeout = config.client_timeout;
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, TRIGGER_BODY_LIMIT)).await {
         Ok(Ok(body)) => Ok(body),
-        Err(_elapsed) => Err(problem(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "the request body did not arrive within {} s (the server's --client-timeout); nothing was started",
-                timeout.as_secs_f64()
-            ),
-        )),
+        Err(_elapsed) => Err({
+            config.connections.clients_timed_out.inc();
+            problem(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (the server's --client-timeout); nothing was started",
+                    timeout.as_secs_f64()
+                ),
+            )
+        }),
         Ok(Err(error)) if is_length_limit(&error) => Err(problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
@@ -644,7 +657,7 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         )
             .into_response();
     }
-    let body = match read_body(body, state.config.client_timeout).await {
+    let body = match read_body(body, &state.config).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };

@@ -40,6 +40,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let open = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let counts = config.connections.clone();
     let connections = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -55,6 +56,7 @@ pub async fn serve(
             Err(_) => {
                 if !saturated {
                     saturated = true;
+                    counts.limit_reached.inc();
                     tracing::warn!(
                         max_connections = config.max_connections,
                         "every connection the server may hold is open; new ones wait until one closes \
@@ -85,19 +87,45 @@ pub async fn serve(
         // hyper writes an answer's head and body together; Nagle's algorithm would only hold
         // the last segment back waiting for an acknowledgement.
         let _ = stream.set_nodelay(true);
+        counts.accepted.inc();
+        counts.open.inc();
         let stream = WriteStallLimit::new(stream, config.client_timeout);
         let connection = connections
             .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone())));
+        let counts = counts.clone();
         tokio::spawn(async move {
             // Errors here are the client's (it went away, or timed out sending its request).
             if let Err(error) = connection.await {
+                if is_client_too_slow(&error) {
+                    counts.clients_timed_out.inc();
+                }
                 tracing::debug!(%error, "connection ended with an error");
             }
+            counts.open.dec();
             drop(permit);
         });
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Whether a connection ended because its client was slower than `--client-timeout`: hyper's
+/// header read timeout, or a write that stalled ([`WriteStallLimit`]).
+fn is_client_too_slow(error: &hyper::Error) -> bool {
+    if error.is_timeout() {
+        return true;
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A connection whose writes may stall for at most `limit`. A client that sends a request and

@@ -739,6 +739,27 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     assert_eq!(got.headers()["allow"], "POST");
     let message = parse(&got.text().await.expect("body"))["error"]["message"].to_string();
     assert!(message.contains("without inputs.method takes POST"), "{message}");
+    // The listener counted the idle and the half-sent head, and the body that came too slowly
+    // (a closed connection is counted by its task, so the count may lag the close a little).
+    let mut timed_out = 0.0;
+    for _ in 0..100 {
+        let text = server_metrics(addr, &keys).await;
+        assert!(
+            text.ends_with("# EOF\n") && text.matches("# EOF").count() == 1,
+            "one exposition: {text}"
+        );
+        assert!(
+            metric(&text, "cordon_server_connections_accepted_total") >= 7.0,
+            "{text}"
+        );
+        assert!(metric(&text, "cordon_server_connections_open") >= 1.0, "{text}");
+        timed_out = metric(&text, "cordon_server_clients_timed_out_total");
+        if timed_out >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(timed_out >= 3.0, "{timed_out} clients counted as timed out");
 
     // With every connection it may hold open (two, idle, within a long read timeout), the
     // server accepts no more until one closes; then the waiting request is answered.
@@ -746,7 +767,7 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
         max_connections: 2,
         ..ServerConfig::default()
     };
-    let addr = serve_cordon(router(engine, keys, capped.clone()), &capped).await;
+    let addr = serve_cordon(router(engine, keys.clone(), capped.clone()), &capped).await;
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -782,6 +803,32 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     drop(held.pop());
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let text = server_metrics(addr, &keys).await;
+    assert_eq!(
+        metric(&text, "cordon_server_connection_limit_reached_total"),
+        1.0,
+        "{text}"
+    );
+}
+
+async fn server_metrics(addr: std::net::SocketAddr, keys: &Keys) -> String {
+    operator(keys)
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of an unlabelled metric in an OpenMetrics text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+        .parse()
+        .expect("a number")
 }
 
 #[tokio::test]
