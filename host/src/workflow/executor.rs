@@ -6,7 +6,9 @@
 //! finish is written to the [`Db`] before the run moves on, so a run whose process dies is
 //! resumed by the next engine that starts on the same database: actions with a recorded final
 //! status are replayed from the record (never run again), and an action that was in flight
-//! runs again with the same idempotency key and the next attempt number.
+//! runs again with the same idempotency key and the next attempt number (or, if it was waiting
+//! out a retry delay, waits for the rest of it and makes that retry). Every write goes under
+//! the run's lease ([`RunLease`]), so a worker that lost the run stops at its next write.
 //!
 //! One exception keeps short runs cheap: an *instant* action ([`Action::is_instant`]: Compose,
 //! variables, Response and the like, which only compute in memory) has no `Running` record, and
@@ -465,8 +467,8 @@ fn scope_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Executes (or resumes) `run`, whose lease this engine holds, to its end. `depth` is how many Workflow actions deep it is (0 unless a
-/// Workflow action started it); see [`MAX_RUN_DEPTH`].
+/// Executes (or resumes) `run`, whose lease this engine holds, to its end. `depth` is how many
+/// Workflow actions deep it is (0 unless a Workflow action started it); see [`MAX_RUN_DEPTH`].
 pub async fn execute_run(
     engine: Arc<EngineShared>,
     run: RunRecord,
