@@ -979,11 +979,15 @@ fn run_action<'a>(
                     ),
                 };
                 if left.is_zero() {
+                    actions::cancel_child_of_timed_out(&call)?;
                     timed_out()
                 } else {
                     match tokio::time::timeout(left, execution).await {
                         Ok(result) => result?,
-                        Err(_) => timed_out(),
+                        Err(_) => {
+                            actions::cancel_child_of_timed_out(&call)?;
+                            timed_out()
+                        }
                     }
                 }
             }

@@ -1730,3 +1730,33 @@ async fn the_worker_that_claims_a_parent_takes_over_its_unfinished_child() {
     assert_eq!(h.db.run(&child.id).expect("child").status, Status::Succeeded);
     assert_eq!(service.after.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_workflow_action_that_times_out_cancels_its_child_run() {
+    let service = HeldCalls::default();
+    let addr = serve(service.router()).await;
+    let call_child = json!({"Child": {"type": "Workflow", "limit": {"timeout": "PT0.5S"},
+                                      "inputs": {"host": {"workflow": {"id": "child"}}, "body": {}}}});
+    let h = harness(
+        Some(addr),
+        &[("parent", call_child), ("child", held_then_after(addr))],
+    )
+    .await;
+    let parent = h.run("parent", Value::Null).await;
+    assert_eq!(h.status(&parent, "Child"), Status::TimedOut);
+    let child =
+        h.db.list_runs(&Default::default())
+            .expect("runs")
+            .into_iter()
+            .find(|r| r.workflow == "child")
+            .expect("the child run");
+    assert_eq!(
+        child.status,
+        Status::Cancelled,
+        "no parent will finish it, so it does not stay Running"
+    );
+    // Its call, held until now, can no longer start what came after it.
+    service.release(1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(service.after.load(Ordering::SeqCst), 0);
+}

@@ -811,6 +811,20 @@ async fn execute_child(engine: Arc<EngineShared>, run: RunRecord, depth: u32) ->
     }
 }
 
+/// After a Workflow action ran out of its `limit.timeout`: its child run, whose execution was
+/// dropped with the action's, is cancelled, so it does not stay Running in the history with
+/// no one to finish it (no parent will resume it). Other actions have no child.
+pub(super) fn cancel_child_of_timed_out(call: &ActionCall<'_>) -> Result<(), DbError> {
+    if !matches!(call.action.kind, ActionKind::Workflow { .. }) {
+        return Ok(());
+    }
+    let child_id = child_run_id(&call.run.run_id, &call.path);
+    match call.run.engine.db.cancel_run(&child_id, call.run.now()) {
+        Ok(_) | Err(DbError::NoSuchRun(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 async fn child_workflow(
     call: &ActionCall<'_>,
     inputs: Value,
