@@ -43,7 +43,7 @@ use crate::db::{
 };
 
 use super::clock::Clock;
-use super::definition::{Action, Workflow, all_actions};
+use super::definition::{Action, ActionKind, Workflow, all_actions};
 use super::project::{Project, Settings};
 
 pub use actions::condition;
@@ -884,7 +884,9 @@ fn run_action<'a>(
         // What the attempt recorded as in flight had come to. If its retry delay had not
         // ended, the retry never ran: it is made when the rest of the delay has passed.
         // Otherwise it was interrupted mid-attempt: that attempt counts, and the history says
-        // what happened to it.
+        // what happened to it. Only a call (Http, ServiceProvider) is made again as a new
+        // attempt; a container, a Wait and a Workflow action (whose child run resumes) go on
+        // with the attempt they were on.
         let retry_in_flight = previous.and_then(|r| {
             run.retries_in_flight
                 .get(&path)
@@ -893,16 +895,17 @@ fn run_action<'a>(
         let retry_due_at = retry_in_flight
             .filter(|retry| retry.started_at.is_none())
             .map(|retry| retry.due_at);
+        let makes_new_attempts = matches!(action.kind, ActionKind::Http | ActionKind::ServiceProvider { .. });
+        let continues_attempt =
+            previous.is_some_and(|r| r.attempts > 0) && (retry_due_at.is_some() || !makes_new_attempts);
         let previous_attempts = match previous {
-            Some(r) if retry_due_at.is_some() => r.attempts - 1,
+            Some(r) if continues_attempt => r.attempts - 1,
             Some(r) => r.attempts,
             None => 0,
         };
-        let is_container = !action.branches().is_empty();
         if let Some(interrupted) = previous
             && interrupted.attempts > 0
-            && retry_due_at.is_none()
-            && !is_container
+            && !continues_attempt
         {
             run.engine.db.attempt_finished(
                 run.lease(),
@@ -961,7 +964,10 @@ fn run_action<'a>(
             retry_due_at,
             sequence,
             attempts: Mutex::new(Vec::new()),
-            attempt_started_at: Mutex::new(None),
+            // An attempt that goes on began with the action (a retry's start is set when made).
+            attempt_started_at: Mutex::new(
+                (continues_attempt && retry_due_at.is_none()).then_some(record.started_at),
+            ),
         };
         let execution = guard_against_panics(actions::execute(&call));
         let result = match action.timeout {

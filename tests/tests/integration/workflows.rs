@@ -1343,6 +1343,14 @@ async fn a_wait_resumed_after_a_restart_waits_only_for_what_is_left() {
         vec![Duration::from_secs(60)],
         "one minute was left of the ten"
     );
+    // The wait went on: one attempt, from its first start, not an interrupted one and another.
+    let attempts = h.db.attempts(&resumed[0].id, "Pause").expect("attempts");
+    let summary: Vec<(u32, Status, i64)> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.status, a.started_at))
+        .collect();
+    assert_eq!(summary, vec![(1, Status::Succeeded, pause_started)]);
+    assert_eq!(h.actions(&resumed[0])["Pause"].attempts, 1);
 }
 
 /// Starts `workflow` on a worker with the real clock, waits (at most 12 s) until `reached`
