@@ -174,6 +174,18 @@ fn lease_refusal(c: &Connection, lease: RunLease<'_>, fence: Fence) -> rusqlite:
     }))
 }
 
+/// Why a write guarded by `lease` in its own statement wrote nothing. (Only a refusal can make
+/// it write nothing; should the lease allow the write by the time this looks, the execution
+/// stops all the same and resumes from the history.)
+fn refusal_of_unwritten(c: &Connection, lease: RunLease<'_>, fence: Fence) -> rusqlite::Result<DbError> {
+    Ok(lease_refusal(c, lease, fence)?.unwrap_or_else(|| {
+        DbError::Query(format!(
+            "the lease of run {} changed while the write was made; the run resumes from its history",
+            lease.run_id
+        ))
+    }))
+}
+
 /// The run history in a SQLite file.
 #[derive(Debug)]
 pub struct SqliteDb {
@@ -771,8 +783,8 @@ impl Db for SqliteDb {
         // one autocommit statement, as before fencing, instead of a transaction around a
         // check and the insert. Every write holds the one connection, which runs in flight
         // queue for.
-        let insert = |c: &Connection| {
-            exec(c,
+        self.with(|c| {
+            let written = exec(c,
                 "INSERT INTO actions (run_id, path, name, parent, kind, status, attempts, started_at, ended_at,
                                       inputs, outputs, error, idempotency_key, secure_inputs, secure_outputs, sequence)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9, NULL, NULL, ?10, ?11, ?12, ?13
@@ -795,21 +807,12 @@ impl Db for SqliteDb {
                     r.sequence,
                     lease.owner,
                 ],
-            )
-        };
-        self.with(|c| {
-            if insert(c)? > 0 {
-                return Ok(Ok(()));
-            }
-            // Nothing written: say why, in one transaction with a second try, in case the
-            // lease was claimed back in between (by this same owner, which cannot happen today).
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(refused) = lease_refusal(&tx, lease, Fence::Starting)? {
-                return Ok(Err(refused));
-            }
-            insert(&tx)?;
-            tx.commit()?;
-            Ok(Ok(()))
+            )?;
+            Ok(if written > 0 {
+                Ok(())
+            } else {
+                Err(refusal_of_unwritten(c, lease, Fence::Starting)?)
+            })
         })?
     }
 
@@ -884,13 +887,7 @@ impl Db for SqliteDb {
             for action in finished {
                 if !write_finished_action(&tx, action, lease)? {
                     // Dropping the transaction undoes what it wrote.
-                    let refused = lease_refusal(&tx, lease, Fence::Finishing)?;
-                    return Ok(Err(refused.unwrap_or_else(|| {
-                        DbError::Query(format!(
-                            "the lease of run {} changed while its actions were recorded",
-                            lease.run_id
-                        ))
-                    })));
+                    return Ok(Err(refusal_of_unwritten(&tx, lease, Fence::Finishing)?));
                 }
             }
             tx.commit()?;

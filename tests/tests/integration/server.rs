@@ -484,14 +484,7 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
     // Readiness without a key; metrics with one.
     let ready = http.get(format!("{base}/readyz")).send().await.expect("call");
     assert_eq!(ready.status(), 200);
-    let metrics = ops
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("call")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_of(&ops, &base).await;
     for expected in [
         "cordon_runs_total{workflow=\"queue\",status=\"Succeeded\"}",
         "cordon_runs_in_flight 0",
@@ -743,7 +736,7 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     // (a closed connection is counted by its task, so the count may lag the close a little).
     let mut timed_out = 0.0;
     for _ in 0..100 {
-        let text = server_metrics(addr, &keys).await;
+        let text = metrics_of(&operator(&keys), &format!("http://{addr}")).await;
         assert!(
             text.ends_with("# EOF\n") && text.matches("# EOF").count() == 1,
             "one exposition: {text}"
@@ -803,7 +796,7 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     drop(held.pop());
     let answer = read_until_closed(&mut third).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let text = server_metrics(addr, &keys).await;
+    let text = metrics_of(&operator(&keys), &format!("http://{addr}")).await;
     assert_eq!(
         metric(&text, "cordon_server_connection_limit_reached_total"),
         1.0,
@@ -811,9 +804,10 @@ async fn slow_and_idle_clients_are_cut_off_and_open_connections_are_capped() {
     );
 }
 
-async fn server_metrics(addr: std::net::SocketAddr, keys: &Keys) -> String {
-    operator(keys)
-        .get(format!("http://{addr}/metrics"))
+/// `/metrics` of the server at `base`, read with an operator's `client`.
+async fn metrics_of(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
         .send()
         .await
         .expect("metrics")
