@@ -821,8 +821,34 @@ fn respond(response: &Value, run_id: &str) -> Response {
     match response.get("body") {
         Some(Value::String(text)) => (status, headers, text.clone()).into_response(),
         Some(Value::Null) | None => (status, headers).into_response(),
-        Some(other) => (status, headers, Json(other.clone())).into_response(),
+        Some(body) => match content_of(body) {
+            // Content (an XML value, binary) goes out as its bytes under its own type, as in
+            // Logic Apps, unless the action set a Content-Type itself.
+            Some((content_type, bytes)) => {
+                headers
+                    .entry(axum::http::header::CONTENT_TYPE)
+                    .or_insert(content_type);
+                (status, headers, bytes).into_response()
+            }
+            None => (status, headers, Json(body.clone())).into_response(),
+        },
     }
+}
+
+/// The type and bytes of a content value, `{"$content-type": ..., "$content": base64}` (what
+/// `xml()`, `binary()` and `base64ToBinary()` make); `None` for any other value, which is
+/// answered as JSON.
+fn content_of(body: &Value) -> Option<(HeaderValue, Vec<u8>)> {
+    use base64::Engine as _;
+    let object = body.as_object()?;
+    if object.len() != 2 {
+        return None;
+    }
+    let content_type = HeaderValue::from_str(object.get("$content-type")?.as_str()?).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(object.get("$content")?.as_str()?)
+        .ok()?;
+    Some((content_type, bytes))
 }
 
 async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {

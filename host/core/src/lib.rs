@@ -1,5 +1,5 @@
 //! The parts of cordon that only compute: host patterns and address ranges (the egress
-//! policy), the workflow expression language, the workflow definition grammar, and the
+//! policy), the workflow expression language, the workflow definition grammar, XML values, and the
 //! component pre-check. No IO beyond the clock and randomness, and no wasmtime.
 //!
 //! They live apart from `cordon-host` so that the fuzz targets (`tests/fuzz`) and the table
@@ -15,3 +15,4 @@ pub mod problem;
 pub mod status;
 pub mod time_zone;
 pub mod workflow;
+pub mod xml;

@@ -950,3 +950,55 @@ async fn a_client_that_stops_reading_its_answer_is_cut_off() {
         "the client got all {length} bytes: the server waited for it"
     );
 }
+
+#[tokio::test]
+async fn a_soap_style_endpoint_reads_xml_and_answers_xml() {
+    // The request's XML arrives as text; the answer is an XML value, sent as XML.
+    let (_dir, engine, _db, _clock, keys) = project_of(&[(
+        "quote",
+        json!({
+            "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+            "actions": {
+                "Sku": {"type": "Compose",
+                    "inputs": "@first(xpath(xml(triggerBody()), '//q:sku/text()'))"},
+                "Reply": {"type": "Response", "runAfter": {"Sku": ["Succeeded"]},
+                    "inputs": {"statusCode": 200,
+                        "body": "@xml(json(concat('{\"q:price\": {\"@xmlns:q\": \"urn:quote\", \"@sku\": \"', outputs('Sku'), '\", \"#text\": 9.5}}')))"}},
+                "Binary": {"type": "Response", "runAfter": {"Sku": ["Failed"]},
+                    "inputs": {"statusCode": 400, "headers": {"Content-Type": "text/plain"},
+                        "body": "@base64ToBinary('bm8gc2t1')"}}
+            }
+        }),
+    )])
+    .await;
+    let addr = serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
+    let url = callback_url(&format!("http://{addr}"), &keys.trigger, "quote", "manual", None);
+    let http = client();
+    let ask = |body: &'static str| {
+        http.post(&url)
+            .header("content-type", "application/xml")
+            .body(body)
+            .send()
+    };
+
+    let answer = ask(r#"<q:ask xmlns:q="urn:quote"><q:sku>A-1</q:sku></q:ask>"#)
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "application/xml;charset=utf-8");
+    assert_eq!(
+        answer.text().await.expect("body"),
+        r#"<q:price xmlns:q="urn:quote" sku="A-1">9.5</q:price>"#
+    );
+
+    // A body that is not well-formed XML fails the Compose; the other Response answers, its
+    // binary body under the Content-Type it sets.
+    let refused = ask("<q:ask xmlns:q=").await.expect("call");
+    assert_eq!(refused.status(), 400);
+    assert_eq!(refused.headers()["content-type"], "text/plain");
+    assert_eq!(refused.text().await.expect("body"), "no sku");
+}

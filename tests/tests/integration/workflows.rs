@@ -1768,3 +1768,88 @@ async fn a_workflow_action_that_times_out_cancels_its_child_run() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(service.after.load(Ordering::SeqCst), 0);
 }
+
+/// An order service that answers in XML, as SOAP services and many older APIs do.
+const ORDERS_XML: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:o="urn:orders">
+  <s:Body>
+    <o:orders>
+      <o:order id="A-1"><o:customer>Ada</o:customer><o:total>12.50</o:total></o:order>
+      <o:order id="B-2"><o:customer>Bob</o:customer><o:total>30</o:total></o:order>
+    </o:orders>
+  </s:Body>
+</s:Envelope>"#;
+
+#[tokio::test]
+async fn xml_from_a_service_is_queried_with_xpath_and_converted_to_json() {
+    let router = Router::new().route(
+        "/orders",
+        get(|| async {
+            (
+                [("content-type", "application/soap+xml; charset=utf-8")],
+                ORDERS_XML,
+            )
+        }),
+    );
+    let addr = serve(router).await;
+    let after_get = json!({"Get": ["Succeeded"]});
+    let actions = json!({
+        "Get": http(addr, "/orders", None),
+        "Total": compose(json!("@xpath(xml(body('Get')), 'sum(//o:order/o:total)')"), after_get.clone()),
+        "Ids": compose(json!("@xpath(xml(body('Get')), '//o:order/@id')"), after_get.clone()),
+        "First": compose(
+            json!("@first(xpath(xml(body('Get')), '//*[local-name()=\"order\"]'))"),
+            after_get.clone(),
+        ),
+        "Customers": {"type": "Select", "runAfter": after_get.clone(), "inputs": {
+            "from": "@json(xml(body('Get')))['s:Envelope']['s:Body']['o:orders']['o:order']",
+            "select": "@item()['o:customer']"}},
+        "Request": compose(
+            json!("@xml(json('{\"o:query\": {\"@xmlns:o\": \"urn:orders\", \"o:customer\": \"Ada\"}}'))"),
+            json!({}),
+        ),
+        "Summary": compose(
+            json!("@{outputs('Total')} from @{join(body('Customers'), ', ')}; asked @{outputs('Request')}"),
+            json!({"Total": ["Succeeded"], "Customers": ["Succeeded"], "Request": ["Succeeded"]}),
+        ),
+        "Misspelt": compose(json!("@xpath(xml(body('Get')), '//x:order')"), after_get),
+    });
+    let h = harness(Some(addr), &[("w", actions)]).await;
+    let run = h.run("w", Value::Null).await;
+    let actions = h.actions(&run);
+    let outputs = |name: &str| {
+        actions[name]
+            .outputs
+            .clone()
+            .unwrap_or_else(|| panic!("{name} has outputs"))
+    };
+
+    assert_eq!(outputs("Total"), json!(42.5));
+    assert_eq!(outputs("Ids"), json!(["A-1", "B-2"]));
+    // An element comes back as an XML value (what the history keeps) that reads as XML text,
+    // carrying the namespace declaration its name needs.
+    let first = outputs("First");
+    assert_eq!(first["$content-type"], "application/xml;charset=utf-8");
+    assert_eq!(
+        cordon_host::expr::to_text(&first),
+        r#"<o:order xmlns:o="urn:orders" id="A-1"><o:customer>Ada</o:customer><o:total>12.50</o:total></o:order>"#
+    );
+    assert_eq!(outputs("Customers")["body"], json!(["Ada", "Bob"]));
+    assert_eq!(
+        outputs("Summary"),
+        json!(
+            r#"42.5 from Ada, Bob; asked <o:query xmlns:o="urn:orders"><o:customer>Ada</o:customer></o:query>"#
+        )
+    );
+
+    // A prefix the document does not declare fails that action with the reason; the run
+    // records it and the rest of the run stands.
+    assert_eq!(actions["Misspelt"].status, Status::Failed);
+    let error = actions["Misspelt"].error.clone().expect("an error").to_string();
+    assert!(
+        error.contains("uses the prefix \\\"x\\\", which the document does not declare"),
+        "{error}"
+    );
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(actions["Summary"].status, Status::Succeeded);
+}

@@ -11,6 +11,7 @@ mod math;
 mod string;
 mod uri;
 mod workflow;
+mod xml;
 
 pub use datetime::parse_timestamp;
 
@@ -99,6 +100,7 @@ fn table() -> &'static HashMap<String, FunctionInfo> {
             uri::FUNCTIONS,
             manipulation::FUNCTIONS,
             workflow::FUNCTIONS,
+            xml::FUNCTIONS,
         ]
         .iter()
         .flat_map(|family| family.iter())
@@ -275,4 +277,4 @@ fn unsupported(args: &Args<'_>) -> Result<Value, ExprError> {
 }
 
 pub(super) const NOT_IMPLEMENTED: &str =
-    "is not supported by cordon yet (the XML and multipart functions are not implemented)";
+    "is not supported by cordon yet (the multipart functions and listCallbackUrl are not implemented)";

@@ -127,7 +127,7 @@ fn parse_errors_name_the_problem() {
         ("ab @{add(1, 2)", "`@{` at character 4 has no closing `}`"),
         ("@", "empty expression"),
         ("@add(1, 2) extra", "unexpected \"extra\""),
-        ("@xpath('<a/>', '/a')", "xpath is not supported"),
+        ("@multipartBody(body('x'), 0)", "multipartBody is not supported"),
         ("@body('x')?", "expected `.` or `[` after `?`"),
     ];
     for (template, wanted) in cases {
@@ -377,6 +377,54 @@ fn logical_functions() {
     check_errors(&[
         ("@and(true, 'yes')", "and expects a boolean as argument 2"),
         ("@greater(1, 'a')", "cannot compare"),
+    ]);
+}
+
+#[test]
+fn xml_functions() {
+    let items = "'<items><item sku=\"a\">2</item><item sku=\"b\">3</item></items>'";
+    check(&[
+        (&format!("@xpath(xml({items}), 'sum(//item)')") as &str, json!(5)),
+        (&format!("@xpath(xml({items}), '//item/@sku')[1]"), json!("b")),
+        // A string of XML is taken where an XML value is.
+        (&format!("@xpath({items}, 'count(//item)')"), json!(2)),
+        (&format!("@json(xml({items})).items.item[0]['#text']"), json!("2")),
+        (
+            "@string(xml(json('{\"a\": {\"@n\": 1, \"b\": true}}')))",
+            json!("<a n=\"1\"><b>true</b></a>"),
+        ),
+        // A string holding a JSON object, as Logic Apps' documentation passes it.
+        (
+            "@string(xml('{\"name\": \"Sophia Owen\"}'))",
+            json!("<name>Sophia Owen</name>"),
+        ),
+        ("@{xml('<a/>')} as text", json!("<a/> as text")),
+        ("@base64(xml('<a/>'))", json!("PGEvPg==")),
+        (
+            "@xml('<a/>')",
+            json!({"$content-type": "application/xml;charset=utf-8", "$content": "PGEvPg=="}),
+        ),
+        // Content of another type whose bytes are XML: an HTTP body, say.
+        (
+            "@string(xpath(base64ToBinary('PGE+eDwvYT4='), '/a')[0])",
+            json!("<a>x</a>"),
+        ),
+        ("@xpath(xml('<a>x</a>'), 'string(/a)')", json!("x")),
+    ]);
+    check_errors(&[
+        ("@xml(createArray(1))", "xml: expects XML text or a JSON object"),
+        (
+            "@xml('plain words')",
+            "xml: expects XML text or a JSON object, got a string",
+        ),
+        ("@xml('<a>')", "xml: got text that is not well-formed XML"),
+        ("@xml(json('{\"a\": 1, \"b\": 2}'))", "more than one property"),
+        (
+            "@xpath(json('{\"a\": 1}'), '/a')",
+            "xpath: expects XML as argument 1",
+        ),
+        ("@xpath(xml('<a/>'), '//p:a')", "does not declare"),
+        ("@xpath(xml('<a/>'), 1)", "xpath expects a string as argument 2"),
     ]);
 }
 

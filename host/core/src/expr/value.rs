@@ -21,8 +21,12 @@ pub fn join_texts(items: &[Value], delimiter: &str) -> Result<String, ExprError>
 
 /// The string form of a value, as interpolation and `string()` produce it: strings as they are,
 /// `null` as the empty string, booleans as `True`/`False` (as Logic Apps renders them),
-/// numbers in their shortest form, objects and arrays as compact JSON.
+/// numbers in their shortest form, an XML value as its XML text, other objects and arrays as
+/// compact JSON.
 pub fn to_text(value: &Value) -> String {
+    if let Some(text) = crate::xml::text_of(value) {
+        return text;
+    }
     match value {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),

@@ -7,7 +7,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_perc
 use serde_json::{Value, json};
 
 use super::super::value::{describe, to_text};
-use super::{Args, ExprError, FunctionInfo, f, not_implemented, variadic};
+use super::{Args, ExprError, FunctionInfo, f, variadic};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("array", 1, 1, array),
@@ -32,7 +32,6 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("uriComponent", 1, 1, uri_component),
     f("uriComponentToBinary", 1, 1, uri_component_to_binary),
     f("uriComponentToString", 1, 1, uri_component_to_string),
-    not_implemented("xml", 1, 1),
 ];
 
 /// Everything but the RFC 3986 unreserved characters is escaped, as .NET's `EscapeDataString`
@@ -185,8 +184,14 @@ fn int(args: &Args<'_>) -> Result<Value, ExprError> {
     }
 }
 
+/// `json(value)`: JSON text parsed, an XML value converted (`crate::xml::to_json`), anything
+/// else as it is.
 fn json_(args: &Args<'_>) -> Result<Value, ExprError> {
-    match args.value(0)? {
+    let value = args.value(0)?;
+    if let Some(text) = crate::xml::text_of(&value) {
+        return crate::xml::to_json(&text).map_err(|e| ExprError::new(format!("json: {e}")));
+    }
+    match value {
         Value::String(s) => serde_json::from_str(&s)
             .map_err(|e| args.error(format!("cannot parse {:?} as JSON: {e}", preview(&s)))),
         other => Ok(other),

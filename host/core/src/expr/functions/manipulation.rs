@@ -2,14 +2,13 @@
 
 use serde_json::Value;
 
-use super::{Args, ExprError, FunctionInfo, f, not_implemented, variadic};
+use super::{Args, ExprError, FunctionInfo, f, variadic};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("addProperty", 3, 3, add_property),
     variadic("coalesce", 1, coalesce),
     f("removeProperty", 2, 2, remove_property),
     f("setProperty", 3, 3, set_property),
-    not_implemented("xpath", 2, 2),
 ];
 
 fn add_property(args: &Args<'_>) -> Result<Value, ExprError> {
