@@ -60,7 +60,7 @@ pub mod workflow;
 
 // Parsers and policy with no IO and no wasmtime live in cordon-core; their paths here are
 // unchanged.
-pub use cordon_core::{address, expr, host_pattern};
+pub use cordon_core::{address, expr, host_pattern, xml};
 
 pub use bindings::CONTRACT_VERSION;
 pub use connector::{

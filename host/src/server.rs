@@ -26,6 +26,7 @@
 
 pub mod connection_metrics;
 pub mod listener;
+mod request_body;
 pub use connection_metrics::ConnectionMetrics;
 pub use listener::serve;
 
@@ -661,19 +662,10 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(v) => v,
-            Err(_) if !is_json(&headers) => Value::String(String::from_utf8_lossy(&body).into_owned()),
-            Err(e) => {
-                return problem(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not valid JSON: {e}"),
-                );
-            }
-        }
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    let body = match request_body::trigger_body(content_type, body).await {
+        Ok(body) => body,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if let Some(validator) = &prepared.schema {
         let reasons = crate::manifest::schema_errors(validator, &body, 10);
@@ -761,13 +753,6 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         // The run goes on; the caller can follow it by id.
         Err(_) => accepted(&run_id),
     }
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.to_ascii_lowercase().contains("json"))
 }
 
 fn run_id_header(run_id: &str) -> (HeaderName, HeaderValue) {

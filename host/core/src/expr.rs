@@ -17,9 +17,9 @@
 //! clock and the random source that `utcNow`, `guid` and `rand` need.
 //!
 //! Where we differ from Logic Apps: `if`, `and`, `or` and `coalesce` evaluate their arguments
-//! lazily (Logic Apps evaluates every argument), so an untaken branch cannot fail a run; the
-//! multipart functions and `listCallbackUrl` are recognised but refused with an error that says
-//! so; `xpath()` gives every node-set as an array, even of one node; and `xml()` of an object
+//! lazily (Logic Apps evaluates every argument), so an untaken branch cannot fail a run;
+//! `listCallbackUrl` is recognised but refused with an error that says so (cordon has no
+//! HttpWebhook action to give a callback URL to); `xpath()` gives every node-set as an array, even of one node; and `xml()` of an object
 //! writes child elements in key order, which cordon's objects keep sorted (`crate::xml` has
 //! the XML conventions).
 //!

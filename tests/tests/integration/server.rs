@@ -1002,3 +1002,100 @@ async fn a_soap_style_endpoint_reads_xml_and_answers_xml() {
     assert_eq!(refused.headers()["content-type"], "text/plain");
     assert_eq!(refused.text().await.expect("body"), "no sku");
 }
+
+#[tokio::test]
+async fn forms_uploads_and_binary_bodies_reach_the_run_whole() {
+    let request = json!({"manual": {"type": "Request", "kind": "Http"}});
+    let (_dir, engine, _db, _clock, keys) = project_of(&[
+        (
+            "form",
+            json!({"triggers": request, "actions": {"Reply": {"type": "Response", "inputs": {
+                "statusCode": 200,
+                "body": {"name": "@triggerFormDataValue('name')", "tags": "@triggerFormDataMultiValues('tag')"}}}}}),
+        ),
+        (
+            "upload",
+            json!({"triggers": request, "actions": {"Reply": {"type": "Response", "inputs": {
+                "statusCode": 200, "body": "@triggerMultipartBody(1)"}}}}),
+        ),
+        (
+            "echo",
+            json!({"triggers": request, "actions": {"Reply": {"type": "Response", "inputs": {
+                "statusCode": 200, "body": "@triggerBody()"}}}}),
+        ),
+    ])
+    .await;
+    let addr = serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
+    let url =
+        |workflow: &str| callback_url(&format!("http://{addr}"), &keys.trigger, workflow, "manual", None);
+    let http = client();
+    let post = |workflow: &str, content_type: &str, body: Vec<u8>| {
+        http.post(url(workflow))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    // A form as a browser posts it.
+    let answer = post(
+        "form",
+        "application/x-www-form-urlencoded",
+        b"name=Ada+Lovelace&tag=math&tag=poetry%26prose".to_vec(),
+    )
+    .await
+    .expect("call");
+    assert_eq!(answer.status(), 200);
+    let body: Value = serde_json::from_slice(&answer.bytes().await.expect("body")).expect("json");
+    assert_eq!(
+        body,
+        json!({"name": "Ada Lovelace", "tags": ["math", "poetry&prose"]})
+    );
+
+    // The same fields as a multipart form, beside a file whose bytes are not text.
+    let file: Vec<u8> = vec![0x89, b'P', b'N', b'G', 0x00, 0xff, 0xfe];
+    let mut multipart =
+        b"--cut\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nAda Lovelace\r\n".to_vec();
+    multipart.extend_from_slice(
+        b"--cut\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"ada.png\"\r\nContent-Type: image/png\r\n\r\n",
+    );
+    multipart.extend_from_slice(&file);
+    multipart.extend_from_slice(
+        b"\r\n--cut\r\nContent-Disposition: form-data; name=\"tag\"\r\n\r\nmath\r\n--cut--\r\n",
+    );
+    let answer = post("form", "multipart/form-data; boundary=cut", multipart.clone())
+        .await
+        .expect("call");
+    let body: Value = serde_json::from_slice(&answer.bytes().await.expect("body")).expect("json");
+    assert_eq!(body, json!({"name": "Ada Lovelace", "tags": ["math"]}));
+    // Part 1 is the file: answered as its own bytes under its own type.
+    let answer = post("upload", "multipart/form-data; boundary=cut", multipart)
+        .await
+        .expect("call");
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "image/png");
+    assert_eq!(answer.bytes().await.expect("bytes").to_vec(), file);
+
+    // A binary body is kept byte for byte (it used to become text with U+FFFD in place of
+    // what was not UTF-8) and answered as it came.
+    let answer = post("echo", "application/octet-stream", file.clone())
+        .await
+        .expect("call");
+    assert_eq!(answer.headers()["content-type"], "application/octet-stream");
+    assert_eq!(answer.bytes().await.expect("bytes").to_vec(), file);
+
+    // A multipart body that ends early is refused before any run starts.
+    let refused = post(
+        "upload",
+        "multipart/form-data; boundary=cut",
+        b"--cut\r\nX: y".to_vec(),
+    )
+    .await
+    .expect("call");
+    assert_eq!(refused.status(), 400);
+    let text = refused.text().await.expect("text");
+    assert!(text.contains("multipart body is malformed"), "{text}");
+}

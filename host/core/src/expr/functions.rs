@@ -276,5 +276,4 @@ fn unsupported(args: &Args<'_>) -> Result<Value, ExprError> {
     Err(args.error(NOT_IMPLEMENTED))
 }
 
-pub(super) const NOT_IMPLEMENTED: &str =
-    "is not supported by cordon yet (the multipart functions and listCallbackUrl are not implemented)";
+pub(super) const NOT_IMPLEMENTED: &str = "is not supported by cordon yet (listCallbackUrl is not implemented: cordon has no HttpWebhook action to hand a callback URL to)";

@@ -10,7 +10,19 @@ fn scope() -> JsonScope {
         "variables": {"count": 2, "list": [3, 1, 2]},
         "actions": {
             "Compose": {"status": "Succeeded", "outputs": {"total": 5}},
-            "HTTP": {"status": "Succeeded", "outputs": {"statusCode": 200, "body": {"id": 7}}}
+            "HTTP": {"status": "Succeeded", "outputs": {"statusCode": 200, "body": {"id": 7}}},
+            // Bodies as a Request trigger gives a form and a multipart upload.
+            "Form": {"status": "Succeeded", "outputs": {"body": {
+                "$content-type": "application/x-www-form-urlencoded", "$content": "",
+                "$formdata": [{"key": "name", "value": "Ada L"}, {"key": "tag", "value": "a"}, {"key": "tag", "value": "b&c"}]}}},
+            "Upload": {"status": "Succeeded", "outputs": {"body": {
+                "$content-type": "multipart/form-data; boundary=x",
+                "$multipart": [
+                    {"headers": {"content-disposition": "form-data; name=\"note\""},
+                     "body": {"$content-type": "text/plain", "$content": "aGkgdGhlcmU="}},
+                    {"headers": {"content-disposition": "form-data; name=\"file\"; filename=\"note\""},
+                     "body": {"$content-type": "application/octet-stream", "$content": "/wA="}}
+                ]}}}
         },
         "trigger": {"name": "manual", "outputs": {"headers": {"x": "1"}, "body": {"order": {"id": 42, "items": [1, 2]}}}},
         "item": {"sku": "A-1"},
@@ -127,7 +139,7 @@ fn parse_errors_name_the_problem() {
         ("ab @{add(1, 2)", "`@{` at character 4 has no closing `}`"),
         ("@", "empty expression"),
         ("@add(1, 2) extra", "unexpected \"extra\""),
-        ("@multipartBody(body('x'), 0)", "multipartBody is not supported"),
+        ("@listCallbackUrl()", "listCallbackUrl is not supported"),
         ("@body('x')?", "expected `.` or `[` after `?`"),
     ];
     for (template, wanted) in cases {
@@ -377,6 +389,40 @@ fn logical_functions() {
     check_errors(&[
         ("@and(true, 'yes')", "and expects a boolean as argument 2"),
         ("@greater(1, 'a')", "cannot compare"),
+    ]);
+}
+
+#[test]
+fn form_and_multipart_functions() {
+    check(&[
+        ("@formDataValue('Form', 'name')", json!("Ada L")),
+        ("@formDataMultiValues('Form', 'tag')", json!(["a", "b&c"])),
+        ("@formDataValue('Form', 'missing')", Value::Null),
+        // A multipart form's text field is its text, a file its content; the file's
+        // filename is not its name.
+        ("@formDataValue('Upload', 'note')", json!("hi there")),
+        (
+            "@formDataValue('Upload', 'file')",
+            json!({"$content-type": "application/octet-stream", "$content": "/wA="}),
+        ),
+        (
+            "@base64ToString(multipartBody('Upload', 0)['$content'])",
+            json!("hi there"),
+        ),
+        (
+            "@multipartBody('Upload', 1)['$content-type']",
+            json!("application/octet-stream"),
+        ),
+    ]);
+    check_errors(&[
+        ("@formDataValue('Form', 'tag')", "found 2 values for the key"),
+        (
+            "@multipartBody('Upload', 2)",
+            "asks for part 2, but the body has 2 (counted from 0)",
+        ),
+        ("@multipartBody('Upload', -1)", "asks for part -1"),
+        ("@multipartBody('HTTP', 0)", "expects a multipart body"),
+        ("@triggerMultipartBody(0)", "expects a multipart body"),
     ]);
 }
 

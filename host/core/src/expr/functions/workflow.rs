@@ -2,7 +2,10 @@
 
 use serde_json::Value;
 
-use super::super::value::member;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::super::value::{describe, member};
 use super::{Args, ExprError, FunctionInfo, f, not_implemented};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
@@ -18,7 +21,7 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("items", 1, 1, items),
     f("iterationIndexes", 1, 1, iteration_indexes),
     not_implemented("listCallbackUrl", 0, 0),
-    not_implemented("multipartBody", 2, 2),
+    f("multipartBody", 2, 2, multipart_body),
     f("outputs", 1, 1, outputs),
     f("parameters", 1, 1, parameters),
     f("result", 1, 1, result),
@@ -26,7 +29,7 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("triggerBody", 0, 0, trigger_body),
     f("triggerFormDataMultiValues", 1, 1, trigger_form_data_multi_values),
     f("triggerFormDataValue", 1, 1, trigger_form_data_value),
-    not_implemented("triggerMultipartBody", 1, 1),
+    f("triggerMultipartBody", 1, 1, trigger_multipart_body),
     f("triggerOutputs", 0, 0, trigger_outputs),
     f("variables", 1, 1, variables),
     f("workflow", 0, 0, workflow),
@@ -71,15 +74,85 @@ fn body(args: &Args<'_>) -> Result<Value, ExprError> {
     })
 }
 
+/// The values of a form field: from a form-encoded body (`$formdata`), or from the parts of a
+/// multipart form (`$multipart`) named so by their `Content-Disposition`, a text part as its
+/// text and any other (a file) as its content.
 fn form_value(body: &Value, key: &str) -> Vec<Value> {
-    match body.get("$formdata").and_then(Value::as_array) {
-        Some(entries) => entries
+    if let Some(entries) = body.get("$formdata").and_then(Value::as_array) {
+        return entries
             .iter()
             .filter(|e| e.get("key").and_then(Value::as_str) == Some(key))
             .filter_map(|e| e.get("value").cloned())
-            .collect(),
-        None => Vec::new(),
+            .collect();
     }
+    let Some(parts) = body.get("$multipart").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    parts
+        .iter()
+        .filter(|part| {
+            part.pointer("/headers/content-disposition")
+                .and_then(Value::as_str)
+                .and_then(field_name)
+                .is_some_and(|name| name == key)
+        })
+        .filter_map(|part| part.get("body"))
+        .map(|content| text_of_part(content).unwrap_or_else(|| content.clone()))
+        .collect()
+}
+
+/// The `name` of a `Content-Disposition: form-data; name="..."` (not its `filename`).
+fn field_name(disposition: &str) -> Option<&str> {
+    disposition.split(';').skip(1).find_map(|parameter| {
+        let value = parameter.trim().strip_prefix("name=")?;
+        Some(value.trim_matches('"'))
+    })
+}
+
+/// A text part's text: its type is `text/*` and its bytes are UTF-8.
+fn text_of_part(content: &Value) -> Option<Value> {
+    let content_type = content.get("$content-type")?.as_str()?;
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("text/")
+    {
+        return None;
+    }
+    let bytes = BASE64.decode(content.get("$content")?.as_str()?).ok()?;
+    String::from_utf8(bytes).ok().map(Value::String)
+}
+
+/// The body of part `index` (from 0) of a multipart body, as content.
+fn multipart_part(args: &Args<'_>, body: &Value, index_arg: usize) -> Result<Value, ExprError> {
+    let parts = body.get("$multipart").and_then(Value::as_array).ok_or_else(|| {
+        args.error(format!(
+            "expects a multipart body (a request sent as multipart/form-data, say), got {}",
+            describe(body)
+        ))
+    })?;
+    let index = args.integer(index_arg)?;
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| parts.get(i))
+        .and_then(|part| part.get("body"))
+        .cloned()
+        .ok_or_else(|| {
+            args.error(format!(
+                "asks for part {index}, but the body has {} (counted from 0)",
+                parts.len()
+            ))
+        })
+}
+
+fn multipart_body(args: &Args<'_>) -> Result<Value, ExprError> {
+    let body = body(args)?;
+    multipart_part(args, &body, 1)
+}
+
+fn trigger_multipart_body(args: &Args<'_>) -> Result<Value, ExprError> {
+    let body = trigger_body(args)?;
+    multipart_part(args, &body, 0)
 }
 
 fn form_data_value(args: &Args<'_>) -> Result<Value, ExprError> {
