@@ -308,13 +308,74 @@ pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
 /// history and keys (the operator key in `keys.operator` opens every tenant's management
 /// API). A management request without the tenant's key (or the operator's) answers 404, as
 /// if the tenant had no such route, and is audited with the tenant's name.
+///
+/// `/metrics` at the root is the operator's (the operator key only): the process's
+/// connections, which no tenant's `/metrics` shows, and each tenant's runs in flight.
 pub fn tenants_router(tenants: Vec<(TenantId, Engine, Keys)>, config: ServerConfig) -> Router {
-    let mut app = Router::new().route("/healthz", get(|| async { "ok" }));
+    let operator = OperatorState {
+        key: tenants.iter().find_map(|(_, _, keys)| keys.operator.clone()),
+        tenants: tenants
+            .iter()
+            .map(|(id, engine, _)| (id.clone(), engine.clone()))
+            .collect(),
+        config: config.clone(),
+    };
+    let mut app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(operator_metrics).with_state(Arc::new(operator)));
     for (tenant, engine, keys) in tenants {
         let path = format!("/tenants/{tenant}");
         app = app.nest(&path, routes(engine, keys, config.clone(), Some(tenant)));
     }
     app
+}
+
+/// What the operator's `/metrics` of a tenants server reads.
+#[derive(Debug)]
+struct OperatorState {
+    key: Option<ManagementKey>,
+    tenants: Vec<(TenantId, Engine)>,
+    config: ServerConfig,
+}
+
+async fn operator_metrics(State(state): State<Arc<OperatorState>>, headers: HeaderMap) -> Response {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if !state.key.as_ref().is_some_and(|key| key.admits(header)) {
+        tracing::warn!(
+            target: "cordon::audit",
+            event = "management_denied",
+            path = "/metrics",
+            "operator metrics requested without the operator key"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            [("www-authenticate", "Bearer")],
+            Json(json!({"error": {"message": format!(
+                "send Authorization: Bearer KEY with the operator key in the tenants directory's \
+                 {OPERATOR_KEY_FILE} (a tenant's own metrics are at /tenants/ID/metrics)"
+            )}})),
+        )
+            .into_response();
+    }
+    let mut exposition = String::from(
+        "# HELP cordon_tenant_runs_in_flight Runs executing now in this process, by tenant.\n\
+         # TYPE cordon_tenant_runs_in_flight gauge\n",
+    );
+    for (tenant, engine) in &state.tenants {
+        exposition.push_str(&format!(
+            "cordon_tenant_runs_in_flight{{tenant=\"{tenant}\"}} {}\n",
+            engine.in_flight()
+        ));
+    }
+    exposition.push_str("# EOF\n");
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.config.connections.appended_to(&exposition),
+    )
+        .into_response()
 }
 
 fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<TenantId>) -> Router {

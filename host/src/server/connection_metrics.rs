@@ -1,7 +1,7 @@
 //! What `cordon serve`'s listener counts about its connections, for `/metrics`: how close the
 //! server is to `--max-connections`, and how often a client was cut off for being slower
 //! than `--client-timeout`. These belong to the process, not to a project, so a tenants
-//! server does not show them on a tenant's `/metrics`.
+//! server shows them on the operator's root `/metrics`, not on a tenant's.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;

@@ -1,6 +1,6 @@
 //! Two tenants in one server, on loopback: each reaches only its own runs, secrets and
 //! metrics; another tenant's key (or none) gets 404 and an audit event naming the tenant;
-//! the operator key opens both.
+//! the operator key opens both, and the operator's own `/metrics`.
 
 use std::sync::Arc;
 
@@ -70,14 +70,17 @@ async fn open_with_store(
 
 /// Serves the tenants' router on loopback; returns its base URL.
 async fn serve_tenants(tenants: &[Tenant]) -> String {
+    // One config for the routes and the listener, so the operator's /metrics counts the
+    // connections this listener accepts.
+    let config = ServerConfig::default();
     let app = tenants_router(
         tenants
             .iter()
             .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
             .collect(),
-        ServerConfig::default(),
+        config.clone(),
     );
-    format!("http://{}", serve_cordon(app, &ServerConfig::default()).await)
+    format!("http://{}", serve_cordon(app, &config).await)
 }
 
 async fn call(http: &reqwest::Client, url: &str, key: Option<&str>) -> (u16, String) {
@@ -241,6 +244,35 @@ async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
         !unknown.contains("initech"),
         "an unknown tenant answers a plain 404: {unknown}"
     );
+
+    // The operator's /metrics: the process's connections and each tenant's runs in flight,
+    // which no tenant's key opens.
+    let operator_metrics = format!("{base}/metrics");
+    for key in [Some(acme_key.as_str()), Some(globex_key.as_str()), None] {
+        let (status, body) = call(&http, &operator_metrics, key).await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("operator key"), "{body}");
+    }
+    let (status, metrics) = call(&http, &operator_metrics, Some(operator.token())).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "cordon_tenant_runs_in_flight{tenant=\"acme\"} 0",
+        "cordon_tenant_runs_in_flight{tenant=\"globex\"} 0",
+        "cordon_server_connections_open ",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+    let accepted: f64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("cordon_server_connections_accepted_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no connections counted in:\n{metrics}"));
+    assert!(accepted >= 1.0, "{metrics}");
+    assert!(
+        !metrics.contains("status=\"Succeeded\""),
+        "a tenant's runs stay on its own /metrics"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
 }
 
 #[tokio::test]
