@@ -59,6 +59,11 @@ enum Command {
         /// The trigger body: JSON, or @FILE.
         #[arg(long)]
         trigger_body: Option<String>,
+        /// The trigger body's type, as a request's Content-Type: the body is then read as
+        /// bytes and shaped as `cordon serve` shapes a request with that type (XML, a form,
+        /// multipart, text, binary content) instead of being parsed as JSON.
+        #[arg(long, requires = "trigger_body")]
+        content_type: Option<String>,
         /// The run history database [default: PROJECT/.cordon/history.db].
         #[arg(long)]
         db: Option<PathBuf>,
@@ -296,6 +301,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             project,
             workflow,
             trigger_body,
+            content_type,
             db,
             cache,
         } => {
@@ -303,6 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &project,
                 &workflow,
                 trigger_body.as_deref(),
+                content_type.as_deref(),
                 db.as_deref(),
                 &cache,
             )

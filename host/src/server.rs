@@ -26,7 +26,7 @@
 
 pub mod connection_metrics;
 pub mod listener;
-mod request_body;
+pub(crate) mod request_body;
 pub use connection_metrics::ConnectionMetrics;
 pub use listener::serve;
 

@@ -746,3 +746,59 @@ fn a_running_server_takes_up_the_run_of_a_killed_process_on_its_next_sweep() {
     }
     assert!(resumed, "the server logged the sweep that took the run");
 }
+
+#[test]
+fn run_takes_a_trigger_body_of_another_type_as_the_server_would() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("connections.json"), "{}").expect("connections");
+    std::fs::create_dir(dir.path().join("total")).expect("workflow dir");
+    let workflow = serde_json::json!({"kind": "Stateful", "definition": {
+        "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+        "actions": {"Total": {"type": "Compose",
+            "inputs": "@{xpath(xml(triggerBody()), 'sum(//line/@price)')} for @{triggerFormDataValue('x')}"}}
+    }});
+    std::fs::write(dir.path().join("total/workflow.json"), workflow.to_string()).expect("workflow");
+    let order = dir.path().join("order.xml");
+    std::fs::write(&order, r#"<order><line price="2.5"/><line price="4"/></order>"#).expect("order");
+    let project = dir.path().to_str().expect("utf-8");
+    let body = format!("@{}", order.display());
+
+    let (code, out, err) = cordon(&[
+        "run",
+        project,
+        "total",
+        "--trigger-body",
+        &body,
+        "--content-type",
+        "application/xml",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let run_id = out
+        .lines()
+        .find_map(|line| line.strip_prefix("starting run "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("run id");
+    let (code, out, err) = cordon(&["runs", "show", run_id, "--project", project, "--verbose"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("6.5 for"), "{out}");
+
+    // Without the type the file is read as JSON, and the error says so.
+    let (code, _, err) = cordon(&["run", project, "total", "--trigger-body", &body]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not valid JSON"), "{err}");
+    // A type whose shape the bytes do not have is refused before any run starts.
+    let (code, _, err) = cordon(&[
+        "run",
+        project,
+        "total",
+        "--trigger-body",
+        "{oops",
+        "--content-type",
+        "application/json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not what --content-type \"application/json\" says"),
+        "{err}"
+    );
+}

@@ -170,20 +170,34 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
+/// A `--trigger-body` with a `--content-type`: its bytes (of @FILE, or the argument) shaped as
+/// the server shapes a request body of that type.
+async fn typed_body(text: &str, content_type: &str) -> anyhow::Result<Value> {
+    let bytes = match text.strip_prefix('@') {
+        Some(path) => std::fs::read(path).with_context(|| format!("--trigger-body: cannot read {path:?}"))?,
+        None => text.as_bytes().to_vec(),
+    };
+    crate::server::request_body::trigger_body(Some(content_type), bytes.into())
+        .await
+        .with_context(|| format!("--trigger-body is not what --content-type {content_type:?} says"))
+}
+
 /// `cordon run PROJECT WORKFLOW`.
 pub async fn run_workflow(
     project_path: &Path,
     workflow: &str,
     trigger_body: Option<&str>,
+    content_type: Option<&str>,
     db: Option<&Path>,
     cache: &CacheArgs,
 ) -> anyhow::Result<ExitCode> {
     let project = Project::open(project_path)?;
     project.workflow(workflow)?;
-    let trigger_body = trigger_body
-        .map(|t| read_json("--trigger-body", t))
-        .transpose()?
-        .unwrap_or(Value::Null);
+    let trigger_body = match (trigger_body, content_type) {
+        (None, _) => Value::Null,
+        (Some(text), None) => read_json("--trigger-body", text)?,
+        (Some(text), Some(content_type)) => typed_body(text, content_type).await?,
+    };
     let db = open_db(project_path, db)?;
     let view = LiveView::new();
     let mut options = EngineOptions::new(db.clone());
