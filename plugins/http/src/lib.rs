@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use cordon_sdk::http::Request;
 use cordon_sdk::{Connector, Context, Error, Secret, secrets};
 use schemars::JsonSchema;
@@ -41,7 +43,9 @@ struct HttpInput {
     /// Query parameters appended to the URI.
     #[serde(default)]
     queries: BTreeMap<String, String>,
-    /// A string is sent as it is; anything else is sent as JSON.
+    /// A string is sent as it is; content (`{"$content-type": ..., "$content": base64}`, what
+    /// `xml()`, `binary()` and a binary trigger body are) as its bytes under its type; anything
+    /// else as JSON.
     #[serde(default)]
     body: Option<Value>,
     #[serde(default)]
@@ -73,7 +77,10 @@ enum Authentication {
 struct HttpOutput {
     status_code: u16,
     headers: BTreeMap<String, String>,
-    /// Parsed JSON when the response says it is JSON and parses; text otherwise.
+    /// Parsed JSON when the response says it is JSON and parses; a string for text (a
+    /// `text/*` type, or none, and UTF-8); otherwise content, `{"$content-type": ...,
+    /// "$content": base64}` (XML, which `xml()` and `xpath()` read, and binary, kept byte for
+    /// byte).
     body: Value,
 }
 
@@ -125,6 +132,12 @@ fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
     match input.body {
         None | Some(Value::Null) => {}
         Some(Value::String(text)) => request = request.body(text),
+        Some(body) if let Some((content_type, bytes)) = content_of(&body) => {
+            if !has_content_type {
+                request = request.header("content-type", content_type);
+            }
+            request = request.body(bytes);
+        }
         Some(json) => {
             if !has_content_type {
                 request = request.header("content-type", "application/json");
@@ -141,16 +154,7 @@ fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
     } else {
         response
     };
-    let is_json = response
-        .header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
-    let body = if response.body.is_empty() {
-        Value::Null
-    } else if is_json {
-        serde_json::from_slice(&response.body).unwrap_or_else(|_| Value::String(response.text()))
-    } else {
-        Value::String(response.text())
-    };
+    let body = body_of(response.header("content-type"), &response.body);
     let mut headers = BTreeMap::new();
     for (name, value) in &response.headers {
         headers
@@ -166,4 +170,41 @@ fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
         headers,
         body,
     })
+}
+
+/// A response body as the workflow sees it, by its `Content-Type`, as Logic Apps' HTTP
+/// action gives it.
+fn body_of(content_type: Option<&str>, body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    let essence = content_type
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let text = std::str::from_utf8(body).ok();
+    if essence.contains("json")
+        && let Ok(value) = serde_json::from_slice(body)
+    {
+        return value;
+    }
+    match text {
+        Some(text) if essence.is_empty() || essence.starts_with("text/") || essence.contains("json") => {
+            Value::String(text.to_owned())
+        }
+        _ => serde_json::json!({
+            "$content-type": content_type.unwrap_or("application/octet-stream"),
+            "$content": BASE64.encode(body),
+        }),
+    }
+}
+
+/// The type and bytes of a content value: exactly `$content-type` and `$content` (base64).
+fn content_of(body: &Value) -> Option<(String, Vec<u8>)> {
+    let object = body.as_object()?;
+    if object.len() != 2 {
+        return None;
+    }
+    let content_type = object.get("$content-type")?.as_str()?.to_owned();
+    let bytes = BASE64.decode(object.get("$content")?.as_str()?).ok()?;
+    Some((content_type, bytes))
 }

@@ -1853,3 +1853,67 @@ async fn xml_from_a_service_is_queried_with_xpath_and_converted_to_json() {
     assert_eq!(run.status, Status::Failed);
     assert_eq!(actions["Summary"].status, Status::Succeeded);
 }
+
+#[tokio::test]
+async fn binary_and_xml_bodies_pass_through_the_http_action_whole() {
+    const IMAGE: &[u8] = &[0x89, b'P', b'N', b'G', 0x00, 0xff, 0xfe, 0x80];
+    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let router = Router::new()
+        .route("/image", get(|| async { ([("content-type", "image/png")], IMAGE) }))
+        .route(
+            "/catalog",
+            get(|| async { ([("content-type", "text/xml")], "<catalog><item sku='a'/><item sku='b'/></catalog>") }),
+        )
+        .route(
+            "/upload",
+            axum::routing::post({
+                let received = received.clone();
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    received.lock().expect("lock").push((content_type, body.to_vec()));
+                    "stored"
+                }
+            }),
+        );
+    let addr = serve(router).await;
+    let post = |body: &str, run_after: Value| {
+        json!({"type": "Http", "runAfter": run_after,
+               "inputs": {"method": "POST", "uri": format!("http://{addr}/upload"), "body": body}})
+    };
+    let actions = json!({
+        "Image": http(addr, "/image", None),
+        "Catalog": http(addr, "/catalog", None),
+        "Skus": compose(json!("@xpath(body('Catalog'), '//item/@sku')"), json!({"Catalog": ["Succeeded"]})),
+        "Forward": post("@body('Image')", json!({"Image": ["Succeeded"]})),
+        "Order": post(
+            "@xml(json('{\"order\": {\"sku\": \"a\"}}'))",
+            json!({"Forward": ["Succeeded"]}),
+        ),
+    });
+    let h = harness(Some(addr), &[("w", actions)]).await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let actions = h.actions(&run);
+
+    // The image is content, not text with U+FFFD where its bytes were not UTF-8.
+    let image = &actions["Image"].outputs.as_ref().expect("outputs")["body"];
+    assert_eq!(image["$content-type"], "image/png");
+    // An XML answer is XML that xpath() reads as it is.
+    assert_eq!(actions["Skus"].outputs, Some(json!(["a", "b"])));
+    // Content goes out as its bytes under its type.
+    let received = received.lock().expect("lock").clone();
+    assert_eq!(
+        received,
+        vec![
+            ("image/png".to_owned(), IMAGE.to_vec()),
+            (
+                "application/xml;charset=utf-8".to_owned(),
+                b"<order><sku>a</sku></order>".to_vec()
+            ),
+        ]
+    );
+}
