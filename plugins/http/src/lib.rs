@@ -179,7 +179,13 @@ fn body_of(content_type: Option<&str>, body: &[u8]) -> Value {
         return Value::Null;
     }
     let essence = content_type
-        .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let text = std::str::from_utf8(body).ok();
     if essence.contains("json")

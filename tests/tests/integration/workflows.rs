@@ -1859,10 +1859,18 @@ async fn binary_and_xml_bodies_pass_through_the_http_action_whole() {
     const IMAGE: &[u8] = &[0x89, b'P', b'N', b'G', 0x00, 0xff, 0xfe, 0x80];
     let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
     let router = Router::new()
-        .route("/image", get(|| async { ([("content-type", "image/png")], IMAGE) }))
+        .route(
+            "/image",
+            get(|| async { ([("content-type", "image/png")], IMAGE) }),
+        )
         .route(
             "/catalog",
-            get(|| async { ([("content-type", "text/xml")], "<catalog><item sku='a'/><item sku='b'/></catalog>") }),
+            get(|| async {
+                (
+                    [("content-type", "text/xml")],
+                    "<catalog><item sku='a'/><item sku='b'/></catalog>",
+                )
+            }),
         )
         .route(
             "/upload",

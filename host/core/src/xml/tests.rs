@@ -284,6 +284,22 @@ fn xpath_expressions_cordon_refuses() {
 }
 
 #[test]
+fn an_xpath_whose_copies_would_pass_the_value_bound_is_refused_before_they_are_made() {
+    // 100 levels holding 400 KiB of text: `//*` would copy it once per level, 40 MiB.
+    let filler = "x".repeat(400 << 10);
+    let deep = format!("{}{filler}{}", "<a>".repeat(100), "</a>".repeat(100));
+    let error = xpath(&deep, "//*").expect_err("too large");
+    assert!(error.0.contains("more than a value may hold (32 MiB)"), "{error}");
+    // The innermost alone is fine.
+    let inner = xpath(&deep, "count(//a[not(a)])").expect("count");
+    assert_eq!(inner, json!(1));
+    assert_eq!(
+        xpath(&deep, "//a[not(a)]").expect("one").as_array().map(Vec::len),
+        Some(1)
+    );
+}
+
+#[test]
 fn xml_values_carry_their_text() {
     let value = value_of("<a>é</a>");
     assert_eq!(value["$content-type"], CONTENT_TYPE);

@@ -69,14 +69,51 @@ fn evaluate_parsed(text: &str, document: &roxmltree::Document<'_>, xpath: &str) 
         sxd_xpath::Value::Boolean(b) => Ok(Value::Bool(b)),
         sxd_xpath::Value::String(s) => Ok(Value::String(s)),
         sxd_xpath::Value::Number(n) => number(n, xpath),
-        sxd_xpath::Value::Nodeset(nodes) => Ok(Value::Array(
-            nodes
-                .document_order()
-                .into_iter()
-                .map(|node| node_value(text, document, &elements.ids, node))
-                .collect(),
-        )),
+        sxd_xpath::Value::Nodeset(nodes) => {
+            let nodes = nodes.document_order();
+            check_result_size(text, document, &elements.ids, &nodes, xpath)?;
+            Ok(Value::Array(
+                nodes
+                    .into_iter()
+                    .map(|node| node_value(text, document, &elements.ids, node))
+                    .collect(),
+            ))
+        }
     }
+}
+
+/// Refuses a node-set whose copies would pass the bound on a value before they are made:
+/// each element is copied with everything inside it, so `//*` over a deep document copies
+/// its text once per level.
+#[allow(clippy::mutable_key_type)] // See `node_value`.
+fn check_result_size(
+    text: &str,
+    document: &roxmltree::Document<'_>,
+    ids: &HashMap<Element<'_>, roxmltree::NodeId>,
+    nodes: &[Node<'_>],
+    xpath: &str,
+) -> Result<(), XmlError> {
+    let bytes = nodes.iter().fold(0usize, |total, node| {
+        let size = match node {
+            Node::Root(_) => text.len(),
+            Node::Element(element) => ids
+                .get(element)
+                .and_then(|&id| document.get_node(id))
+                .map_or(0, |source| source.range().len()),
+            _ => 0,
+        };
+        total.saturating_add(size)
+    });
+    // The copies go out as base64: 4 bytes for every 3.
+    if bytes / 3 * 4 > crate::expr::MAX_VALUE_BYTES {
+        return Err(XmlError::new(format!(
+            "the XPath {xpath:?} matches elements holding {} MiB of XML in all, more than a \
+             value may hold ({} MiB); match fewer or smaller elements, or take their text",
+            bytes >> 20,
+            crate::expr::MAX_VALUE_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 fn number(n: f64, xpath: &str) -> Result<Value, XmlError> {
