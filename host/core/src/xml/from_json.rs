@@ -2,7 +2,8 @@
 //! `DeserializeXmlNode`:
 //!
 //! - the object has one property, the root element, whose value is not an array; beside it,
-//!   `?xml` may give the declaration (`{"@version": "1.0", "@encoding": "utf-8"}`);
+//!   `?xml` may give the declaration (`{"@version": "1.0", "@encoding": "utf-8"}`), and
+//!   `#comment` and `?target` what comes before the root;
 //! - in an element's object, `@name` properties are attributes (`@xmlns` and `@xmlns:p`
 //!   declare namespaces), `#text` is text, `#cdata-section` a CDATA section, `#comment` a
 //!   comment, `?target` a processing instruction, and every other property a child element; an
@@ -21,7 +22,7 @@ use super::XmlError;
 pub fn from_json(object: &Map<String, Value>) -> Result<String, XmlError> {
     let mut root = None;
     for key in object.keys() {
-        if key == "?xml" {
+        if key == "?xml" || is_prolog(key) {
             continue;
         }
         if key.starts_with(['@', '#', '?']) {
@@ -55,6 +56,11 @@ pub fn from_json(object: &Map<String, Value>) -> Result<String, XmlError> {
     if let Some(declaration) = object.get("?xml") {
         write_declaration(declaration, &mut out)?;
     }
+    // Comments and processing instructions beside the root element (`json()` of a document
+    // with a stylesheet instruction gives one) go before it.
+    for (key, value) in object.iter().filter(|(key, _)| is_prolog(key)) {
+        write_content(key, value, &mut out)?;
+    }
     write_element(name, value, &mut out)?;
     // What the names and prefixes make is checked by parsing it: an undeclared prefix, say.
     super::parse(&out).map_err(|e| {
@@ -64,6 +70,11 @@ pub fn from_json(object: &Map<String, Value>) -> Result<String, XmlError> {
         ))
     })?;
     Ok(out)
+}
+
+/// A top-level property that is not the root element: a comment or a processing instruction.
+fn is_prolog(key: &str) -> bool {
+    key == "#comment" || (key.starts_with('?') && key != "?xml")
 }
 
 fn write_declaration(declaration: &Value, out: &mut String) -> Result<(), XmlError> {
@@ -236,12 +247,12 @@ fn scalar_text(value: &Value, key: &str) -> Result<String, XmlError> {
     }
 }
 
-/// An XML name: a letter or `_` first, then letters, digits, `.`, `-`, `_`, with `:` between
-/// a prefix and a local name.
+/// An XML name (XML 1.0's `Name`, without a leading `:`): a letter or `_` first, then also
+/// digits, `.`, `-`, and `:` between a prefix and a local name.
 fn check_name(name: &str) -> Result<(), XmlError> {
     let mut chars = name.chars();
-    let starts_well = chars.next().is_some_and(|c| c.is_alphabetic() || c == '_');
-    if starts_well && chars.all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
+    let starts_well = chars.next().is_some_and(|c| c != ':' && is_name_start(c));
+    if starts_well && chars.all(is_name_char) {
         Ok(())
     } else {
         Err(XmlError::new(format!(
@@ -250,6 +261,22 @@ fn check_name(name: &str) -> Result<(), XmlError> {
              property"
         )))
     }
+}
+
+/// XML 1.0's `NameStartChar`.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// XML 1.0's `NameChar`.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
 }
 
 /// Characters XML 1.0 cannot hold at all, not even escaped: most control characters.

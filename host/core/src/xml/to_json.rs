@@ -105,7 +105,10 @@ fn add_children(text: &str, parent: roxmltree::Node<'_, '_>, object: &mut Map<St
                 add("#comment".to_owned(), Value::String(content.to_owned()), false);
             }
             roxmltree::NodeType::PI => {
-                if let Some(pi) = child.pi() {
+                // A target of `xml` in any case is reserved (the declaration's); roxmltree
+                // takes `<?xml` not followed by a space as one, which would stand for the
+                // declaration in the JSON.
+                if let Some(pi) = child.pi().filter(|pi| !pi.target.eq_ignore_ascii_case("xml")) {
                     let value = Value::String(pi.value.unwrap_or_default().to_owned());
                     add(format!("?{}", pi.target), value, false);
                 }
