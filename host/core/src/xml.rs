@@ -91,6 +91,19 @@ pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, XmlError> {
             )));
         }
         depths[node.id().get_usize()] = depth;
+        // roxmltree takes a name with an empty prefix (`<:r>`), which is not namespace-well-
+        // formed and which no conversion could give back.
+        let names = std::iter::once(written_name(text, &node))
+            .chain(node.attributes().map(|attribute| &text[attribute.range_qname()]));
+        for name in names {
+            if name.starts_with(':') {
+                let at = document.text_pos_at(node.range().start);
+                return Err(XmlError::new(format!(
+                    "got text that is not well-formed XML: the name {name:?} (at {at}) has an \
+                     empty prefix; write it without the ':' or with a declared prefix"
+                )));
+            }
+        }
     }
     Ok(document)
 }

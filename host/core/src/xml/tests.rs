@@ -182,6 +182,9 @@ fn documents_cordon_refuses() {
             "DOCTYPE declaration, which cordon refuses",
         ),
         ("<a><b></a>", "not well-formed XML"),
+        // Found by the xml fuzz target: roxmltree takes an empty prefix.
+        ("<:r>z</r>", "has an empty prefix"),
+        ("<r :a='1'/>", "not well-formed XML"),
         ("<a>", "not well-formed XML"),
         ("", "not well-formed XML"),
     ];
