@@ -30,8 +30,8 @@ pub fn to_json(text: &str) -> Result<Value, XmlError> {
     Ok(Value::Object(object))
 }
 
-/// The fields of the XML declaration, if the text starts with one (roxmltree checked its form
-/// but does not keep it).
+/// The fields of the XML declaration, if the text starts with one (roxmltree checks its form,
+/// loosely, and does not keep it).
 fn declaration(text: &str) -> Option<Value> {
     let rest = text.trim_start_matches('\u{FEFF}').strip_prefix("<?xml")?;
     if !rest.starts_with(|c: char| c.is_ascii_whitespace()) {
@@ -44,10 +44,14 @@ fn declaration(text: &str) -> Option<Value> {
         let after = body[eq + 1..].trim_start();
         let quote = after.chars().next()?;
         let end = after[1..].find(quote)? + 1;
-        fields.insert(format!("@{name}"), Value::String(after[1..end].to_owned()));
+        // roxmltree is lenient here (it takes `versionon="0.0"`): keep what a declaration
+        // may hold, and no declaration without its version.
+        if matches!(name, "version" | "encoding" | "standalone") {
+            fields.insert(format!("@{name}"), Value::String(after[1..end].to_owned()));
+        }
         body = &after[end + 1..];
     }
-    Some(Value::Object(fields))
+    fields.contains_key("@version").then_some(Value::Object(fields))
 }
 
 fn element(text: &str, node: roxmltree::Node<'_, '_>) -> Value {
