@@ -80,7 +80,22 @@ pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, XmlError> {
     })?;
     // Nodes come in document order, each after its parent: a node's depth is its parent's + 1.
     let mut depths = vec![0usize; document.descendants().count() + 1];
-    for node in document.root().descendants().filter(|n| n.is_element()) {
+    for node in document.root().descendants() {
+        // A processing instruction's target may not hold a ':' (Namespaces in XML); roxmltree
+        // takes one, which no conversion could give back.
+        if let Some(pi) = node.pi()
+            && pi.target.contains(':')
+        {
+            let at = document.text_pos_at(node.range().start);
+            return Err(XmlError::new(format!(
+                "got text that is not well-formed XML: the processing instruction {:?} (at \
+                 {at}) has a ':' in its target",
+                pi.target
+            )));
+        }
+        if !node.is_element() {
+            continue;
+        }
         let parent_depth = node.parent().map_or(0, |parent| depths[parent.id().get_usize()]);
         let depth = parent_depth + 1;
         if depth > MAX_DEPTH {
