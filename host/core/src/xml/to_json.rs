@@ -42,7 +42,9 @@ fn declaration(text: &str) -> Option<Value> {
     while let Some(eq) = body.find('=') {
         let name = body[..eq].trim();
         let after = body[eq + 1..].trim_start();
-        let quote = after.chars().next()?;
+        // A quote is one byte, so the value starts right after it; anything else (roxmltree
+        // is lenient) ends the reading rather than a slice in the middle of a character.
+        let quote = after.chars().next().filter(|&c| c == '"' || c == '\'')?;
         let end = after[1..].find(quote)? + 1;
         // roxmltree is lenient here (it takes `versionon="0.0"`): keep what a declaration
         // may hold, and no declaration without its version.
