@@ -464,6 +464,7 @@ fn xml_functions() {
             "xml: expects XML text or a JSON object, got a string",
         ),
         ("@xml('<a>')", "xml: got text that is not well-formed XML"),
+        ("@xml(base64ToBinary('//4='))", "whose bytes are not UTF-8 text"),
         ("@xml(json('{\"a\": 1, \"b\": 2}'))", "more than one property"),
         (
             "@xpath(json('{\"a\": 1}'), '/a')",

@@ -27,6 +27,16 @@ fn xml(args: &Args<'_>) -> Result<Value, ExprError> {
         return Ok(xml::value_of(&text));
     }
     let object = match value {
+        Value::Object(object) if object.contains_key("$content-type") => {
+            return Err(failed(
+                args,
+                XmlError(format!(
+                    "got content of type {} whose bytes are not UTF-8 text; cordon reads XML \
+                     in UTF-8",
+                    describe(&object["$content-type"])
+                )),
+            ));
+        }
         Value::Object(object) => object,
         Value::String(s) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Object(object)) => object,
