@@ -1857,7 +1857,9 @@ async fn xml_from_a_service_is_queried_with_xpath_and_converted_to_json() {
 #[tokio::test]
 async fn binary_and_xml_bodies_pass_through_the_http_action_whole() {
     const IMAGE: &[u8] = &[0x89, b'P', b'N', b'G', 0x00, 0xff, 0xfe, 0x80];
-    let received: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    // What the upload endpoint received: (Content-Type, body), in order.
+    type Uploads = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Uploads = Arc::default();
     let router = Router::new()
         .route(
             "/image",
