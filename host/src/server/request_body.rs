@@ -99,7 +99,6 @@ async fn multipart(content_type: &str, body: Bytes) -> Result<Value, BodyError> 
              Content-Type with its boundary, as in multipart/form-data; boundary=x"
         ))
     })?;
-    let raw = content(content_type, &body);
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut reader = multer::Multipart::new(stream, boundary);
     let mut parts = Vec::new();
@@ -127,10 +126,7 @@ async fn multipart(content_type: &str, body: Bytes) -> Result<Value, BodyError> 
             .map_err(|e| BodyError(format!("the multipart body is malformed: {e}")))?;
         parts.push(json!({"headers": headers, "body": content(&part_type, &bytes)}));
     }
-    Ok(json!({
-        "$content-type": raw["$content-type"],
-        "$multipart": parts,
-    }))
+    Ok(json!({"$content-type": content_type, "$multipart": parts}))
 }
 
 #[cfg(test)]
