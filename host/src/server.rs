@@ -885,16 +885,11 @@ fn respond(response: &Value, run_id: &str) -> Response {
 /// `xml()`, `binary()` and `base64ToBinary()` make); `None` for any other value, which is
 /// answered as JSON.
 fn content_of(body: &Value) -> Option<(HeaderValue, Vec<u8>)> {
-    use base64::Engine as _;
-    let object = body.as_object()?;
-    if object.len() != 2 {
+    if body.as_object()?.len() != 2 {
         return None;
     }
-    let content_type = HeaderValue::from_str(object.get("$content-type")?.as_str()?).ok()?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(object.get("$content")?.as_str()?)
-        .ok()?;
-    Some((content_type, bytes))
+    let (content_type, bytes) = cordon_core::content::decode(body)?;
+    Some((HeaderValue::from_str(content_type).ok()?, bytes))
 }
 
 async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {

@@ -9,6 +9,7 @@
 
 pub mod address;
 pub mod component;
+pub mod content;
 pub mod expr;
 pub mod host_pattern;
 pub mod problem;

@@ -19,9 +19,7 @@ pub use from_json::from_json;
 pub use to_json::to_json;
 pub use xpath::{MAX_XPATH_LENGTH, MAX_XPATH_NESTING, evaluate as xpath};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The content type of the XML values cordon makes.
 pub const CONTENT_TYPE: &str = "application/xml;charset=utf-8";
@@ -43,7 +41,7 @@ impl XmlError {
 
 /// The XML value holding `text` (which the caller has checked is a well-formed document).
 pub fn value_of(text: &str) -> Value {
-    json!({"$content-type": CONTENT_TYPE, "$content": BASE64.encode(text)})
+    crate::content::value(CONTENT_TYPE, text.as_bytes())
 }
 
 /// The text of an XML value: content whose type names XML (`application/xml`, `text/xml`,
@@ -53,18 +51,12 @@ pub fn text_of(value: &Value) -> Option<String> {
     if !is_xml_type(content_type) {
         return None;
     }
-    let bytes = BASE64.decode(value.get("$content")?.as_str()?).ok()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(crate::content::bytes(value)?).ok()
 }
 
 /// Whether a media type (parameters allowed) is an XML one.
 pub fn is_xml_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = crate::content::essence(content_type);
     essence == "application/xml" || essence == "text/xml" || essence.ends_with("+xml")
 }
 

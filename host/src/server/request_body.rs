@@ -13,8 +13,7 @@
 //!   (such a body used to become a string with its invalid UTF-8 replaced).
 
 use axum::body::Bytes;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use cordon_core::content;
 use serde_json::{Map, Value, json};
 
 /// Why a body cannot be read as its type says, for a `400` answer.
@@ -27,15 +26,7 @@ pub async fn trigger_body(content_type: Option<&str>, body: Bytes) -> Result<Val
     if body.is_empty() {
         return Ok(Value::Null);
     }
-    let essence = content_type
-        .map(|t| {
-            t.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let essence = content_type.map(content::essence).unwrap_or_default();
     if essence.contains("json") {
         return serde_json::from_slice(&body)
             .map_err(|e| BodyError(format!("the body is not valid JSON: {e}")));
@@ -57,7 +48,7 @@ pub async fn trigger_body(content_type: Option<&str>, body: Bytes) -> Result<Val
     if cordon_core::xml::is_xml_type(&essence) {
         return Ok(match std::str::from_utf8(&body) {
             Ok(text) => cordon_core::xml::value_of(text),
-            Err(_) => content(content_type, &body),
+            Err(_) => content::value(content_type, &body),
         });
     }
     if essence.is_empty()
@@ -75,19 +66,14 @@ pub async fn trigger_body(content_type: Option<&str>, body: Bytes) -> Result<Val
     } else {
         content_type
     };
-    Ok(content(content_type, &body))
-}
-
-/// Content: bytes with their type, as Logic Apps writes it in JSON.
-fn content(content_type: &str, bytes: &[u8]) -> Value {
-    json!({"$content-type": content_type, "$content": BASE64.encode(bytes)})
+    Ok(content::value(content_type, &body))
 }
 
 fn form(content_type: &str, body: &[u8]) -> Value {
     let entries: Vec<Value> = url::form_urlencoded::parse(body)
         .map(|(key, value)| json!({"key": key, "value": value}))
         .collect();
-    let mut value = content(content_type, body);
+    let mut value = content::value(content_type, body);
     value["$formdata"] = Value::Array(entries);
     value
 }
@@ -124,7 +110,7 @@ async fn multipart(content_type: &str, body: Bytes) -> Result<Value, BodyError> 
             .bytes()
             .await
             .map_err(|e| BodyError(format!("the multipart body is malformed: {e}")))?;
-        parts.push(json!({"headers": headers, "body": content(&part_type, &bytes)}));
+        parts.push(json!({"headers": headers, "body": content::value(&part_type, &bytes)}));
     }
     Ok(json!({"$content-type": content_type, "$multipart": parts}))
 }

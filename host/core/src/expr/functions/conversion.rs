@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::super::value::{describe, to_text};
 use super::{Args, ExprError, FunctionInfo, f, variadic};
@@ -43,17 +43,12 @@ const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 fn binary_value(bytes: &[u8]) -> Value {
-    json!({"$content-type": "application/octet-stream", "$content": BASE64.encode(bytes)})
+    crate::content::value("application/octet-stream", bytes)
 }
 
 /// The bytes of a value: the content of a binary value, or the UTF-8 of its string form.
 fn bytes_of(value: &Value) -> Vec<u8> {
-    if let Some(content) = value.get("$content").and_then(Value::as_str)
-        && let Ok(bytes) = BASE64.decode(content)
-    {
-        return bytes;
-    }
-    to_text(value).into_bytes()
+    crate::content::bytes(value).unwrap_or_else(|| to_text(value).into_bytes())
 }
 
 fn utf8(args: &Args<'_>, bytes: Vec<u8>) -> Result<Value, ExprError> {

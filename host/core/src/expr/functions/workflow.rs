@@ -2,9 +2,6 @@
 
 use serde_json::Value;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-
 use super::super::value::{describe, member};
 use super::{Args, ExprError, FunctionInfo, f, not_implemented};
 
@@ -111,7 +108,7 @@ fn field_name(disposition: &str) -> Option<&str> {
 
 /// A text part's text: its type is `text/*` and its bytes are UTF-8.
 fn text_of_part(content: &Value) -> Option<Value> {
-    let content_type = content.get("$content-type")?.as_str()?;
+    let (content_type, bytes) = crate::content::decode(content)?;
     if !content_type
         .trim_start()
         .to_ascii_lowercase()
@@ -119,7 +116,6 @@ fn text_of_part(content: &Value) -> Option<Value> {
     {
         return None;
     }
-    let bytes = BASE64.decode(content.get("$content")?.as_str()?).ok()?;
     String::from_utf8(bytes).ok().map(Value::String)
 }
 

@@ -1,7 +1,5 @@
 //! XML: `xml()` and `xpath()`. What XML values are and how they convert is `crate::xml`.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 
 use super::super::value::describe;
@@ -90,8 +88,8 @@ fn document_text(value: &Value) -> Option<String> {
     }
     match value {
         Value::String(s) if s.trim_start_matches('\u{FEFF}').trim_start().starts_with('<') => Some(s.clone()),
-        Value::Object(object) if object.contains_key("$content-type") => {
-            let bytes = BASE64.decode(object.get("$content")?.as_str()?).ok()?;
+        Value::Object(_) => {
+            let (_, bytes) = crate::content::decode(value)?;
             String::from_utf8(bytes).ok()
         }
         _ => None,
