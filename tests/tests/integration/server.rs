@@ -87,6 +87,15 @@ async fn project_of(
     (dir, engine, db, clock, keys)
 }
 
+/// Serves a project's routes on loopback with the default limits.
+async fn serve_project(engine: cordon_host::workflow::Engine, keys: &Keys) -> std::net::SocketAddr {
+    serve_cordon(
+        router(engine, keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn request_triggers_and_the_management_api() {
     // The engine runs on a fake clock, so the slow workflow waits on a slow server instead.
@@ -406,11 +415,7 @@ async fn concurrency_limits_cancel_enable_disable_readiness_and_metrics() {
     );
     let (engine, db, _clock) = workflow_engine(dir.path()).await;
     let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
-    let addr = serve_cordon(
-        router(engine, keys.clone(), ServerConfig::default()),
-        &ServerConfig::default(),
-    )
-    .await;
+    let addr = serve_project(engine, &keys).await;
     let base = format!("http://{addr}");
     let url = callback_url(&base, &keys.trigger, "queue", "manual", None);
     let http = client();
@@ -507,11 +512,7 @@ async fn response_headers_that_would_break_the_exchange_fail_the_response_action
         }),
     )])
     .await;
-    let addr = serve_cordon(
-        router(engine, keys.clone(), ServerConfig::default()),
-        &ServerConfig::default(),
-    )
-    .await;
+    let addr = serve_project(engine, &keys).await;
     let url = callback_url(&format!("http://{addr}"), &keys.trigger, "reply", "manual", None);
     let http = client();
     let call = |headers: Value| {
@@ -587,11 +588,7 @@ async fn relative_paths_and_query_parameters_reach_the_run() {
     let template = cordon_host::workflow::relative_path::RelativePath::of(&workflow.triggers[0])
         .expect("valid")
         .expect("has a relativePath");
-    let addr = serve_cordon(
-        router(engine, keys.clone(), ServerConfig::default()),
-        &ServerConfig::default(),
-    )
-    .await;
+    let addr = serve_project(engine, &keys).await;
     let base = format!("http://{addr}");
     let url = callback_url(&base, &keys.trigger, "lines", "manual", Some(&template));
     assert!(
@@ -971,11 +968,7 @@ async fn a_soap_style_endpoint_reads_xml_and_answers_xml() {
         }),
     )])
     .await;
-    let addr = serve_cordon(
-        router(engine, keys.clone(), ServerConfig::default()),
-        &ServerConfig::default(),
-    )
-    .await;
+    let addr = serve_project(engine, &keys).await;
     let url = callback_url(&format!("http://{addr}"), &keys.trigger, "quote", "manual", None);
     let http = client();
     let ask = |body: &'static str| {
@@ -1025,11 +1018,7 @@ async fn forms_uploads_and_binary_bodies_reach_the_run_whole() {
         ),
     ])
     .await;
-    let addr = serve_cordon(
-        router(engine, keys.clone(), ServerConfig::default()),
-        &ServerConfig::default(),
-    )
-    .await;
+    let addr = serve_project(engine, &keys).await;
     let url =
         |workflow: &str| callback_url(&format!("http://{addr}"), &keys.trigger, workflow, "manual", None);
     let http = client();
