@@ -67,6 +67,10 @@ enum Command {
         /// The run history database [default: PROJECT/.cordon/history.db].
         #[arg(long)]
         db: Option<PathBuf>,
+        /// Where HttpWebhook actions' callbacks are received while the run lasts (only when
+        /// the project has such an action); port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        callback_listen: std::net::SocketAddr,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -303,6 +307,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             trigger_body,
             content_type,
             db,
+            callback_listen,
             cache,
         } => {
             return workflow::run_workflow(
@@ -311,6 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trigger_body.as_deref(),
                 content_type.as_deref(),
                 db.as_deref(),
+                callback_listen,
                 &cache,
             )
             .await;

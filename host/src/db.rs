@@ -217,6 +217,65 @@ pub enum CancelOutcome {
     AlreadyEnded(Status),
 }
 
+/// Where an HttpWebhook action's subscription stands. Its row is written before the subscribe
+/// request goes out, so a service that calls back at once (before the request even returns)
+/// finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRecord {
+    pub run_id: String,
+    /// The id in the callback URL, derived from the action's path (`workflow::webhooks`).
+    pub callback_id: String,
+    pub path: String,
+    pub state: WebhookState,
+    /// The unsubscribe request as evaluated when the subscription was made, so that whoever
+    /// ends the subscription (the action, a timeout, a cancel) can send it.
+    pub unsubscribe: Option<Value>,
+    /// The callback request (`{"headers", "body"}`) once it came, until the action ends.
+    pub callback: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookState {
+    /// The subscribe request may be on its way; a callback is already taken.
+    Subscribing,
+    Subscribed,
+    /// The action ended (or timed out, or its run was cancelled); callbacks are refused.
+    Ended,
+}
+
+impl WebhookState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookState::Subscribing => "Subscribing",
+            WebhookState::Subscribed => "Subscribed",
+            WebhookState::Ended => "Ended",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WebhookState> {
+        [
+            WebhookState::Subscribing,
+            WebhookState::Subscribed,
+            WebhookState::Ended,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// What [`Db::receive_callback`] did with a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// Stored; the waiting action takes it.
+    Accepted,
+    /// No HttpWebhook action of that run subscribed with that id.
+    Unknown,
+    /// A callback came before; the action takes only the first.
+    AlreadyReceived,
+    /// The action ended without one (timed out, its run cancelled).
+    Ended,
+}
+
 /// A secret as the database keeps it: sealed by `secrets::store`, never plaintext. The
 /// database holds no key; `key_id` only names the master key that sealed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,4 +401,32 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     fn approved_connector(&self, connection: &str) -> Result<Option<ApprovedConnector>, DbError>;
     /// Records `approved` as the connection's approved version, replacing the previous one.
     fn approve_connector(&self, approved: &ApprovedConnector) -> Result<(), DbError>;
+
+    /// Records that an HttpWebhook action is about to subscribe (state `Subscribing`) with the
+    /// unsubscribe request that ends it, unless it did before this process took over, and
+    /// returns the subscription as it stands.
+    fn webhook_prepare(
+        &self,
+        lease: RunLease<'_>,
+        callback_id: &str,
+        path: &str,
+        unsubscribe: Option<&Value>,
+    ) -> Result<WebhookRecord, DbError>;
+    /// Records that the subscribe request succeeded.
+    fn webhook_subscribed(&self, lease: RunLease<'_>, callback_id: &str) -> Result<(), DbError>;
+    fn webhook(&self, run_id: &str, callback_id: &str) -> Result<Option<WebhookRecord>, DbError>;
+    /// Stores the first callback of a subscription that has not ended.
+    fn receive_callback(
+        &self,
+        run_id: &str,
+        callback_id: &str,
+        callback: &Value,
+        now: i64,
+    ) -> Result<CallbackOutcome, DbError>;
+    /// Ends the subscription `callback_id` of a run, or with `None` every subscription of the
+    /// run and of its child runs, and returns those that had not ended, as they were: whoever
+    /// gets one back sends its unsubscribe request, so it is sent once. A callback stays until
+    /// the run ends (`None`), so an action that stops after ending its subscription but
+    /// before its outputs are recorded still finds it when the run resumes.
+    fn end_webhooks(&self, run_id: &str, callback_id: Option<&str>) -> Result<Vec<WebhookRecord>, DbError>;
 }

@@ -18,6 +18,9 @@
 //!   data as `cordon runs show --json`), `POST /management/runs/{id}/resubmit|cancel`;
 //! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 //!
+//! `POST /api/callbacks/{run}/{callback}?sig=SIG` takes the callbacks of HttpWebhook actions
+//! ([`webhook_callback`]).
+//!
 //! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
 //! answers) need no key, for load balancers and orchestrators.
 //!
@@ -27,6 +30,7 @@
 pub mod connection_metrics;
 pub mod listener;
 pub(crate) mod request_body;
+mod webhook_callback;
 pub use connection_metrics::ConnectionMetrics;
 pub use listener::serve;
 
@@ -132,23 +136,54 @@ impl TriggerKey {
         project_key(project, ".cordon/trigger-key").map(TriggerKey)
     }
 
-    fn mac(&self, workflow: &str, trigger: &str) -> Hmac<Sha256> {
+    fn mac(&self, message: &str) -> Hmac<Sha256> {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
-        mac.update(format!("{workflow}/{trigger}").as_bytes());
+        mac.update(message.as_bytes());
         mac
     }
 
+    /// What a trigger's signature covers. A callback's message has no `/` (run ids have none)
+    /// and a trigger's always has one, so one signature never passes for the other.
+    fn trigger_message(workflow: &str, trigger: &str) -> String {
+        format!("{workflow}/{trigger}")
+    }
+
+    fn callback_message(run_id: &str, callback_id: &str) -> String {
+        format!("callback\0{run_id}\0{callback_id}")
+    }
+
+    fn verify_message(&self, message: &str, signature: &str) -> bool {
+        match hex::decode(signature) {
+            Ok(bytes) => self.mac(message).verify_slice(&bytes).is_ok(),
+            Err(_) => false,
+        }
+    }
+
     pub fn signature(&self, workflow: &str, trigger: &str) -> String {
-        hex::encode(self.mac(workflow, trigger).finalize().into_bytes())
+        hex::encode(
+            self.mac(&Self::trigger_message(workflow, trigger))
+                .finalize()
+                .into_bytes(),
+        )
     }
 
     /// Constant-time check of a signature from a URL.
     pub fn verify(&self, workflow: &str, trigger: &str, signature: &str) -> bool {
-        match hex::decode(signature) {
-            Ok(bytes) => self.mac(workflow, trigger).verify_slice(&bytes).is_ok(),
-            Err(_) => false,
-        }
+        self.verify_message(&Self::trigger_message(workflow, trigger), signature)
+    }
+
+    /// The signature of an HttpWebhook action's callback URL.
+    pub fn callback_signature(&self, run_id: &str, callback_id: &str) -> String {
+        hex::encode(
+            self.mac(&Self::callback_message(run_id, callback_id))
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    pub fn verify_callback(&self, run_id: &str, callback_id: &str, signature: &str) -> bool {
+        self.verify_message(&Self::callback_message(run_id, callback_id), signature)
     }
 }
 
@@ -299,6 +334,21 @@ impl RequestTrigger {
     }
 }
 
+/// Only the route HttpWebhook callbacks come to: what `cordon run` serves while it runs a
+/// workflow with an HttpWebhook action (no trigger, no management API).
+pub fn callbacks_router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
+    let state = Arc::new(ServerState {
+        engine,
+        keys,
+        tenant: None,
+        config,
+        request_triggers: HashMap::new(),
+    });
+    Router::new()
+        .route("/api/callbacks/{run}/{callback}", post(webhook_callback::receive))
+        .with_state(state)
+}
+
 /// The server's routes, built without a socket so tests and embedders can mount them.
 pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
     routes(engine, keys, config, None)
@@ -415,6 +465,7 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
         ));
     Router::new()
         .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
+        .route("/api/callbacks/{run}/{callback}", post(webhook_callback::receive))
         .route("/api/{workflow}/triggers/{trigger}/invoke/{*path}", any(invoke))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -607,6 +658,20 @@ async fn read_body(body: axum::body::Body, config: &ServerConfig) -> Result<Byte
     }
 }
 
+/// A request's body read as a trigger's is ([`read_body`]) and shaped by its Content-Type
+/// ([`request_body`]); a refusal is the answer to send.
+async fn shaped_body(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    config: &ServerConfig,
+) -> Result<Value, Response> {
+    let body = read_body(body, config).await?;
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
+    request_body::trigger_body(content_type, body)
+        .await
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, e.to_string()))
+}
+
 fn is_length_limit(error: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
@@ -719,14 +784,9 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         )
             .into_response();
     }
-    let body = match read_body(body, &state.config).await {
+    let body = match shaped_body(body, &headers, &state.config).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
-    };
-    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok());
-    let body = match request_body::trigger_body(content_type, body).await {
-        Ok(body) => body,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if let Some(validator) = &prepared.schema {
         let reasons = crate::manifest::schema_errors(validator, &body, 10);
@@ -738,18 +798,8 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
                 .into_response();
         }
     }
-    let header_map: Map<String, Value> = headers
-        .iter()
-        .filter(|(name, _)| name.as_str() != "authorization" && name.as_str() != "cookie")
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
-            )
-        })
-        .collect();
     // As in Logic Apps, `queries` and `relativePathParameters` appear only when there are any.
-    let mut trigger_outputs = json!({"headers": header_map, "body": body});
+    let mut trigger_outputs = json!({"headers": header_values(&headers), "body": body});
     if !query.is_empty() {
         trigger_outputs["queries"] = json!(query);
     }
@@ -814,6 +864,21 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         // The run goes on; the caller can follow it by id.
         Err(_) => accepted(&run_id),
     }
+}
+
+/// A request's headers as a run sees them (trigger outputs, an HttpWebhook's callback), without
+/// the caller's credentials.
+fn header_values(headers: &HeaderMap) -> Map<String, Value> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str() != "authorization" && name.as_str() != "cookie")
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            )
+        })
+        .collect()
 }
 
 fn run_id_header(run_id: &str) -> (HeaderName, HeaderValue) {

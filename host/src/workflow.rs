@@ -5,7 +5,8 @@
 //! - [`validate`] finds every problem before a run, each with workflow, action and JSON path;
 //! - [`executor`] runs the action graph, writing every step to the [`crate::db`] history;
 //! - [`retry`] holds `retryPolicy` and the clock; [`connections`] binds `connections.json` to
-//!   live connections.
+//!   live connections;
+//! - [`webhooks`] runs HttpWebhook actions (subscribe, wait for the callback, unsubscribe).
 //!
 //! [`Engine`] is the entry point:
 //!
@@ -35,6 +36,7 @@ pub mod run_quota;
 pub mod scheduler;
 pub mod upgrades;
 pub mod validate;
+pub mod webhooks;
 
 // The definition grammar and its value types are pure parsing, kept in cordon-core (no IO,
 // no wasmtime) so that the fuzzers and table tests build without the runtime.
@@ -48,7 +50,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{CancelOutcome, Db, DbError, RunRecord, Status, TriggerState};
+use crate::db::{CallbackOutcome, CancelOutcome, Db, DbError, RunRecord, Status, TriggerState};
 use crate::ids::ConnectionName;
 use crate::secrets::NoSecrets;
 use crate::secrets::store::SecretStore;
@@ -406,7 +408,50 @@ impl Engine {
         if let Some(token) = self.control.live().get(run_id) {
             token.cancel();
         }
-        Ok(self.shared.db.cancel_run(run_id, self.shared.clock.now_ms())?)
+        let outcome = self.shared.db.cancel_run(run_id, self.shared.clock.now_ms())?;
+        if outcome == CancelOutcome::Cancelled
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // The run's HttpWebhook subscriptions end with it. Their unsubscribe requests go
+            // out in the background: the caller of a cancel does not wait for other services.
+            let shared = self.shared.clone();
+            let run_id = run_id.to_owned();
+            runtime.spawn(async move {
+                if let Err(e) = webhooks::end_all(&shared, &run_id).await {
+                    tracing::warn!(run_id, error = %e, "could not end the cancelled run's webhook subscriptions");
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Makes `listCallbackUrl()` give URLs under `urls`, where a server now receives
+    /// HttpWebhook callbacks for this engine. The first call counts (one engine, one server).
+    pub fn serve_callbacks(&self, urls: webhooks::CallbackUrls) {
+        let _ = self.shared.callbacks.set(urls);
+    }
+
+    /// Whether any workflow has an HttpWebhook action (`cordon run` then listens for callbacks).
+    pub fn has_webhooks(&self) -> bool {
+        self.shared.plans.values().any(|plan| plan.has_webhooks)
+    }
+
+    /// Stores a callback for the HttpWebhook action at `callback_id` of `run_id` (the caller
+    /// checked the URL's signature) and wakes the actions waiting here.
+    pub fn receive_callback(
+        &self,
+        run_id: &str,
+        callback_id: &str,
+        callback: &Value,
+    ) -> anyhow::Result<CallbackOutcome> {
+        let outcome =
+            self.shared
+                .db
+                .receive_callback(run_id, callback_id, callback, self.shared.clock.now_ms())?;
+        if outcome == CallbackOutcome::Accepted {
+            self.shared.callback_arrived.notify_waiters();
+        }
+        Ok(outcome)
     }
 
     /// How many runs execute (or wait for a slot) in this process.

@@ -2,6 +2,14 @@
 
 use std::process::Command;
 
+/// The id of the run `cordon run` printed that it started.
+fn started_run_id(out: &str) -> &str {
+    out.lines()
+        .find_map(|line| line.strip_prefix("starting run "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run started in:\n{out}"))
+}
+
 fn cordon(args: &[&str]) -> (i32, String, String) {
     let cache = std::env::temp_dir().join("cordon-cli-test-cache");
     let output = Command::new(env!("CARGO_BIN_EXE_cordon"))
@@ -146,54 +154,59 @@ fn expr_evaluates_a_template_against_a_context_file() {
 
 /// A loopback server for the resume test: `/first` answers at once; `/hang` hangs on its first
 /// call (the test kills `cordon` while it waits) and answers at once afterwards.
-fn start_resume_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<(u32, u32)>>) {
-    use std::sync::{Arc, Mutex};
-    let counts = Arc::new(Mutex::new((0u32, 0u32)));
+/// Serves `app` on 127.0.0.1 (an ephemeral port) from a thread of its own, for as long as the
+/// test process lives: the tests here are synchronous, the binary under test a process.
+fn serve_on_a_thread(app: axum::Router) -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("addr");
-    let state = counts.clone();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let first = state.clone();
-            let hang = state.clone();
-            let app = axum::Router::new()
-                .route(
-                    "/first",
-                    axum::routing::any(move || {
-                        let counts = first.clone();
-                        async move {
-                            counts.lock().expect("lock").0 += 1;
-                            "first"
-                        }
-                    }),
-                )
-                .route(
-                    "/hang",
-                    axum::routing::any(move || {
-                        let counts = hang.clone();
-                        async move {
-                            let n = {
-                                let mut c = counts.lock().expect("lock");
-                                c.1 += 1;
-                                c.1
-                            };
-                            if n == 1 {
-                                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
-                            }
-                            "done"
-                        }
-                    }),
-                );
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let _ = axum::serve(listener, app).await;
         });
     });
-    (addr, counts)
+    addr
+}
+
+fn start_resume_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<(u32, u32)>>) {
+    use std::sync::{Arc, Mutex};
+    let counts = Arc::new(Mutex::new((0u32, 0u32)));
+    let first = counts.clone();
+    let hang = counts.clone();
+    let app = axum::Router::new()
+        .route(
+            "/first",
+            axum::routing::any(move || {
+                let counts = first.clone();
+                async move {
+                    counts.lock().expect("lock").0 += 1;
+                    "first"
+                }
+            }),
+        )
+        .route(
+            "/hang",
+            axum::routing::any(move || {
+                let counts = hang.clone();
+                async move {
+                    let n = {
+                        let mut c = counts.lock().expect("lock");
+                        c.1 += 1;
+                        c.1
+                    };
+                    if n == 1 {
+                        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                    }
+                    "done"
+                }
+            }),
+        );
+    (serve_on_a_thread(app), counts)
 }
 
 #[test]
@@ -773,11 +786,7 @@ fn run_takes_a_trigger_body_of_another_type_as_the_server_would() {
         "application/xml",
     ]);
     assert_eq!(code, 0, "{out}{err}");
-    let run_id = out
-        .lines()
-        .find_map(|line| line.strip_prefix("starting run "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("run id");
+    let run_id = started_run_id(&out);
     let (code, out, err) = cordon(&["runs", "show", run_id, "--project", project, "--verbose"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("6.5 for"), "{out}");
@@ -801,4 +810,78 @@ fn run_takes_a_trigger_body_of_another_type_as_the_server_would() {
         err.contains("not what --content-type \"application/json\" says"),
         "{err}"
     );
+}
+
+/// A service on loopback that takes an HttpWebhook subscription and, once it has answered,
+/// calls the callback URL it was given. Gives its address and the callbacks' answers.
+fn start_approval_service() -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<u16>>>) {
+    use std::sync::{Arc, Mutex};
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let seen = answers.clone();
+    let app = axum::Router::new().route(
+        "/subscribe",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                let body: serde_json::Value = serde_json::from_str(&body).expect("JSON subscription");
+                let url = body["callbackUrl"].as_str().expect("callbackUrl").to_owned();
+                tokio::spawn(async move {
+                    let _ = rustls::crypto::ring::default_provider().install_default();
+                    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+                    let answer = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(r#"{"decision": "approved"}"#)
+                        .send()
+                        .await;
+                    let status = answer.map(|a| a.status().as_u16()).unwrap_or(0);
+                    seen.lock().expect("lock").push(status);
+                });
+                (axum::http::StatusCode::CREATED, "subscribed")
+            }
+        }),
+    );
+    (serve_on_a_thread(app), answers)
+}
+
+#[test]
+fn run_receives_the_callback_of_an_http_webhook_action() {
+    let (service, answers) = start_approval_service();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let connections = serde_json::json!({"http": {"grant": {"hosts": [format!("http://{service}")]}}});
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).expect("connections");
+    std::fs::create_dir(dir.path().join("approve")).expect("workflow dir");
+    let workflow = serde_json::json!({"kind": "Stateful", "definition": {
+        "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+        "actions": {
+            "Ask": {"type": "HttpWebhook", "inputs": {"subscribe": {
+                "method": "POST", "uri": format!("http://{service}/subscribe"),
+                "body": {"callbackUrl": "@{listCallbackUrl()}"}}},
+                "limit": {"timeout": "PT1M"}},
+            "Decision": {"type": "Compose", "inputs": "decision: @{body('Ask')['decision']}",
+                         "runAfter": {"Ask": ["Succeeded"]}}
+        }
+    }});
+    std::fs::write(dir.path().join("approve/workflow.json"), workflow.to_string()).expect("workflow");
+    let project = dir.path().to_str().expect("utf-8");
+
+    let (code, out, err) = cordon(&["run", project, "approve"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("HttpWebhook callbacks: http://127.0.0.1:"), "{out}");
+    // The service records the answer once it has read it, which may be just after the run.
+    for _ in 0..250 {
+        if !answers.lock().expect("lock").is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        *answers.lock().expect("lock"),
+        vec![200],
+        "the callback was taken"
+    );
+    let run_id = started_run_id(&out);
+    let (code, out, err) = cordon(&["runs", "show", run_id, "--project", project, "--verbose"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("decision: approved"), "{out}");
 }

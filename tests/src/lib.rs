@@ -113,6 +113,18 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().expect("client")
 }
 
+/// Waits (bounded: about 10 s) for a run accepted in the background to stop running.
+pub async fn finished(db: &dyn cordon_host::db::Db, run_id: &str) -> cordon_host::db::RunRecord {
+    for _ in 0..500 {
+        let run = db.run(run_id).expect("run");
+        if run.status != cordon_host::db::Status::Running {
+            return run;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("run {run_id} never finished");
+}
+
 /// A server on 127.0.0.1 with an ephemeral port, running until the test's runtime ends.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

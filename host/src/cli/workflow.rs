@@ -189,6 +189,7 @@ pub async fn run_workflow(
     trigger_body: Option<&str>,
     content_type: Option<&str>,
     db: Option<&Path>,
+    callback_listen: std::net::SocketAddr,
     cache: &CacheArgs,
 ) -> anyhow::Result<ExitCode> {
     let project = Project::open(project_path)?;
@@ -205,6 +206,9 @@ pub async fn run_workflow(
     let observer_view = view.clone();
     options.observer = Some(Arc::new(move |event| observer_view.show(event)));
     let engine = Engine::open(&project, &runtime(cache)?, options).await?;
+    if engine.has_webhooks() {
+        listen_for_callbacks(&engine, &project, callback_listen).await?;
+    }
 
     // Runs a killed process left behind are finished first, so their results are never lost.
     for resumed in engine.resume_interrupted().await? {
@@ -227,6 +231,32 @@ pub async fn run_workflow(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Serves HttpWebhook callbacks for the length of `cordon run`, so that a workflow that waits
+/// for one runs locally as it would under `cordon serve`. The service must reach `listen`
+/// (loopback by default: a service on this machine, or a tunnel the user sets up).
+async fn listen_for_callbacks(
+    engine: &Engine,
+    project: &Project,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen for HttpWebhook callbacks on {listen}; pick another address with --callback-listen"
+        )
+    })?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let keys = crate::server::Keys::for_project(project)?;
+    engine.serve_callbacks(crate::workflow::webhooks::CallbackUrls::new(
+        &base,
+        keys.trigger.clone(),
+    ));
+    let router =
+        crate::server::callbacks_router(engine.clone(), keys, crate::server::ServerConfig::default());
+    println!("HttpWebhook callbacks: {base}/api/callbacks/...");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(())
 }
 
 fn print_run_summary(run: &RunRecord) {
@@ -671,6 +701,11 @@ pub async fn serve(
             Some(tenant) => format!("{root}/tenants/{tenant}"),
             None => root.clone(),
         };
+        s.engine
+            .serve_callbacks(crate::workflow::webhooks::CallbackUrls::new(
+                &base,
+                s.keys.trigger.clone(),
+            ));
         for workflow in s.engine.workflows() {
             for trigger in workflow
                 .triggers

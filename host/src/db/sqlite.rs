@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use crate::json_text::json_text;
 
 use super::{
-    ActionRecord, ApprovedConnector, AttemptInFlight, AttemptRecord, CancelOutcome, Db, DbError,
-    FinishedAction, RunFilter, RunLease, RunRecord, SealedSecret, Status, TriggerState,
+    ActionRecord, ApprovedConnector, AttemptInFlight, AttemptRecord, CallbackOutcome, CancelOutcome, Db,
+    DbError, FinishedAction, RunFilter, RunLease, RunRecord, SealedSecret, Status, TriggerState,
+    WebhookRecord, WebhookState,
 };
 
 const SCHEMA: &str = "
@@ -133,14 +134,27 @@ CREATE TABLE IF NOT EXISTS connector_approvals (
     grant_extension TEXT NOT NULL,
     approved_at INTEGER NOT NULL
 );
-PRAGMA user_version = 5;
+-- HttpWebhook actions' subscriptions (workflow/webhooks.rs), written before the subscribe
+-- request; the callback waits here, stored before the service is answered, until the action
+-- takes it.
+CREATE TABLE IF NOT EXISTS webhooks (
+    run_id TEXT NOT NULL,
+    callback_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    state TEXT NOT NULL,
+    unsubscribe TEXT,
+    callback TEXT,
+    received_at INTEGER,
+    PRIMARY KEY (run_id, callback_id)
+);
+PRAGMA user_version = 6;
 ";
 
 /// The schema this build writes. Older files are upgraded in place: version 1 (before
 /// triggers and workflow settings), 2 (before the secret store), 3 (before connector
-/// approvals) and 4 (before retries in flight) only lack tables, which are created; nothing
-/// else changes.
-const SCHEMA_VERSION: i64 = 5;
+/// approvals), 4 (before retries in flight) and 5 (before webhooks) only lack tables, which
+/// are created; nothing else changes.
+const SCHEMA_VERSION: i64 = 6;
 
 /// What a fenced write does to its run ([`RunLease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1101,6 +1115,156 @@ impl Db for SqliteDb {
             .map(drop)
         })
     }
+
+    fn webhook_prepare(
+        &self,
+        lease: RunLease<'_>,
+        callback_id: &str,
+        path: &str,
+        unsubscribe: Option<&Value>,
+    ) -> Result<WebhookRecord, DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
+            exec(
+                tx,
+                "INSERT INTO webhooks (run_id, callback_id, path, state, unsubscribe)
+                 VALUES (?1, ?2, ?3, 'Subscribing', ?4)
+                 ON CONFLICT (run_id, callback_id) DO NOTHING",
+                params![lease.run_id, callback_id, path, unsubscribe.map(Value::to_string)],
+            )?;
+            query_row_cached(
+                tx,
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE run_id = ?1 AND callback_id = ?2"),
+                params![lease.run_id, callback_id],
+                webhook_row,
+            )
+        })
+    }
+
+    fn webhook_subscribed(&self, lease: RunLease<'_>, callback_id: &str) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
+            exec(
+                tx,
+                "UPDATE webhooks SET state = 'Subscribed'
+                 WHERE run_id = ?1 AND callback_id = ?2 AND state = 'Subscribing'",
+                params![lease.run_id, callback_id],
+            )
+            .map(drop)
+        })
+    }
+
+    fn webhook(&self, run_id: &str, callback_id: &str) -> Result<Option<WebhookRecord>, DbError> {
+        self.with(|c| {
+            query_row_cached(
+                c,
+                &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE run_id = ?1 AND callback_id = ?2"),
+                params![run_id, callback_id],
+                webhook_row,
+            )
+            .optional()
+        })
+    }
+
+    fn receive_callback(
+        &self,
+        run_id: &str,
+        callback_id: &str,
+        callback: &Value,
+        now: i64,
+    ) -> Result<CallbackOutcome, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let found: Option<(String, Option<i64>)> = query_row_cached(
+                &tx,
+                "SELECT state, received_at FROM webhooks WHERE run_id = ?1 AND callback_id = ?2",
+                params![run_id, callback_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+            let outcome = match found {
+                None => CallbackOutcome::Unknown,
+                Some((_, Some(_))) => CallbackOutcome::AlreadyReceived,
+                Some((state, None)) if state == WebhookState::Ended.as_str() => CallbackOutcome::Ended,
+                Some(_) => {
+                    exec(
+                        &tx,
+                        "UPDATE webhooks SET callback = ?3, received_at = ?4 WHERE run_id = ?1 AND callback_id = ?2",
+                        params![run_id, callback_id, callback.to_string(), now],
+                    )?;
+                    CallbackOutcome::Accepted
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn end_webhooks(&self, run_id: &str, callback_id: Option<&str>) -> Result<Vec<WebhookRecord>, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let open: Vec<WebhookRecord> = match callback_id {
+                Some(id) => tx
+                    .prepare_cached(&format!(
+                        "SELECT {WEBHOOK_COLUMNS} FROM webhooks
+                         WHERE run_id = ?1 AND callback_id = ?2 AND state != 'Ended'"
+                    ))?
+                    .query_map(params![run_id, id], webhook_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+                // The run and the child runs it started, as a cancel ends them.
+                None => tx
+                    .prepare_cached(&format!(
+                        "WITH RECURSIVE tree (id) AS (
+                             SELECT ?1 UNION SELECT runs.id FROM runs JOIN tree ON runs.parent = tree.id
+                         )
+                         SELECT {WEBHOOK_COLUMNS} FROM webhooks
+                         WHERE run_id IN (SELECT id FROM tree) AND state != 'Ended'"
+                    ))?
+                    .query_map(params![run_id], webhook_row)?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            for webhook in &open {
+                exec(
+                    &tx,
+                    "UPDATE webhooks SET state = 'Ended', unsubscribe = NULL
+                     WHERE run_id = ?1 AND callback_id = ?2",
+                    params![webhook.run_id, webhook.callback_id],
+                )?;
+            }
+            if callback_id.is_none() {
+                // The run is over: its callbacks are in its actions' outputs (or gone with its
+                // secure state) and need not be kept twice.
+                exec(
+                    &tx,
+                    "WITH RECURSIVE tree (id) AS (
+                         SELECT ?1 UNION SELECT runs.id FROM runs JOIN tree ON runs.parent = tree.id
+                     )
+                     UPDATE webhooks SET callback = NULL
+                     WHERE run_id IN (SELECT id FROM tree) AND callback IS NOT NULL",
+                    params![run_id],
+                )?;
+            }
+            tx.commit()?;
+            Ok(open)
+        })
+    }
+}
+
+const WEBHOOK_COLUMNS: &str = "run_id, callback_id, path, state, unsubscribe, callback";
+
+fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookRecord> {
+    let json = |index: usize| -> rusqlite::Result<Option<Value>> {
+        Ok(row
+            .get::<_, Option<String>>(index)?
+            .and_then(|text| serde_json::from_str(&text).ok()))
+    };
+    let state: String = row.get(3)?;
+    Ok(WebhookRecord {
+        run_id: row.get(0)?,
+        callback_id: row.get(1)?,
+        path: row.get(2)?,
+        state: WebhookState::parse(&state).unwrap_or(WebhookState::Ended),
+        unsubscribe: json(4)?,
+        callback: json(5)?,
+    })
 }
 
 const SECRET_COLUMNS: &str = "name, key_id, nonce, ciphertext, created_at, updated_at";

@@ -23,7 +23,7 @@
 //! failure (the try/catch pattern with `runAfter: {"X": ["Failed"]}`) leaves it succeeded.
 //! `Terminate` ends the run with the status it names.
 
-mod actions;
+pub(in crate::workflow) mod actions;
 mod scope;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -96,6 +96,9 @@ pub struct Plan {
     pub workflow: Workflow,
     /// For each action name, the loops that enclose it, outermost first.
     loops_of: HashMap<String, Vec<String>>,
+    /// Whether an HttpWebhook action is anywhere in it: its runs' subscriptions are ended when
+    /// they end (only those runs pay for looking).
+    pub has_webhooks: bool,
 }
 
 impl Plan {
@@ -116,7 +119,14 @@ impl Plan {
             }
         }
         walk(&workflow.actions, &mut Vec::new(), &mut loops_of);
-        Plan { workflow, loops_of }
+        let has_webhooks = all_actions(&workflow.actions)
+            .iter()
+            .any(|a| matches!(a.kind, ActionKind::HttpWebhook));
+        Plan {
+            workflow,
+            loops_of,
+            has_webhooks,
+        }
     }
 
     /// The path of action `name` as seen from `frame`: its enclosing loops take the indexes of
@@ -151,6 +161,10 @@ pub struct EngineShared {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The task that renews this engine's run leases, started by the first run.
     heartbeat: std::sync::OnceLock<AbortOnDrop<()>>,
+    /// Where HttpWebhook callbacks reach this engine, once a server listens for them.
+    pub callbacks: std::sync::OnceLock<super::webhooks::CallbackUrls>,
+    /// Wakes the HttpWebhook actions waiting here when a callback was stored.
+    pub callback_arrived: tokio::sync::Notify,
 }
 
 impl EngineShared {
@@ -278,7 +292,7 @@ impl RunContext {
         self.engine.clock.now_ms()
     }
 
-    fn lease(&self) -> RunLease<'_> {
+    pub(crate) fn lease(&self) -> RunLease<'_> {
         self.engine.lease(&self.run_id)
     }
 
@@ -549,6 +563,13 @@ pub async fn execute_run(
         ended_at,
         &context.take_unwritten(),
     )?;
+    if plan.has_webhooks {
+        // A subscription still open here outlived its action (a Terminate in another branch
+        // ended the run around it); the run's end ends it.
+        if let Err(e) = super::webhooks::end_all(&engine, &run.id).await {
+            tracing::warn!(run_id = %run.id, error = %e, "could not end the run's webhook subscriptions");
+        }
+    }
     engine.metrics.run_finished(&run.workflow, status.as_str());
     engine.emit(RunEvent::RunFinished {
         run_id: run.id.clone(),
@@ -986,12 +1007,14 @@ fn run_action<'a>(
                 };
                 if left.is_zero() {
                     actions::cancel_child_of_timed_out(&call)?;
+                    super::webhooks::end_timed_out(&call).await?;
                     timed_out()
                 } else {
                     match tokio::time::timeout(left, execution).await {
                         Ok(result) => result?,
                         Err(_) => {
                             actions::cancel_child_of_timed_out(&call)?;
+                            super::webhooks::end_timed_out(&call).await?;
                             timed_out()
                         }
                     }
@@ -1106,6 +1129,8 @@ pub fn shared(
         lease_owner,
         observer,
         heartbeat: std::sync::OnceLock::new(),
+        callbacks: std::sync::OnceLock::new(),
+        callback_arrived: tokio::sync::Notify::new(),
     }
 }
 

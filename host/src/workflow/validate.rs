@@ -328,18 +328,30 @@ impl Checker<'_> {
                 }
             }
             ActionKind::Http => {
-                let request = builtin_inputs::http_request(&action.inputs);
-                let manifest = self.connections.http.connector().manifest();
-                if !contains_expression(&request)
-                    && let Some(op) = manifest.operation("request")
-                {
-                    for reason in op.check_input(&request) {
-                        self.problem(
-                            Some(&action.name),
-                            &format!("{path}.inputs"),
-                            format!("is not a request the http connector takes: {reason}"),
-                        );
+                self.check_http_request(&action.name, &format!("{path}.inputs"), &action.inputs);
+            }
+            ActionKind::HttpWebhook => {
+                match action.inputs.get("subscribe") {
+                    Some(subscribe) if subscribe.is_object() => {
+                        self.check_http_request(&action.name, &format!("{path}.inputs.subscribe"), subscribe);
                     }
+                    _ => self.problem(
+                        Some(&action.name),
+                        &format!("{path}.inputs.subscribe"),
+                        "an HttpWebhook action needs inputs.subscribe, the request {method, uri, ...} that gives \
+                         the service listCallbackUrl()",
+                    ),
+                }
+                match action.inputs.get("unsubscribe") {
+                    None | Some(Value::Null) => {}
+                    Some(unsubscribe) if unsubscribe.is_object() => {
+                        self.check_http_request(&action.name, &format!("{path}.inputs.unsubscribe"), unsubscribe);
+                    }
+                    Some(_) => self.problem(
+                        Some(&action.name),
+                        &format!("{path}.inputs.unsubscribe"),
+                        "inputs.unsubscribe must be a request {method, uri, ...}",
+                    ),
                 }
             }
             ActionKind::SetVariable
@@ -394,6 +406,24 @@ impl Checker<'_> {
 
     /// The inputs of Response, Terminate and Wait that are written as literals, read as the
     /// run will read them. Anything computed by an expression is left to the run.
+    /// An Http action's inputs, or a webhook's subscribe or unsubscribe request, against what
+    /// the `http` connector takes (when no expression makes it up at run time).
+    fn check_http_request(&mut self, action: &str, path: &str, inputs: &Value) {
+        let request = builtin_inputs::http_request(inputs);
+        let manifest = self.connections.http.connector().manifest();
+        if !contains_expression(&request)
+            && let Some(op) = manifest.operation("request")
+        {
+            for reason in op.check_input(&request) {
+                self.problem(
+                    Some(action),
+                    path,
+                    format!("is not a request the http connector takes: {reason}"),
+                );
+            }
+        }
+    }
+
     fn check_builtin_inputs(&mut self, action: &Action) {
         let inputs = &action.inputs;
         let literal = |value: &&Value| !contains_expression(value);

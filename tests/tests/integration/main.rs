@@ -18,4 +18,5 @@ mod spares;
 mod tenants;
 mod triggers;
 mod upgrades;
+mod webhooks;
 mod workflows;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use cordon_host::db::{Db, Status};
 use cordon_host::server::{Keys, ServerConfig, TriggerKey, callback_url, router};
 use cordon_host::workflow::project::Project;
-use cordon_tests::{serve, serve_cordon, workflow_engine};
+use cordon_tests::{finished, serve, serve_cordon, workflow_engine};
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
@@ -43,18 +43,6 @@ async fn get_json(http: &reqwest::Client, url: String) -> Value {
         .await
         .expect("body");
     parse(&text)
-}
-
-/// Waits (bounded) for a run accepted in the background to finish.
-async fn finished(db: &impl Db, run_id: &str) -> cordon_host::db::RunRecord {
-    for _ in 0..250 {
-        let run = db.run(run_id).expect("run");
-        if run.status != Status::Running {
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("run {run_id} never finished");
 }
 
 fn write(dir: &std::path::Path, name: &str, definition: Value) {

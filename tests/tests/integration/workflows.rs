@@ -836,6 +836,10 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
                 "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
+                "No_subscribe": {"type": "HttpWebhook", "inputs": {"unsubscribe": {"method": "POST", "uri": "http://127.0.0.1:9/"}}},
+                "Bad_unsubscribe": {"type": "HttpWebhook", "inputs": {
+                    "subscribe": {"method": "POST", "uri": "http://127.0.0.1:9/", "body": "@{listCallbackUrl()}"},
+                    "unsubscribe": {"uri": "http://127.0.0.1:9/"}}},
                 "Computed_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/", "method": "@triggerBody()"}},
                 "Call_scheduled": {"type": "Workflow", "inputs": {"host": {"workflow": {"id": "scheduled"}}}},
                 "Framing_header": {"type": "Response", "inputs": {"statusCode": 200, "headers": {"Content-Length": "3"}}},
@@ -986,6 +990,25 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "is not a request the http connector takes: \"method\" is a required property",
     );
     left_to_the_run("Computed_method");
+    expect(
+        Some("No_subscribe"),
+        "$.definition.actions.No_subscribe.inputs.subscribe",
+        "an HttpWebhook action needs inputs.subscribe",
+    );
+    expect(
+        Some("Bad_unsubscribe"),
+        "$.definition.actions.Bad_unsubscribe.inputs.unsubscribe",
+        "is not a request the http connector takes: \"method\" is a required property",
+    );
+    assert_eq!(
+        problems
+            .iter()
+            .filter(|p| p.action.as_deref() == Some("Bad_unsubscribe"))
+            .count(),
+        1,
+        "its subscribe request is fine (listCallbackUrl() is the run's to give):\n{}",
+        text.join("\n")
+    );
     assert!(problems.iter().any(|p| p.workflow == "malformed"));
     expect(
         Some("manual"),

@@ -32,9 +32,6 @@ pub struct FunctionInfo {
     pub min_args: usize,
     /// `None` for functions that take any number (`concat`, `createArray`, ...).
     pub max_args: Option<usize>,
-    /// False for the few documented functions cordon recognises but does not implement, so
-    /// validation can say so instead of calling the name unknown.
-    pub supported: bool,
     implementation: Implementation,
 }
 
@@ -44,7 +41,6 @@ impl std::fmt::Debug for FunctionInfo {
             .field("name", &self.name)
             .field("min_args", &self.min_args)
             .field("max_args", &self.max_args)
-            .field("supported", &self.supported)
             .finish()
     }
 }
@@ -60,19 +56,7 @@ const fn f(
         name,
         min_args,
         max_args: Some(max_args),
-        supported: true,
         implementation,
-    }
-}
-
-/// A documented function cordon does not implement yet.
-const fn not_implemented(name: &'static str, min_args: usize, max_args: usize) -> FunctionInfo {
-    FunctionInfo {
-        name,
-        min_args,
-        max_args: Some(max_args),
-        supported: false,
-        implementation: unsupported,
     }
 }
 
@@ -82,7 +66,6 @@ const fn variadic(name: &'static str, min_args: usize, implementation: Implement
         name,
         min_args,
         max_args: None,
-        supported: true,
         implementation,
     }
 }
@@ -269,11 +252,3 @@ impl Args<'_> {
         ExprError::new(format!("{} {message}", self.name))
     }
 }
-
-/// A function we recognise but do not implement: parsing refuses it with [`NOT_IMPLEMENTED`],
-/// so this only runs if an unchecked expression reaches it.
-fn unsupported(args: &Args<'_>) -> Result<Value, ExprError> {
-    Err(args.error(NOT_IMPLEMENTED))
-}
-
-pub(super) const NOT_IMPLEMENTED: &str = "is not supported by cordon yet (listCallbackUrl is not implemented: cordon has no HttpWebhook action to hand a callback URL to)";

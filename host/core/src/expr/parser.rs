@@ -301,14 +301,6 @@ impl Parser {
                 "at character {position}: unknown function {name:?}{hint}"
             ))
         })?;
-        if !info.supported {
-            return Err(ExprError::new(format!(
-                "at character {}: {} {}",
-                start + 1,
-                info.name,
-                functions::NOT_IMPLEMENTED
-            )));
-        }
         if args.len() < info.min_args || info.max_args.is_some_and(|max| args.len() > max) {
             let expected = match info.max_args {
                 Some(max) if max == info.min_args => format!("{max}"),

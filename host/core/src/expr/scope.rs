@@ -29,6 +29,10 @@ pub trait Scope {
     /// `workflow()`: the workflow's name and the run's id.
     fn workflow(&self) -> Value;
     fn appsetting(&self, name: &str) -> Option<String>;
+    /// `listCallbackUrl()`: set only while an HttpWebhook action's inputs are evaluated.
+    fn callback_url(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A scope read from one JSON document:
@@ -37,7 +41,7 @@ pub trait Scope {
 /// {"parameters": {}, "variables": {}, "actions": {"Name": {"outputs": {}}},
 ///  "trigger": {"outputs": {"body": {}}}, "item": null, "items": {"Loop": 1},
 ///  "iterationIndexes": {"Loop": 0}, "results": {"Scope": []}, "workflow": {},
-///  "appsettings": {"KEY": "value"}}
+///  "appsettings": {"KEY": "value"}, "callbackUrl": "https://..."}
 /// ```
 ///
 /// Every key is optional.
@@ -98,5 +102,11 @@ impl Scope for JsonScope {
     fn appsetting(&self, name: &str) -> Option<String> {
         self.entry("appsettings", name)
             .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+    }
+    fn callback_url(&self) -> Option<String> {
+        self.document
+            .get("callbackUrl")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 }

@@ -139,7 +139,6 @@ fn parse_errors_name_the_problem() {
         ("ab @{add(1, 2)", "`@{` at character 4 has no closing `}`"),
         ("@", "empty expression"),
         ("@add(1, 2) extra", "unexpected \"extra\""),
-        ("@listCallbackUrl()", "listCallbackUrl is not supported"),
         ("@body('x')?", "expected `.` or `[` after `?`"),
     ];
     for (template, wanted) in cases {
@@ -804,7 +803,17 @@ fn workflow_functions() {
         ("@items('Other')", "is not a Foreach"),
         ("@appsetting('NOPE')", "is not set"),
         ("@action()", "only available"),
+        // The test scope is not an HttpWebhook action's inputs.
+        (
+            "@listCallbackUrl()",
+            "available only in the inputs of an HttpWebhook action",
+        ),
     ]);
+    let webhook = JsonScope::new(json!({"callbackUrl": "http://127.0.0.1:7071/api/callbacks/r1/c1?sig=00"}));
+    let url = Template::parse("@{listCallbackUrl()}")
+        .and_then(|t| t.evaluate(&webhook))
+        .expect("listCallbackUrl() in a webhook's scope");
+    assert_eq!(url, json!("http://127.0.0.1:7071/api/callbacks/r1/c1?sig=00"));
 }
 
 #[test]

@@ -124,6 +124,9 @@ pub enum ActionKind {
     Join,
     Wait,
     Http,
+    /// Subscribes (an HTTP request carrying `listCallbackUrl()`), waits for the service to call
+    /// that URL, and unsubscribes.
+    HttpWebhook,
     Response,
     ServiceProvider {
         connection: String,
@@ -516,7 +519,7 @@ fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<
     }
 }
 
-const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Wait, Http, Response, ServiceProvider, Workflow";
+const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
 
 fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -> Option<Action> {
     if !value.is_object() {
@@ -641,6 +644,7 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
         "join" => ActionKind::Join,
         "wait" => ActionKind::Wait,
         "http" => ActionKind::Http,
+        "httpwebhook" => ActionKind::HttpWebhook,
         "response" => ActionKind::Response,
         "serviceprovider" => {
             let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;

@@ -59,16 +59,17 @@ pub fn apply_recorded_effects(state: &mut RunState, kind: &str, outputs: Option<
     }
 }
 
-fn scope<'a>(call: &'a ActionCall<'a>) -> RunScope<'a> {
+pub(in crate::workflow) fn scope<'a>(call: &'a ActionCall<'a>) -> RunScope<'a> {
     RunScope {
         run: call.run,
         frame: call.frame,
         item_override: None,
         current: None,
+        callback_url: None,
     }
 }
 
-fn template_failure(inputs: Option<Value>, error: expr::ExprError) -> ActionResult {
+pub(in crate::workflow) fn template_failure(inputs: Option<Value>, error: expr::ExprError) -> ActionResult {
     ActionResult::failed(inputs, "InvalidTemplate", error.message)
 }
 
@@ -209,6 +210,7 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
             let inputs = inputs_or_fail!(call);
             http(call, inputs).await?
         }
+        ActionKind::HttpWebhook => super::super::webhooks::execute(call).await?,
         ActionKind::ServiceProvider {
             connection,
             operation,
@@ -564,6 +566,7 @@ fn item_scope<'a>(call: &'a ActionCall<'a>, item: Value) -> RunScope<'a> {
         frame: call.frame,
         item_override: Some(item),
         current: None,
+        callback_url: None,
     }
 }
 
@@ -754,10 +757,19 @@ async fn service_provider(
 /// `http` grant, so it passes exactly the checks a connector's request does.
 async fn http(call: &ActionCall<'_>, inputs: Value) -> Result<ActionResult, DbError> {
     let request = builtin_inputs::http_request(&inputs);
+    http_exchange(call, &inputs, &request).await
+}
+
+/// Sends `request` through the `http` connection under the action's retry policy: a response
+/// of 400 or more fails the action (408, 429 and 5xx are retried, honouring `Retry-After`).
+/// `inputs` are what the action's record shows.
+pub(in crate::workflow) async fn http_exchange(
+    call: &ActionCall<'_>,
+    inputs: &Value,
+    request: &Value,
+) -> Result<ActionResult, DbError> {
     let connection = &call.run.engine.http;
     with_retries(call, |info| {
-        let request = &request;
-        let inputs = &inputs;
         async move {
             match connection.invoke("request", request, &info).await.result {
                 Ok(response) => {
@@ -1008,6 +1020,7 @@ async fn until(
             frame: &frame,
             item_override: None,
             current: None,
+            callback_url: None,
         };
         match condition(expression, &iteration_scope) {
             Ok(true) => {

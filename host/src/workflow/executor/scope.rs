@@ -87,6 +87,8 @@ pub struct RunScope<'a> {
     pub item_override: Option<Value>,
     /// `action()`: the evaluating action's own record.
     pub current: Option<Value>,
+    /// `listCallbackUrl()`: set while an HttpWebhook action's inputs are evaluated.
+    pub callback_url: Option<String>,
 }
 
 impl Scope for RunScope<'_> {
@@ -165,6 +167,10 @@ impl Scope for RunScope<'_> {
             "id": self.run.plan.workflow.name,
             "run": {"name": self.run.run_id, "id": self.run.run_id},
         })
+    }
+
+    fn callback_url(&self) -> Option<String> {
+        self.callback_url.clone()
     }
 
     fn appsetting(&self, name: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::super::value::{describe, member};
-use super::{Args, ExprError, FunctionInfo, f, not_implemented};
+use super::{Args, ExprError, FunctionInfo, f};
 
 pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("action", 0, 0, action),
@@ -17,7 +17,7 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
     f("item", 0, 0, item),
     f("items", 1, 1, items),
     f("iterationIndexes", 1, 1, iteration_indexes),
-    not_implemented("listCallbackUrl", 0, 0),
+    f("listCallbackUrl", 0, 0, list_callback_url),
     f("multipartBody", 2, 2, multipart_body),
     f("outputs", 1, 1, outputs),
     f("parameters", 1, 1, parameters),
@@ -35,6 +35,17 @@ pub(super) const FUNCTIONS: &[FunctionInfo] = &[
 fn action(args: &Args<'_>) -> Result<Value, ExprError> {
     args.scope.current_action().ok_or_else(|| {
         args.error("is only available in an action's own outputs (for example in a do-until condition)")
+    })
+}
+
+/// `listCallbackUrl()`: the URL the service an HttpWebhook action subscribes to calls back.
+/// Logic Apps gives it to webhook actions and triggers only; so does cordon (it has the action).
+fn list_callback_url(args: &Args<'_>) -> Result<Value, ExprError> {
+    args.scope.callback_url().map(Value::String).ok_or_else(|| {
+        args.error(
+            "is available only in the inputs of an HttpWebhook action (its subscribe and unsubscribe requests), \
+             where it is the URL the service calls back when the event happens",
+        )
     })
 }
 

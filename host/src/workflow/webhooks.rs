@@ -1,0 +1,234 @@
+//! The HttpWebhook action: subscribe, wait for the service to call back, unsubscribe.
+//!
+//! ```json
+//! "Wait_for_approval": {
+//!   "type": "HttpWebhook",
+//!   "inputs": {
+//!     "subscribe": {"method": "POST", "uri": "https://approvals.example/subscriptions",
+//!                   "body": {"callbackUrl": "@{listCallbackUrl()}"}},
+//!     "unsubscribe": {"method": "DELETE", "uri": "https://approvals.example/subscriptions/@{workflow().run.name}"}
+//!   },
+//!   "limit": {"timeout": "P1D"}
+//! }
+//! ```
+//!
+//! As in Logic Apps: `listCallbackUrl()` in the inputs is a URL of this server, unique to the
+//! run and the action (a Foreach iteration gets its own); the subscribe request goes through
+//! the project's `http` connection under the action's retry policy, and a response of 400 or
+//! more fails the action; the action then waits, without a limit unless `limit.timeout` sets
+//! one, until the service sends a request to the URL, whose `headers` and `body` (shaped by
+//! its Content-Type as a trigger's are) become the action's outputs. The subscription ends
+//! with the unsubscribe request, if the action has one: when the callback came, when the
+//! action timed out, when the run was cancelled, or when the run ended around it (a
+//! Terminate in another branch). An unsubscribe that fails is logged; it does not fail the
+//! action, whose event has happened.
+//!
+//! Durability: the subscription's row is written before the subscribe request goes out (a
+//! service may call back before that request even returns), and a callback is stored before
+//! the service gets its answer, so a server that stops while an action waits loses nothing:
+//! the resumed run finds the subscription made and goes on waiting, or finds the callback and
+//! goes on. A process that stopped during the subscribe request itself subscribes again after
+//! the resume, with the same URL. An action whose inputs are `secureData` keeps its
+//! unsubscribe request out of the history, so only the action itself can send it (not a
+//! cancel, a timeout or the run's end). The callback URL is signed with the project's trigger key;
+//! the callback is answered 404 for a URL that was never handed out, 409 for a second call
+//! (the action takes the first) and 410 once the action ended without one.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::db::{DbError, Status, WebhookRecord, WebhookState};
+use crate::expr;
+use crate::server::TriggerKey;
+use crate::workflow::definition::ActionKind;
+use crate::{CallInfo, ConnectorError};
+
+use super::builtin_inputs;
+use super::executor::actions::{http_exchange, scope, template_failure};
+use super::executor::{ActionCall, ActionResult, EngineShared};
+
+/// How often a waiting action looks at the history for a callback another server stored
+/// (callbacks stored by this process wake it at once).
+const POLL: Duration = Duration::from_secs(2);
+
+/// Where callbacks reach a project's server, and the key that signs their URLs.
+#[derive(Debug, Clone)]
+pub struct CallbackUrls {
+    /// Such as `http://127.0.0.1:7071`, or `…/tenants/acme` for a tenant.
+    base: String,
+    key: TriggerKey,
+}
+
+impl CallbackUrls {
+    pub fn new(base: impl Into<String>, key: TriggerKey) -> CallbackUrls {
+        CallbackUrls {
+            base: base.into().trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
+    /// The URL `listCallbackUrl()` gives the action at `callback_id` of `run_id`.
+    pub fn url(&self, run_id: &str, callback_id: &str) -> String {
+        format!(
+            "{}/api/callbacks/{run_id}/{callback_id}?sig={}",
+            self.base,
+            self.key.callback_signature(run_id, callback_id)
+        )
+    }
+}
+
+/// The id of an action's callback within its run: derived from the action's path, so that a
+/// resumed run hands out the same URL and each Foreach iteration its own.
+pub fn callback_id(path: &str) -> String {
+    hex::encode(&Sha256::digest(path.as_bytes())[..12])
+}
+
+pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
+    let engine = &call.run.engine;
+    let Some(urls) = engine.callbacks.get() else {
+        return Ok(ActionResult::failed(
+            None,
+            "NoCallbackListener",
+            "an HttpWebhook action waits for a callback, and nothing here listens for one: `cordon serve` \
+             receives callbacks, and so does `cordon run` (on loopback) when the workflow has an HttpWebhook action",
+        ));
+    };
+    let callback_id = callback_id(&call.path);
+    let inputs = match evaluated_inputs(call, urls.url(&call.run.run_id, &callback_id)) {
+        Ok(inputs) => inputs,
+        Err(failure) => return Ok(failure),
+    };
+    let subscribe = match inputs.get("subscribe") {
+        Some(subscribe @ Value::Object(_)) => builtin_inputs::http_request(subscribe),
+        _ => {
+            return Ok(ActionResult::failed(
+                Some(inputs),
+                "InvalidWebhook",
+                "an HttpWebhook action needs inputs.subscribe, the request {method, uri, ...} that gives the \
+                 service listCallbackUrl()",
+            ));
+        }
+    };
+    let unsubscribe = inputs
+        .get("unsubscribe")
+        .filter(|u| u.is_object())
+        .map(builtin_inputs::http_request);
+
+    let lease = call.run.lease();
+    // The unsubscribe request is kept for whoever ends the subscription (a cancel may come
+    // while the subscribe request is out), unless the action's inputs are secure: those stay
+    // out of the history, and only this execution, which holds them, can then unsubscribe.
+    let stored = unsubscribe.as_ref().filter(|_| !call.action.secure_inputs);
+    let subscription = engine
+        .db
+        .webhook_prepare(lease, &callback_id, &call.path, stored)?;
+    if subscription.state == WebhookState::Subscribing {
+        let subscribed = http_exchange(call, &inputs, &subscribe).await?;
+        if subscribed.status != Status::Succeeded {
+            // Nothing was subscribed, so nothing is unsubscribed.
+            engine.db.end_webhooks(&call.run.run_id, Some(&callback_id))?;
+            return Ok(subscribed);
+        }
+        engine.db.webhook_subscribed(lease, &callback_id)?;
+    }
+
+    let callback = loop {
+        // Registered before looking, so a callback stored in between still wakes this.
+        let arrived = engine.callback_arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        match engine.db.webhook(&call.run.run_id, &callback_id)? {
+            Some(WebhookRecord {
+                callback: Some(callback),
+                ..
+            }) => break callback,
+            Some(WebhookRecord {
+                state: WebhookState::Ended,
+                ..
+            })
+            | None => {
+                return Ok(ActionResult::failed(
+                    Some(inputs),
+                    "WebhookEnded",
+                    "the subscription ended without a callback (its run was cancelled or ended)",
+                ));
+            }
+            Some(_) => {}
+        }
+        tokio::select! {
+            () = &mut arrived => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    };
+
+    let ended = engine.db.end_webhooks(&call.run.run_id, Some(&callback_id))?;
+    if !ended.is_empty() {
+        // This execution ended the subscription, so it unsubscribes, with the request it
+        // evaluated (the stored one is the same, or absent for secure inputs).
+        if let Some(request) = &unsubscribe {
+            send_unsubscribe(engine, &call.run.run_id, &call.path, request).await;
+        }
+    }
+    Ok(ActionResult::succeeded(Some(inputs), Some(callback)))
+}
+
+/// The action's inputs, with `listCallbackUrl()` giving `url`.
+fn evaluated_inputs(call: &ActionCall<'_>, url: String) -> Result<Value, ActionResult> {
+    let mut inputs = call.action.inputs.clone();
+    if let Value::Object(map) = &mut inputs {
+        // retryPolicy is configuration, not input.
+        map.remove("retryPolicy");
+    }
+    let mut scope = scope(call);
+    scope.callback_url = Some(url);
+    expr::evaluate_value(&inputs, &scope).map_err(|e| template_failure(None, e))
+}
+
+/// Ends the subscription of a timed-out action and unsubscribes.
+pub(in crate::workflow) async fn end_timed_out(call: &ActionCall<'_>) -> Result<(), DbError> {
+    if !matches!(call.action.kind, ActionKind::HttpWebhook) {
+        return Ok(());
+    }
+    let ended = call
+        .run
+        .engine
+        .db
+        .end_webhooks(&call.run.run_id, Some(&callback_id(&call.path)))?;
+    unsubscribe_all(&call.run.engine, ended).await;
+    Ok(())
+}
+
+/// Ends every subscription of a run and its child runs (cancelled, or ended around a waiting
+/// action) and unsubscribes them.
+pub(in crate::workflow) async fn end_all(engine: &EngineShared, run_id: &str) -> Result<(), DbError> {
+    let ended = engine.db.end_webhooks(run_id, None)?;
+    unsubscribe_all(engine, ended).await;
+    Ok(())
+}
+
+async fn unsubscribe_all(engine: &EngineShared, ended: Vec<WebhookRecord>) {
+    for webhook in ended {
+        if let Some(request) = &webhook.unsubscribe {
+            send_unsubscribe(engine, &webhook.run_id, &webhook.path, request).await;
+        }
+    }
+}
+
+/// One attempt, no retries: the subscription ends whether or not the service heard of it.
+async fn send_unsubscribe(engine: &EngineShared, run_id: &str, path: &str, request: &Value) {
+    let info = CallInfo {
+        idempotency_key: format!("{}-unsubscribe", super::executor::idempotency_key(run_id, path)),
+        attempt: 1,
+    };
+    let failure = match engine.http.invoke("request", request, &info).await.result {
+        Ok(response) => match response.get("statusCode").and_then(Value::as_u64) {
+            Some(status) if status < 400 => return,
+            status => format!("the service answered {}", json!(status)),
+        },
+        Err(crate::InvokeError::Connector(ConnectorError::Permanent { message, .. })) => message,
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!(run_id, action = path, reason = %failure, "the HttpWebhook unsubscribe request failed");
+}

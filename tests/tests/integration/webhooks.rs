@@ -1,0 +1,459 @@
+//! HttpWebhook actions end to end: a real service on loopback that takes subscriptions and
+//! calls back, cordon's server routes on a real socket, and the run history in a SQLite file.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use cordon_host::db::{Db, SqliteDb, Status};
+use cordon_host::server::{Keys, ServerConfig, callback_url, router};
+use cordon_host::workflow::clock::FakeClock;
+use cordon_host::workflow::project::Project;
+use cordon_host::workflow::webhooks::CallbackUrls;
+use cordon_host::workflow::{Engine, EngineOptions};
+use cordon_tests::{finished, http_client, runtime, serve, serve_cordon, workflow_engine};
+use serde_json::{Value, json};
+
+/// The service a workflow subscribes to: it keeps the callback URLs it was given and the
+/// unsubscribe requests it got. `/subscribe-and-call-now` calls back before it answers the
+/// subscribe request, as a service whose event has already happened may.
+#[derive(Clone, Default)]
+struct Service {
+    subscribed: Arc<Mutex<Vec<String>>>,
+    unsubscribed: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Service {
+    fn router(&self) -> Router {
+        Router::new()
+            .route("/subscribe", post(subscribe))
+            .route("/subscribe-and-call-now", post(subscribe_and_call_now))
+            .route("/unsubscribe", post(unsubscribe))
+            .with_state(self.clone())
+    }
+
+    fn subscriptions(&self) -> Vec<String> {
+        self.subscribed.lock().expect("lock").clone()
+    }
+
+    fn unsubscriptions(&self) -> Vec<Value> {
+        self.unsubscribed.lock().expect("lock").clone()
+    }
+
+    /// Waits (bounded) for the `n`th subscription and gives its callback URL.
+    async fn subscription(&self, n: usize) -> String {
+        for _ in 0..500 {
+            if let Some(url) = self.subscriptions().get(n - 1) {
+                return url.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("subscription {n} never came; got {:?}", self.subscriptions());
+    }
+
+    /// Waits (bounded) until `n` unsubscribe requests came.
+    async fn unsubscribed(&self, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            let got = self.unsubscriptions();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "{n} unsubscribe requests never came; got {:?}",
+            self.unsubscriptions()
+        );
+    }
+}
+
+async fn subscribe(
+    State(service): State<Service>,
+    Json(body): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let url = body["callbackUrl"]
+        .as_str()
+        .expect("callbackUrl in the subscription")
+        .to_owned();
+    service.subscribed.lock().expect("lock").push(url);
+    (axum::http::StatusCode::CREATED, Json(json!({"subscribed": true})))
+}
+
+async fn subscribe_and_call_now(State(service): State<Service>, Json(body): Json<Value>) -> Json<Value> {
+    let url = body["callbackUrl"].as_str().expect("callbackUrl").to_owned();
+    service.subscribed.lock().expect("lock").push(url.clone());
+    let answer = http_client()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"decision": "already"}).to_string())
+        .send()
+        .await
+        .expect("callback during the subscribe request");
+    assert_eq!(
+        answer.status(),
+        200,
+        "{}",
+        answer.text().await.unwrap_or_default()
+    );
+    Json(json!({"subscribed": true}))
+}
+
+async fn unsubscribe(State(service): State<Service>, Json(body): Json<Value>) -> Json<Value> {
+    service.unsubscribed.lock().expect("lock").push(body);
+    Json(json!({}))
+}
+
+/// A workflow started by a request that waits on the service at `subscribe_path`, then
+/// composes the decision the callback brought.
+fn waiting_workflow(service: std::net::SocketAddr, subscribe_path: &str, limit: Option<&str>) -> Value {
+    let mut webhook = json!({
+        "type": "HttpWebhook",
+        "inputs": {
+            "subscribe": {"method": "POST", "uri": format!("http://{service}{subscribe_path}"),
+                          "body": {"callbackUrl": "@{listCallbackUrl()}"}},
+            "unsubscribe": {"method": "POST", "uri": format!("http://{service}/unsubscribe"),
+                            "body": {"run": "@{workflow().run.name}"}},
+            "retryPolicy": {"type": "none"}
+        }
+    });
+    if let Some(limit) = limit {
+        webhook["limit"] = json!({"timeout": limit});
+    }
+    json!({
+        "triggers": {"manual": {"type": "Request", "kind": "Http"}},
+        "actions": {
+            "Wait_for_approval": webhook,
+            "Decision": {"type": "Compose", "inputs": "@body('Wait_for_approval')?['decision']",
+                         "runAfter": {"Wait_for_approval": ["Succeeded"]}}
+        }
+    })
+}
+
+/// A project whose `http` grant reaches `service`, with `workflows`.
+fn project(service: std::net::SocketAddr, workflows: &[(&str, Value)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{service}")]}}}).to_string(),
+    )
+    .expect("connections.json");
+    for (name, definition) in workflows {
+        std::fs::create_dir_all(dir.path().join(name)).expect("dir");
+        std::fs::write(
+            dir.path().join(name).join("workflow.json"),
+            json!({"kind": "Stateful", "definition": definition}).to_string(),
+        )
+        .expect("workflow.json");
+    }
+    dir
+}
+
+/// Serves the engine's routes on loopback and tells it where its callbacks come.
+async fn serve_engine(engine: &Engine, keys: &Keys) -> String {
+    let addr = serve_cordon(
+        router(engine.clone(), keys.clone(), ServerConfig::default()),
+        &ServerConfig::default(),
+    )
+    .await;
+    let base = format!("http://{addr}");
+    engine.serve_callbacks(CallbackUrls::new(&base, keys.trigger.clone()));
+    base
+}
+
+/// A service on loopback, a project whose workflows `workflows` makes for it, the project's
+/// engine and history, and (when `listen`) its routes on loopback.
+struct Setup {
+    service: Service,
+    dir: tempfile::TempDir,
+    engine: Engine,
+    db: Arc<SqliteDb>,
+    keys: Keys,
+    /// The server's base URL; empty when nothing listens for callbacks.
+    base: String,
+}
+
+async fn setup(workflows: fn(std::net::SocketAddr) -> Vec<(&'static str, Value)>, listen: bool) -> Setup {
+    let service = Service::default();
+    let service_addr = serve(service.router()).await;
+    let dir = project(service_addr, &workflows(service_addr));
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let base = if listen {
+        serve_engine(&engine, &keys).await
+    } else {
+        String::new()
+    };
+    Setup {
+        service,
+        dir,
+        engine,
+        db,
+        keys,
+        base,
+    }
+}
+
+/// Starts a run through the workflow's request trigger and gives its id.
+async fn start(base: &str, keys: &Keys, workflow: &str) -> String {
+    let answer = http_client()
+        .post(callback_url(base, &keys.trigger, workflow, "manual", None))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("trigger");
+    assert_eq!(answer.status(), 202);
+    let body: Value = serde_json::from_str(&answer.text().await.expect("body")).expect("JSON");
+    body["runId"].as_str().expect("runId").to_owned()
+}
+
+async fn call_back(url: &str, body: Value) -> (u16, String) {
+    let answer = http_client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("callback");
+    (answer.status().as_u16(), answer.text().await.unwrap_or_default())
+}
+
+fn action(db: &SqliteDb, run_id: &str, name: &str) -> cordon_host::db::ActionRecord {
+    db.actions(run_id, false)
+        .expect("actions")
+        .into_iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("no record of {name}"))
+}
+
+#[tokio::test]
+async fn a_webhook_waits_for_its_callback_then_unsubscribes() {
+    let Setup {
+        service,
+        db,
+        keys,
+        base,
+        // The project directory lives as long as the test.
+        dir: _dir,
+        ..
+    } = setup(
+        |service| {
+            vec![
+                ("approval", waiting_workflow(service, "/subscribe", None)),
+                (
+                    "immediate",
+                    waiting_workflow(service, "/subscribe-and-call-now", None),
+                ),
+            ]
+        },
+        true,
+    )
+    .await;
+
+    let run_id = start(&base, &keys, "approval").await;
+    let url = service.subscription(1).await;
+    assert!(
+        url.starts_with(&format!("{base}/api/callbacks/{run_id}/")),
+        "{url}"
+    );
+    assert_eq!(db.run(&run_id).expect("run").status, Status::Running, "it waits");
+
+    // A URL whose signature is not the server's, and one for an action that never
+    // subscribed, are refused without touching the run.
+    let forged = format!(
+        "{}sig={}",
+        &url[..url.find("sig=").expect("sig")],
+        "00".repeat(32)
+    );
+    assert_eq!(call_back(&forged, json!({"decision": "forged"})).await.0, 401);
+    let stranger = format!(
+        "{base}/api/callbacks/{run_id}/nope?sig={}",
+        keys.trigger.callback_signature(&run_id, "nope")
+    );
+    assert_eq!(call_back(&stranger, json!({})).await.0, 404);
+
+    let (status, text) = call_back(&url, json!({"decision": "approved"})).await;
+    assert_eq!(status, 200, "{text}");
+    let run = finished(db.as_ref(), &run_id).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(action(&db, &run_id, "Decision").outputs, Some(json!("approved")));
+    let webhook = action(&db, &run_id, "Wait_for_approval");
+    assert_eq!(
+        webhook.outputs.as_ref().map(|o| o["body"].clone()),
+        Some(json!({"decision": "approved"}))
+    );
+    assert_eq!(
+        webhook
+            .inputs
+            .as_ref()
+            .map(|i| i["subscribe"]["body"]["callbackUrl"].clone()),
+        Some(json!(url)),
+        "the history shows the URL the service was given"
+    );
+    assert_eq!(service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+    // The action took the first call; a second is refused and changes nothing.
+    let (status, text) = call_back(&url, json!({"decision": "changed my mind"})).await;
+    assert_eq!(status, 409, "{text}");
+    assert_eq!(action(&db, &run_id, "Decision").outputs, Some(json!("approved")));
+    assert_eq!(service.subscriptions().len(), 1, "subscribed once");
+
+    // A service that calls back before its answer to the subscribe request arrives.
+    let run_id = start(&base, &keys, "immediate").await;
+    let run = finished(db.as_ref(), &run_id).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(action(&db, &run_id, "Decision").outputs, Some(json!("already")));
+    assert_eq!(service.unsubscribed(2).await[1], json!({"run": run_id}));
+}
+
+#[tokio::test]
+async fn a_webhook_that_times_out_or_whose_run_is_cancelled_unsubscribes_and_refuses_late_callbacks() {
+    let Setup {
+        service,
+        dir: _dir,
+        engine,
+        db,
+        keys,
+        base,
+    } = setup(
+        |service| {
+            vec![
+                ("expiring", waiting_workflow(service, "/subscribe", Some("PT1S"))),
+                ("cancelled", waiting_workflow(service, "/subscribe", None)),
+            ]
+        },
+        true,
+    )
+    .await;
+
+    let run_id = start(&base, &keys, "expiring").await;
+    let url = service.subscription(1).await;
+    let run = finished(db.as_ref(), &run_id).await;
+    assert_eq!(run.status, Status::Failed);
+    assert_eq!(action(&db, &run_id, "Wait_for_approval").status, Status::TimedOut);
+    assert_eq!(service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+    let (status, text) = call_back(&url, json!({"decision": "late"})).await;
+    assert_eq!(status, 410, "{text}");
+
+    let run_id = start(&base, &keys, "cancelled").await;
+    let url = service.subscription(2).await;
+    engine.cancel(&run_id).expect("cancel");
+    assert_eq!(service.unsubscribed(2).await[1], json!({"run": run_id}));
+    assert_eq!(db.run(&run_id).expect("run").status, Status::Cancelled);
+    let (status, text) = call_back(&url, json!({"decision": "late"})).await;
+    assert_eq!(status, 410, "{text}");
+}
+
+#[tokio::test]
+async fn a_resumed_run_goes_on_waiting_without_subscribing_again() {
+    let Setup {
+        service,
+        dir,
+        engine,
+        db,
+        keys,
+        base,
+    } = setup(
+        |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
+        true,
+    )
+    .await;
+
+    // The first worker stops (as if it died) while the action waits.
+    let first = engine.clone();
+    let execution = tokio::spawn(async move { first.run("approval", json!({})).await });
+    let url = service.subscription(1).await;
+    let run_id = db.list_runs(&Default::default()).expect("runs")[0].id.clone();
+    execution.abort();
+    let _ = execution.await;
+    drop(engine);
+
+    // A second worker on the same history, past the first one's lease, takes the run over.
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = Arc::new(FakeClock::starting_at(1_700_000_000_000 + 120_000));
+    options.lease_owner = "other-worker:1".to_owned();
+    let project = Project::open(dir.path()).expect("project");
+    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    let second_base = serve_engine(&second, &keys).await;
+    let resumed = {
+        let second = second.clone();
+        tokio::spawn(async move { second.resume_interrupted().await })
+    };
+    // The URL the service holds names the first server; the run, action and signature in it
+    // are what the second server takes.
+    let url = url.replace(&base, &second_base);
+    let mut answer = (0, String::new());
+    for _ in 0..250 {
+        answer = call_back(&url, json!({"decision": "after the restart"})).await;
+        if answer.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let resumed = resumed.await.expect("task").expect("resume");
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].id, run_id);
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        action(&db, &run_id, "Decision").outputs,
+        Some(json!("after the restart"))
+    );
+    assert_eq!(
+        service.subscriptions().len(),
+        1,
+        "the resumed run did not subscribe again"
+    );
+    assert_eq!(service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+}
+
+#[tokio::test]
+async fn without_a_listener_or_outside_a_webhook_there_is_no_callback_url() {
+    // An engine that no server receives callbacks for: the action fails at once, saying why,
+    // and nothing is subscribed.
+    let Setup {
+        service,
+        dir: _dir,
+        engine,
+        db,
+        ..
+    } = setup(
+        |service| {
+            vec![
+                ("approval", waiting_workflow(service, "/subscribe", None)),
+                (
+                    "compose",
+                    json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+                           "actions": {"Url": {"type": "Compose", "inputs": "@listCallbackUrl()"}}}),
+                ),
+            ]
+        },
+        false,
+    )
+    .await;
+    let run = engine.run("approval", json!({})).await.expect("run");
+    assert_eq!(run.status, Status::Failed);
+    let webhook = action(&db, &run.id, "Wait_for_approval");
+    let error = webhook.error.expect("error");
+    assert_eq!(error["code"], "NoCallbackListener");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cordon serve"),
+        "{error}"
+    );
+    assert!(service.subscriptions().is_empty());
+
+    let run = engine.run("compose", json!({})).await.expect("run");
+    let error = action(&db, &run.id, "Url").error.expect("error");
+    assert_eq!(error["code"], "InvalidTemplate");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("available only in the inputs of an HttpWebhook action"),
+        "{error}"
+    );
+}
