@@ -29,6 +29,8 @@ struct Services {
     /// How many creates fail with 503 *after* the purchase was recorded.
     finance_failures_after_commit: Arc<AtomicUsize>,
     reject: Arc<Mutex<Option<String>>>,
+    /// Approval requests withdrawn (the webhook's unsubscribe), by request id.
+    withdrawn: Arc<Mutex<Vec<String>>>,
     tickets: Arc<Mutex<Vec<Value>>>,
     ticketing_failures: Arc<AtomicUsize>,
     messages: Arc<Mutex<Vec<Value>>>,
@@ -39,6 +41,7 @@ impl Services {
         Router::new()
             .route("/finance/purchases", post(create_purchase))
             .route("/approvals/requests", post(approve))
+            .route("/approvals/requests/{id}", axum::routing::delete(withdraw))
             .route("/ticketing/tickets", post(open_ticket))
             .route("/notify/messages", post(notify))
             .with_state(self.clone())
@@ -88,11 +91,33 @@ async fn create_purchase(State(s): State<Services>, headers: HeaderMap, Json(bod
     (StatusCode::CREATED, Json(purchase)).into_response()
 }
 
-async fn approve(State(s): State<Services>) -> Json<Value> {
-    Json(match s.reject.lock().expect("lock").clone() {
+/// Takes an approval request and, as an approver would later, sends the decision to the
+/// request's callback URL.
+async fn approve(State(s): State<Services>, Json(body): Json<Value>) -> StatusCode {
+    let decision = match s.reject.lock().expect("lock").clone() {
         Some(reason) => json!({"decision": "rejected", "reason": reason}),
         None => json!({"decision": "approved"}),
-    })
+    };
+    let url = body["callbackUrl"].as_str().expect("a callback URL").to_owned();
+    tokio::spawn(async move {
+        let answer = cordon_tests::http_client()
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(decision.to_string())
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(answer.status(), 200, "the run took the decision");
+    });
+    StatusCode::ACCEPTED
+}
+
+async fn withdraw(
+    State(s): State<Services>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> StatusCode {
+    s.withdrawn.lock().expect("lock").push(id);
+    StatusCode::NO_CONTENT
 }
 
 async fn open_ticket(State(s): State<Services>, Json(body): Json<Value>) -> Response {
@@ -147,6 +172,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Serves the engine's callback route on loopback, as `cordon run` does for a project with an
+/// HttpWebhook action.
+async fn listen_for_callbacks(engine: &cordon_host::workflow::Engine, dir: &Path) {
+    let project = cordon_host::workflow::project::Project::open(dir).expect("project");
+    let keys = cordon_host::server::Keys::for_project(&project).expect("keys");
+    let config = cordon_host::server::ServerConfig::default();
+    let routes = cordon_host::server::callbacks_router(engine.clone(), keys.clone(), config.clone());
+    let addr = cordon_tests::serve_cordon(routes, &config).await;
+    engine.serve_callbacks(cordon_host::workflow::webhooks::CallbackUrls::new(
+        format!("http://{addr}"),
+        keys.trigger,
+    ));
+}
+
 fn request(dir: &Path, file: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join(file)).expect("read trigger body")).expect("JSON")
 }
@@ -158,6 +197,7 @@ async fn purchase_approval_retries_without_buying_twice() {
     let addr = serve(services.router()).await;
     let dir = example("purchase-approval", addr);
     let (engine, db, clock) = workflow_engine(dir.path()).await;
+    listen_for_callbacks(&engine, dir.path()).await;
 
     let run = engine
         .run("purchase", request(dir.path(), "request.json"))
@@ -187,6 +227,11 @@ async fn purchase_approval_retries_without_buying_twice() {
     assert_eq!(create.attempts, 3);
     assert_eq!(create.idempotency_key, keys[0]);
     assert_eq!(run.response.expect("response")["body"]["purchaseId"], "PO-1");
+    assert_eq!(
+        *services.withdrawn.lock().expect("lock"),
+        vec!["PR-2041".to_owned()],
+        "the answered approval request was withdrawn once"
+    );
 }
 
 #[tokio::test]
@@ -196,6 +241,7 @@ async fn purchase_approval_stops_when_the_approver_rejects() {
     let addr = serve(services.router()).await;
     let dir = example("purchase-approval", addr);
     let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    listen_for_callbacks(&engine, dir.path()).await;
 
     let run = engine
         .run("purchase", request(dir.path(), "request.json"))
