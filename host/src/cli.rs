@@ -71,6 +71,10 @@ enum Command {
         /// the project has such an action); port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:0")]
         callback_listen: std::net::SocketAddr,
+        /// The URL services reach --callback-listen at, the base of the callback URLs
+        /// [default: http://CALLBACK_LISTEN].
+        #[arg(long, value_parser = public_url)]
+        public_url: Option<String>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -98,6 +102,11 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:7071")]
         listen: std::net::SocketAddr,
+        /// The URL callers reach this server at (behind a proxy, in a container, on
+        /// 0.0.0.0), such as https://flows.example.com: the base of the printed trigger URLs
+        /// and of the callback URLs HttpWebhook actions give out [default: http://LISTEN].
+        #[arg(long, value_parser = public_url)]
+        public_url: Option<String>,
         /// The run history database [default: PROJECT/.cordon/history.db].
         #[arg(long)]
         db: Option<PathBuf>,
@@ -277,6 +286,24 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Checks `--public-url`: an http or https URL with nothing after its path, which trigger and
+/// callback paths are appended to.
+fn public_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text)
+        .map_err(|e| format!("{text:?} is not a URL ({e}); give one such as https://flows.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!(
+            "{text:?} must be an http or https URL with a host, such as https://flows.example.com"
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} must not have a query or fragment: paths and ?sig= are appended to it"
+        ));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 /// Logs go to stderr, filtered by `CORDON_LOG` (for example `info,cordon::audit=warn`).
 fn init_tracing(json: bool, default_level: &str) {
     use tracing_subscriber::EnvFilter;
@@ -308,6 +335,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             content_type,
             db,
             callback_listen,
+            public_url,
             cache,
         } => {
             return workflow::run_workflow(
@@ -316,7 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 trigger_body.as_deref(),
                 content_type.as_deref(),
                 db.as_deref(),
-                callback_listen,
+                (callback_listen, public_url.as_deref()),
                 &cache,
             )
             .await;
@@ -327,6 +355,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             project,
             tenants,
             listen,
+            public_url,
             db,
             response_timeout,
             grace_period,
@@ -342,7 +371,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_connections: crate::server::listener::usable_connections(max_connections as usize),
                 ..crate::server::ServerConfig::default()
             };
-            return workflow::serve(&project, listen, db.as_deref(), config, &cache, tenants).await;
+            let addresses = workflow::Addresses {
+                listen,
+                public_url: public_url.as_deref(),
+            };
+            return workflow::serve(&project, addresses, db.as_deref(), config, &cache, tenants).await;
         }
         Command::Workflows(WorkflowsCommand::CallbackUrl {
             project,
@@ -646,4 +679,28 @@ fn inspect_text(connector: &Connector) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn public_urls_are_bases_that_paths_append_to() {
+        for (given, wanted) in [
+            ("https://flows.example.com", Ok("https://flows.example.com")),
+            ("https://flows.example.com/", Ok("https://flows.example.com")),
+            ("http://10.0.0.5:7071/cordon/", Ok("http://10.0.0.5:7071/cordon")),
+            ("flows.example.com", Err("is not a URL")),
+            ("ftp://flows.example.com", Err("must be an http or https URL")),
+            ("https://flows.example.com/?x=1", Err("must not have a query")),
+            ("https://flows.example.com/#top", Err("must not have a query or fragment")),
+        ] {
+            match (public_url(given), wanted) {
+                (Ok(got), Ok(wanted)) => assert_eq!(got, wanted, "{given}"),
+                (Err(got), Err(wanted)) => assert!(got.contains(wanted), "{given}: {got}"),
+                (got, wanted) => panic!("{given}: got {got:?}, wanted {wanted:?}"),
+            }
+        }
+    }
 }

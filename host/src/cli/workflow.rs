@@ -189,7 +189,7 @@ pub async fn run_workflow(
     trigger_body: Option<&str>,
     content_type: Option<&str>,
     db: Option<&Path>,
-    callback_listen: std::net::SocketAddr,
+    (callback_listen, public_url): (std::net::SocketAddr, Option<&str>),
     cache: &CacheArgs,
 ) -> anyhow::Result<ExitCode> {
     let project = Project::open(project_path)?;
@@ -207,7 +207,7 @@ pub async fn run_workflow(
     options.observer = Some(Arc::new(move |event| observer_view.show(event)));
     let engine = Engine::open(&project, &runtime(cache)?, options).await?;
     if engine.has_webhooks() {
-        listen_for_callbacks(&engine, &project, callback_listen).await?;
+        listen_for_callbacks(&engine, &project, callback_listen, public_url).await?;
     }
 
     // Runs a killed process left behind are finished first, so their results are never lost.
@@ -240,13 +240,17 @@ async fn listen_for_callbacks(
     engine: &Engine,
     project: &Project,
     listen: std::net::SocketAddr,
+    public_url: Option<&str>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
         format!(
             "cannot listen for HttpWebhook callbacks on {listen}; pick another address with --callback-listen"
         )
     })?;
-    let base = format!("http://{}", listener.local_addr()?);
+    let base = match public_url {
+        Some(url) => url.to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
     let keys = crate::server::Keys::for_project(project)?;
     engine.serve_callbacks(crate::workflow::webhooks::CallbackUrls::new(
         &base,
@@ -637,10 +641,17 @@ fn log_run_event(event: &RunEvent) {
     }
 }
 
+/// Where `cordon serve` listens, and the URL callers reach it at if that is not
+/// `http://LISTEN`.
+pub struct Addresses<'a> {
+    pub listen: std::net::SocketAddr,
+    pub public_url: Option<&'a str>,
+}
+
 /// `cordon serve PROJECT`, or `cordon serve DIR --tenants`.
 pub async fn serve(
     project_path: &Path,
-    listen: std::net::SocketAddr,
+    Addresses { listen, public_url }: Addresses<'_>,
     db: Option<&Path>,
     config: crate::server::ServerConfig,
     cache: &CacheArgs,
@@ -695,7 +706,10 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another address with --listen"))?;
-    let root = format!("http://{}", listener.local_addr()?);
+    let root = match public_url {
+        Some(url) => url.to_owned(),
+        None => format!("http://{}", listener.local_addr()?),
+    };
     for s in &served {
         let base = match &s.tenant {
             Some(tenant) => format!("{root}/tenants/{tenant}"),
