@@ -694,7 +694,10 @@ mod tests {
             ("flows.example.com", Err("is not a URL")),
             ("ftp://flows.example.com", Err("must be an http or https URL")),
             ("https://flows.example.com/?x=1", Err("must not have a query")),
-            ("https://flows.example.com/#top", Err("must not have a query or fragment")),
+            (
+                "https://flows.example.com/#top",
+                Err("must not have a query or fragment"),
+            ),
         ] {
             match (public_url(given), wanted) {
                 (Ok(got), Ok(wanted)) => assert_eq!(got, wanted, "{given}"),

@@ -457,3 +457,56 @@ async fn without_a_listener_or_outside_a_webhook_there_is_no_callback_url() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_tenants_callback_reaches_only_that_tenant() {
+    let service = Service::default();
+    let service_addr = serve(service.router()).await;
+    let root = tempfile::tempdir().expect("temp dir");
+    for tenant in ["acme", "globex"] {
+        let dir = project(
+            service_addr,
+            &[("approval", waiting_workflow(service_addr, "/subscribe", None))],
+        );
+        std::fs::rename(dir.path(), root.path().join(tenant)).expect("tenant dir");
+    }
+    let (tenants, _operator) =
+        cordon_host::tenants::open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
+            .await
+            .expect("tenants open");
+    let config = ServerConfig::default();
+    let app = cordon_host::server::tenants_router(
+        tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
+            .collect(),
+        config.clone(),
+    );
+    let root_url = format!("http://{}", serve_cordon(app, &config).await);
+    for t in &tenants {
+        t.engine.serve_callbacks(CallbackUrls::new(
+            format!("{root_url}/tenants/{}", t.id),
+            t.keys.trigger.clone(),
+        ));
+    }
+    let acme = &tenants[0];
+    assert_eq!(acme.id.as_str(), "acme");
+
+    let run_id = start(&format!("{root_url}/tenants/acme"), &acme.keys, "approval").await;
+    let url = service.subscription(1).await;
+    assert!(
+        url.starts_with(&format!("{root_url}/tenants/acme/api/callbacks/{run_id}/")),
+        "{url}"
+    );
+    // The same path and signature under another tenant: that tenant's key does not sign it.
+    let elsewhere = url.replace("/tenants/acme/", "/tenants/globex/");
+    assert_eq!(call_back(&elsewhere, json!({"decision": "stolen"})).await.0, 401);
+    let (status, text) = call_back(&url, json!({"decision": "approved"})).await;
+    assert_eq!(status, 200, "{text}");
+    let run = finished(acme.db.as_ref(), &run_id).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(
+        action(&acme.db, &run_id, "Decision").outputs,
+        Some(json!("approved"))
+    );
+}
