@@ -391,10 +391,23 @@ impl Checker<'_> {
             },
             _ => {}
         }
+        let webhook_inputs = format!("{path}.inputs");
         for (source_path, value) in expression_sources {
+            // listCallbackUrl() has a value only where an HttpWebhook evaluates its inputs.
+            let gives_callback_url =
+                matches!(action.kind, ActionKind::HttpWebhook) && source_path == webhook_inputs;
             for (template_path, parsed) in templates_in(value, &source_path) {
                 match parsed {
-                    Ok(template) => self.check_references(&action.name, &template_path, &template, known),
+                    Ok(template) => {
+                        self.check_references(&action.name, &template_path, &template, known);
+                        if !gives_callback_url && calls(&template, "listCallbackUrl") {
+                            self.problem(
+                                Some(&action.name),
+                                &template_path,
+                                "listCallbackUrl() has a value only in the inputs of an HttpWebhook action; here it would fail the run",
+                            );
+                        }
+                    }
                     Err(e) => self.problem(Some(&action.name), &template_path, e.message),
                 }
             }
@@ -404,8 +417,6 @@ impl Checker<'_> {
         }
     }
 
-    /// The inputs of Response, Terminate and Wait that are written as literals, read as the
-    /// run will read them. Anything computed by an expression is left to the run.
     /// An Http action's inputs, or a webhook's subscribe or unsubscribe request, against what
     /// the `http` connector takes (when no expression makes it up at run time).
     fn check_http_request(&mut self, action: &str, path: &str, inputs: &Value) {
@@ -424,6 +435,8 @@ impl Checker<'_> {
         }
     }
 
+    /// The inputs of Response, Terminate and Wait that are written as literals, read as the
+    /// run will read them. Anything computed by an expression is left to the run.
     fn check_builtin_inputs(&mut self, action: &Action) {
         let inputs = &action.inputs;
         let literal = |value: &&Value| !contains_expression(value);
@@ -591,6 +604,19 @@ struct Known<'a> {
     containers: HashSet<&'a str>,
     variables: BTreeSet<String>,
     parameters: BTreeSet<String>,
+}
+
+/// Whether an expression of `template` calls `function` (names are case-insensitive).
+fn calls(template: &Template, function: &str) -> bool {
+    let mut found = false;
+    for expr in template.expressions() {
+        expr.walk(&mut |e| {
+            if let Expr::Call { name, .. } = e {
+                found |= name.eq_ignore_ascii_case(function);
+            }
+        });
+    }
+    found
 }
 
 fn contains_expression(value: &Value) -> bool {

@@ -836,6 +836,7 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
                 "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
+                "Stray_callback_url": {"type": "Compose", "inputs": {"url": "@{listCallbackUrl()}"}},
                 "No_subscribe": {"type": "HttpWebhook", "inputs": {"unsubscribe": {"method": "POST", "uri": "http://127.0.0.1:9/"}}},
                 "Bad_unsubscribe": {"type": "HttpWebhook", "inputs": {
                     "subscribe": {"method": "POST", "uri": "http://127.0.0.1:9/", "body": "@{listCallbackUrl()}"},
@@ -990,6 +991,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "is not a request the http connector takes: \"method\" is a required property",
     );
     left_to_the_run("Computed_method");
+    expect(
+        Some("Stray_callback_url"),
+        "$.definition.actions.Stray_callback_url.inputs.url",
+        "listCallbackUrl() has a value only in the inputs of an HttpWebhook action",
+    );
     expect(
         Some("No_subscribe"),
         "$.definition.actions.No_subscribe.inputs.subscribe",
