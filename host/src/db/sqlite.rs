@@ -1153,7 +1153,10 @@ impl Db for SqliteDb {
     }
 
     fn webhook(&self, run_id: &str, callback_id: &str) -> Result<Option<WebhookRecord>, DbError> {
-        self.with(|c| {
+        // On the reader: every waiting action looks each time any callback arrives (and every
+        // few seconds), which must not queue behind the runs' writes. A callback is committed
+        // before anyone is woken, so the reader sees it.
+        self.reading(|c| {
             query_row_cached(
                 c,
                 &format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE run_id = ?1 AND callback_id = ?2"),
