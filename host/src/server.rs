@@ -434,7 +434,7 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
         .flat_map(|w| {
             w.triggers
                 .iter()
-                .filter(|t| t.kind == TriggerKind::Request)
+                .filter(|t| t.kind.is_called_over_http())
                 .map(|t| {
                     (
                         (w.name.clone(), t.name.clone()),
@@ -970,6 +970,7 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                         TriggerKind::Request => "Request",
                         TriggerKind::Recurrence => "Recurrence",
                         TriggerKind::ServiceProvider { .. } => "ServiceProvider",
+                        TriggerKind::HttpWebhook => "HttpWebhook",
                     };
                     json!({"name": t.name, "type": kind})
                 })

@@ -6,7 +6,8 @@
 //! - [`executor`] runs the action graph, writing every step to the [`crate::db`] history;
 //! - [`retry`] holds `retryPolicy` and the clock; [`connections`] binds `connections.json` to
 //!   live connections;
-//! - [`webhooks`] runs HttpWebhook actions (subscribe, wait for the callback, unsubscribe).
+//! - [`webhooks`] runs HttpWebhook actions (subscribe, wait for the callback, unsubscribe);
+//!   [`webhook_triggers`] keeps HttpWebhook triggers subscribed while their workflow is enabled.
 //!
 //! [`Engine`] is the entry point:
 //!
@@ -36,6 +37,7 @@ pub mod run_quota;
 pub mod scheduler;
 pub mod upgrades;
 pub mod validate;
+pub mod webhook_triggers;
 pub mod webhooks;
 
 // The definition grammar and its value types are pure parsing, kept in cordon-core (no IO,

@@ -18,9 +18,7 @@
 //!
 //! Where we differ from Logic Apps: `if`, `and`, `or` and `coalesce` evaluate their arguments
 //! lazily (Logic Apps evaluates every argument), so an untaken branch cannot fail a run;
-//! `listCallbackUrl()` works in an HttpWebhook action's inputs only (Logic Apps also gives it
-//! to webhook triggers, which cordon does not have); `xpath()` gives every node-set as an
-//! array, even of one node; and `xml()` of an object
+//! `xpath()` gives every node-set as an array, even of one node; and `xml()` of an object
 //! writes child elements in key order, which cordon's objects keep sorted (`crate::xml` has
 //! the XML conventions).
 //!

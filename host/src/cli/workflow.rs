@@ -582,13 +582,12 @@ fn iteration_index(parent: &str) -> usize {
 
 /// `cordon workflows callback-url PROJECT WORKFLOW`.
 pub fn callback_url(project_path: &Path, workflow: &str, base: &str) -> anyhow::Result<ExitCode> {
-    use crate::workflow::definition::TriggerKind;
     let project = Project::open(project_path)?;
     let definition = project.workflow(workflow)?;
     let triggers: Vec<_> = definition
         .triggers
         .iter()
-        .filter(|t| t.kind == TriggerKind::Request)
+        .filter(|t| t.kind.is_called_over_http())
         .collect();
     if triggers.is_empty() {
         anyhow::bail!("workflow {workflow:?} has no Request trigger, so it has no callback URL");
@@ -657,7 +656,6 @@ pub async fn serve(
     cache: &CacheArgs,
     tenants: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::workflow::definition::TriggerKind;
     let served = if tenants {
         if db.is_some() {
             anyhow::bail!(
@@ -721,11 +719,7 @@ pub async fn serve(
                 s.keys.trigger.clone(),
             ));
         for workflow in s.engine.workflows() {
-            for trigger in workflow
-                .triggers
-                .iter()
-                .filter(|t| t.kind == TriggerKind::Request)
-            {
+            for trigger in workflow.triggers.iter().filter(|t| t.kind.is_called_over_http()) {
                 println!(
                     "{} {}: {}",
                     workflow.name,
@@ -738,6 +732,13 @@ pub async fn serve(
     }
 
     let stop = tokio_util::sync::CancellationToken::new();
+    // HttpWebhook triggers stay subscribed while their workflows are enabled.
+    for s in &served {
+        tokio::spawn(crate::workflow::webhook_triggers::keep_subscribed(
+            s.engine.clone(),
+            stop.clone(),
+        ));
+    }
     // Runs nobody is running go on in the background: at start, those a previous process
     // left; then every lease period, those of another server on this history that died and
     // those this one gave up when its history could not be written.

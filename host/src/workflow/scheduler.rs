@@ -285,7 +285,7 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
             connection,
             operation,
         } => poll(engine, scheduled, state, connection, operation, now, next_after).await,
-        TriggerKind::Request => Ok(Step::default()),
+        TriggerKind::Request | TriggerKind::HttpWebhook => Ok(Step::default()),
     }
 }
 
@@ -312,6 +312,7 @@ async fn poll(
         engine: shared,
         workflow: &scheduled.workflow,
         trigger: None,
+        callback_url: None,
     };
     let outcome = async {
         let connection = shared
@@ -462,12 +463,14 @@ fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) ->
     Ok(bodies)
 }
 
-/// What a trigger's expressions see: parameters, app settings, the workflow, and the
-/// trigger's own outputs (for `splitOn` and `conditions`).
-struct TriggerScope<'a> {
-    engine: &'a EngineShared,
-    workflow: &'a str,
-    trigger: Option<Value>,
+/// What a trigger's expressions see: parameters, app settings, the workflow, the trigger's
+/// own outputs (for `splitOn` and `conditions`), and for an HttpWebhook trigger its URL.
+pub(super) struct TriggerScope<'a> {
+    pub(super) engine: &'a EngineShared,
+    pub(super) workflow: &'a str,
+    pub(super) trigger: Option<Value>,
+    /// `listCallbackUrl()` in an HttpWebhook trigger's inputs.
+    pub(super) callback_url: Option<String>,
 }
 
 impl TriggerScope<'_> {
@@ -476,6 +479,7 @@ impl TriggerScope<'_> {
             engine: self.engine,
             workflow: self.workflow,
             trigger: Some(json!({"outputs": outputs})),
+            callback_url: None,
         }
     }
 }
@@ -513,6 +517,9 @@ impl Scope for TriggerScope<'_> {
     }
     fn workflow(&self) -> Value {
         json!({"name": self.workflow})
+    }
+    fn callback_url(&self) -> Option<String> {
+        self.callback_url.clone()
     }
     fn appsetting(&self, name: &str) -> Option<String> {
         if self.engine.secret_settings.contains(name) {

@@ -132,12 +132,15 @@ impl Checker<'_> {
                     }
                 }
             }
-            if trigger.split_on.is_some() && trigger.kind == TriggerKind::Request {
+            if trigger.split_on.is_some() && trigger.kind.is_called_over_http() {
                 self.problem(
                     Some(&trigger.name),
                     &format!("{path}.splitOn"),
                     "splitOn applies to polling triggers; a request starts one run",
                 );
+            }
+            if trigger.kind == TriggerKind::HttpWebhook {
+                self.check_webhook_requests(&trigger.name, &path, &trigger.inputs);
             }
             if trigger.kind == TriggerKind::Request {
                 self.check_request_inputs(trigger, &path);
@@ -330,30 +333,7 @@ impl Checker<'_> {
             ActionKind::Http => {
                 self.check_http_request(&action.name, &format!("{path}.inputs"), &action.inputs);
             }
-            ActionKind::HttpWebhook => {
-                match action.inputs.get("subscribe") {
-                    Some(subscribe) if subscribe.is_object() => {
-                        self.check_http_request(&action.name, &format!("{path}.inputs.subscribe"), subscribe);
-                    }
-                    _ => self.problem(
-                        Some(&action.name),
-                        &format!("{path}.inputs.subscribe"),
-                        "an HttpWebhook action needs inputs.subscribe, the request {method, uri, ...} that gives \
-                         the service listCallbackUrl()",
-                    ),
-                }
-                match action.inputs.get("unsubscribe") {
-                    None | Some(Value::Null) => {}
-                    Some(unsubscribe) if unsubscribe.is_object() => {
-                        self.check_http_request(&action.name, &format!("{path}.inputs.unsubscribe"), unsubscribe);
-                    }
-                    Some(_) => self.problem(
-                        Some(&action.name),
-                        &format!("{path}.inputs.unsubscribe"),
-                        "inputs.unsubscribe must be a request {method, uri, ...}",
-                    ),
-                }
-            }
+            ActionKind::HttpWebhook => self.check_webhook_requests(&action.name, path, &action.inputs),
             ActionKind::SetVariable
             | ActionKind::IncrementVariable
             | ActionKind::DecrementVariable
@@ -404,7 +384,7 @@ impl Checker<'_> {
                             self.problem(
                                 Some(&action.name),
                                 &template_path,
-                                "listCallbackUrl() has a value only in the inputs of an HttpWebhook action; here it would fail the run",
+                                "listCallbackUrl() has a value only in the inputs of an HttpWebhook action or trigger; here it would fail the run",
                             );
                         }
                     }
@@ -432,6 +412,33 @@ impl Checker<'_> {
                     format!("is not a request the http connector takes: {reason}"),
                 );
             }
+        }
+    }
+
+    /// An HttpWebhook's (action's or trigger's) `subscribe` request, which it needs, and its
+    /// `unsubscribe` request if it has one.
+    fn check_webhook_requests(&mut self, owner: &str, path: &str, inputs: &Value) {
+        match inputs.get("subscribe") {
+            Some(subscribe) if subscribe.is_object() => {
+                self.check_http_request(owner, &format!("{path}.inputs.subscribe"), subscribe);
+            }
+            _ => self.problem(
+                Some(owner),
+                &format!("{path}.inputs.subscribe"),
+                "an HttpWebhook needs inputs.subscribe, the request {method, uri, ...} that gives the service \
+                 listCallbackUrl()",
+            ),
+        }
+        match inputs.get("unsubscribe") {
+            None | Some(Value::Null) => {}
+            Some(unsubscribe) if unsubscribe.is_object() => {
+                self.check_http_request(owner, &format!("{path}.inputs.unsubscribe"), unsubscribe);
+            }
+            Some(_) => self.problem(
+                Some(owner),
+                &format!("{path}.inputs.unsubscribe"),
+                "inputs.unsubscribe must be a request {method, uri, ...}",
+            ),
         }
     }
 

@@ -69,6 +69,11 @@ impl CallbackUrls {
         }
     }
 
+    /// The URL of an HttpWebhook trigger: its invoke URL, as a Request trigger's.
+    pub fn trigger_url(&self, workflow: &str, trigger: &str) -> String {
+        crate::server::callback_url(&self.base, &self.key, workflow, trigger, None)
+    }
+
     /// The URL `listCallbackUrl()` gives the action at `callback_id` of `run_id`.
     pub fn url(&self, run_id: &str, callback_id: &str) -> String {
         format!(
@@ -218,17 +223,29 @@ async fn unsubscribe_all(engine: &EngineShared, ended: Vec<WebhookRecord>) {
 
 /// One attempt, no retries: the subscription ends whether or not the service heard of it.
 async fn send_unsubscribe(engine: &EngineShared, run_id: &str, path: &str, request: &Value) {
+    let key = format!("{}-unsubscribe", super::executor::idempotency_key(run_id, path));
+    if let Err(reason) = send(engine, request, key).await {
+        tracing::warn!(run_id, action = path, %reason, "the HttpWebhook unsubscribe request failed");
+    }
+}
+
+/// Sends a subscribe or unsubscribe request once through the project's `http` connection; a
+/// response of 400 or more is a failure, described.
+pub(super) async fn send(
+    engine: &EngineShared,
+    request: &Value,
+    idempotency_key: String,
+) -> Result<(), String> {
     let info = CallInfo {
-        idempotency_key: format!("{}-unsubscribe", super::executor::idempotency_key(run_id, path)),
+        idempotency_key,
         attempt: 1,
     };
-    let failure = match engine.http.invoke("request", request, &info).await.result {
+    match engine.http.invoke("request", request, &info).await.result {
         Ok(response) => match response.get("statusCode").and_then(Value::as_u64) {
-            Some(status) if status < 400 => return,
-            status => format!("the service answered {}", json!(status)),
+            Some(status) if status < 400 => Ok(()),
+            status => Err(format!("the service answered {}", json!(status))),
         },
-        Err(crate::InvokeError::Connector(ConnectorError::Permanent { message, .. })) => message,
-        Err(e) => e.to_string(),
-    };
-    tracing::warn!(run_id, action = path, reason = %failure, "the HttpWebhook unsubscribe request failed");
+        Err(crate::InvokeError::Connector(ConnectorError::Permanent { message, .. })) => Err(message),
+        Err(e) => Err(e.to_string()),
+    }
 }

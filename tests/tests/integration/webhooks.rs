@@ -195,6 +195,15 @@ async fn setup(workflows: fn(std::net::SocketAddr) -> Vec<(&'static str, Value)>
     }
 }
 
+/// A second worker on the project's history, whose clock is past the first one's leases.
+async fn another_worker(dir: &tempfile::TempDir, db: &Arc<SqliteDb>) -> Engine {
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = Arc::new(FakeClock::starting_at(1_700_000_000_000 + 120_000));
+    options.lease_owner = "other-worker:1".to_owned();
+    let project = Project::open(dir.path()).expect("project");
+    Engine::open(&project, &runtime(), options).await.expect("engine")
+}
+
 /// Starts a run through the workflow's request trigger and gives its id.
 async fn start(base: &str, keys: &Keys, workflow: &str) -> String {
     let answer = http_client()
@@ -370,11 +379,7 @@ async fn a_resumed_run_goes_on_waiting_without_subscribing_again() {
     drop(engine);
 
     // A second worker on the same history, past the first one's lease, takes the run over.
-    let mut options = EngineOptions::new(db.clone());
-    options.clock = Arc::new(FakeClock::starting_at(1_700_000_000_000 + 120_000));
-    options.lease_owner = "other-worker:1".to_owned();
-    let project = Project::open(dir.path()).expect("project");
-    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    let second = another_worker(&dir, &db).await;
     let second_base = serve_engine(&second, &keys).await;
     let resumed = {
         let second = second.clone();
@@ -489,4 +494,77 @@ async fn a_tenants_callback_reaches_only_that_tenant() {
         action(&acme.db, &run_id, "Decision").outputs,
         Some(json!("approved"))
     );
+}
+
+/// A workflow started by an HttpWebhook trigger: each call of its URL is a shipment.
+fn shipments_workflow(service: std::net::SocketAddr) -> Value {
+    json!({
+        "triggers": {"When_shipped": {
+            "type": "HttpWebhook",
+            "inputs": {
+                "subscribe": {"method": "POST", "uri": format!("http://{service}/subscribe"),
+                              "body": {"callbackUrl": "@{listCallbackUrl()}"}},
+                "unsubscribe": {"method": "POST", "uri": format!("http://{service}/unsubscribe"),
+                                "body": {"hook": "@{workflow().name}"}}
+            }
+        }},
+        "actions": {"Shipped": {"type": "Compose", "inputs": "@triggerBody()?['order']"}}
+    })
+}
+
+#[tokio::test]
+async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
+    let Setup {
+        service,
+        dir,
+        engine,
+        db,
+        keys,
+        base,
+    } = setup(|service| vec![("shipments", shipments_workflow(service))], true).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(cordon_host::workflow::webhook_triggers::keep_subscribed(
+        engine.clone(),
+        stop.clone(),
+    ));
+
+    // The service was given the trigger's URL; each call of it is a run.
+    let url = service.subscription(1).await;
+    assert_eq!(
+        url,
+        callback_url(&base, &keys.trigger, "shipments", "When_shipped", None)
+    );
+    let answer = call_back(&url, json!({"order": 7})).await;
+    assert_eq!(answer.0, 202, "{}", answer.1);
+    let run_id = serde_json::from_str::<Value>(&answer.1).expect("JSON")["runId"]
+        .as_str()
+        .expect("runId")
+        .to_owned();
+    let run = finished(db.as_ref(), &run_id).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    assert_eq!(action(&db, &run_id, "Shipped").outputs, Some(json!(7)));
+
+    // Disabled: unsubscribed, and the URL starts nothing. Enabled again: subscribed again.
+    engine.set_enabled("shipments", false).expect("disable");
+    assert_eq!(service.unsubscribed(1).await, vec![json!({"hook": "shipments"})]);
+    assert_eq!(call_back(&url, json!({"order": 8})).await.0, 409);
+    engine.set_enabled("shipments", true).expect("enable");
+    assert_eq!(service.subscription(2).await, url);
+    stop.cancel();
+
+    // Another server on the same history and at the same public URL finds the subscription
+    // recorded and does not make it again; disabling the workflow there ends it.
+    let second = another_worker(&dir, &db).await;
+    second.serve_callbacks(CallbackUrls::new(&base, keys.trigger.clone()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(cordon_host::workflow::webhook_triggers::keep_subscribed(
+        second.clone(),
+        stop.clone(),
+    ));
+    // Two of its checks (one a second) pass without a new subscription.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(service.subscriptions().len(), 2);
+    second.set_enabled("shipments", false).expect("disable");
+    assert_eq!(service.unsubscribed(2).await.len(), 2);
+    stop.cancel();
 }

@@ -999,7 +999,7 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     expect(
         Some("No_subscribe"),
         "$.definition.actions.No_subscribe.inputs.subscribe",
-        "an HttpWebhook action needs inputs.subscribe",
+        "an HttpWebhook needs inputs.subscribe",
     );
     expect(
         Some("Bad_unsubscribe"),

@@ -806,7 +806,7 @@ fn workflow_functions() {
         // The test scope is not an HttpWebhook action's inputs.
         (
             "@listCallbackUrl()",
-            "available only in the inputs of an HttpWebhook action",
+            "available only in the inputs of an HttpWebhook action or trigger",
         ),
     ]);
     let webhook = JsonScope::new(json!({"callbackUrl": "http://127.0.0.1:7071/api/callbacks/r1/c1?sig=00"}));

@@ -62,6 +62,16 @@ pub enum TriggerKind {
     Recurrence,
     /// A connector's polling trigger.
     ServiceProvider { connection: String, operation: String },
+    /// `HttpWebhook`: while the workflow is enabled, a service is subscribed with the
+    /// trigger's URL (`listCallbackUrl()`); each call of the URL starts a run.
+    HttpWebhook,
+}
+
+impl TriggerKind {
+    /// Whether a run of it starts from an HTTP request to the trigger's URL.
+    pub fn is_called_over_http(&self) -> bool {
+        matches!(self, TriggerKind::Request | TriggerKind::HttpWebhook)
+    }
 }
 
 /// One action, with what every action type shares.
@@ -360,6 +370,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
     let kind = match type_name.to_ascii_lowercase().as_str() {
         "request" => TriggerKind::Request,
         "recurrence" => TriggerKind::Recurrence,
+        "httpwebhook" => TriggerKind::HttpWebhook,
         "serviceprovider" => {
             let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
             TriggerKind::ServiceProvider {
@@ -376,7 +387,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
                 Some(name),
                 &format!("{path}.type"),
                 format!(
-                    "unknown trigger type {other:?}; cordon supports Request, Recurrence and ServiceProvider"
+                    "unknown trigger type {other:?}; cordon supports Request, Recurrence, ServiceProvider and HttpWebhook"
                 ),
             );
             return None;
@@ -408,7 +419,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
             );
             None
         }
-        (_, TriggerKind::Request) => None,
+        (_, TriggerKind::Request | TriggerKind::HttpWebhook) => None,
     };
     let split_on = match value.get("splitOn") {
         None | Some(Value::Null) => None,

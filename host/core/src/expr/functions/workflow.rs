@@ -38,13 +38,13 @@ fn action(args: &Args<'_>) -> Result<Value, ExprError> {
     })
 }
 
-/// `listCallbackUrl()`: the URL the service an HttpWebhook action subscribes to calls back.
-/// Logic Apps gives it to webhook actions and triggers only; so does cordon (it has the action).
+/// `listCallbackUrl()`: the URL the service an HttpWebhook action or trigger subscribes to
+/// calls back. As in Logic Apps, it has a value in their inputs only.
 fn list_callback_url(args: &Args<'_>) -> Result<Value, ExprError> {
     args.scope.callback_url().map(Value::String).ok_or_else(|| {
         args.error(
-            "is available only in the inputs of an HttpWebhook action (its subscribe and unsubscribe requests), \
-             where it is the URL the service calls back when the event happens",
+            "is available only in the inputs of an HttpWebhook action or trigger (its subscribe and unsubscribe \
+             requests), where it is the URL the service calls back when the event happens",
         )
     })
 }

@@ -1,0 +1,194 @@
+//! HttpWebhook triggers: a service is kept subscribed, with the trigger's URL, while the
+//! workflow is enabled; each call of that URL starts a run, as a Request trigger's does.
+//!
+//! ```json
+//! "triggers": {"When_an_order_ships": {
+//!   "type": "HttpWebhook",
+//!   "inputs": {
+//!     "subscribe": {"method": "POST", "uri": "https://shipping.example/hooks",
+//!                   "body": {"url": "@{listCallbackUrl()}", "event": "shipped"}},
+//!     "unsubscribe": {"method": "DELETE", "uri": "https://shipping.example/hooks/orders-flow"}
+//!   }
+//! }}
+//! ```
+//!
+//! As in Logic Apps, the subscription outlives the process: it is made when the workflow is
+//! first served enabled, and ended (with `unsubscribe`) when the workflow is disabled, or
+//! replaced when the subscribe request the inputs make changes (an edited definition, a
+//! changed parameter or app setting, another public URL). Stopping the server does not
+//! unsubscribe: the service's calls while it is down fail on its side, as a Request trigger's
+//! callers' do. What was subscribed is kept in the trigger's state in the history, so a
+//! restart neither subscribes again nor forgets to unsubscribe.
+//!
+//! `cordon serve` runs [`keep_subscribed`]: every second it compares each trigger's wanted
+//! subscription with the recorded one. A subscribe request that fails (an answer of 400 or
+//! more, a refused host) is retried with the pollers' back-off, 5 s doubling to 15 min. The
+//! state is written compare-and-set, so two servers on one history record one subscription;
+//! two that start at the same moment may both send the same subscribe request, with the same
+//! URL.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::db::TriggerState;
+use crate::expr::evaluate_value;
+
+use super::Engine;
+use super::builtin_inputs::http_request;
+use super::definition::{Trigger, TriggerKind};
+use super::scheduler::{BACKOFF_MAX, BACKOFF_START, TriggerScope};
+use super::webhooks::send;
+
+/// How often the subscriptions are compared with what they should be, so that enabling or
+/// disabling a workflow takes effect within about this long.
+const CHECK: Duration = Duration::from_secs(1);
+
+/// Keeps the engine's HttpWebhook triggers subscribed until `stop` is cancelled. Does nothing
+/// until the engine knows where callbacks reach it ([`Engine::serve_callbacks`]).
+pub async fn keep_subscribed(engine: Engine, stop: CancellationToken) {
+    let triggers: Vec<(String, Trigger)> = engine
+        .workflows()
+        .flat_map(|w| {
+            w.triggers
+                .iter()
+                .filter(|t| t.kind == TriggerKind::HttpWebhook)
+                .map(|t| (w.name.clone(), t.clone()))
+        })
+        .collect();
+    if triggers.is_empty() {
+        return;
+    }
+    // Per trigger: failures in a row, and when to try again.
+    let mut backoff: HashMap<usize, (u32, Instant)> = HashMap::new();
+    while !stop.is_cancelled() {
+        for (index, (workflow, trigger)) in triggers.iter().enumerate() {
+            if backoff.get(&index).is_some_and(|(_, at)| Instant::now() < *at) {
+                continue;
+            }
+            match reconcile(&engine, workflow, trigger).await {
+                Ok(()) => {
+                    backoff.remove(&index);
+                }
+                Err(e) => {
+                    let failures = backoff.get(&index).map_or(1, |(n, _)| n + 1);
+                    let wait = BACKOFF_START
+                        .saturating_mul(1 << (failures - 1).min(16))
+                        .min(BACKOFF_MAX);
+                    tracing::error!(workflow, trigger = trigger.name, error = %e, retry_in = ?wait,
+                        "cannot keep the HttpWebhook trigger subscribed");
+                    backoff.insert(index, (failures, Instant::now() + wait));
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(CHECK) => {}
+        }
+    }
+}
+
+/// The requests that make and end a subscription, as the trigger's inputs evaluate now.
+#[derive(Debug, Clone, PartialEq)]
+struct Subscription {
+    subscribe: Value,
+    unsubscribe: Option<Value>,
+}
+
+impl Subscription {
+    fn recorded(state: &TriggerState) -> Option<Subscription> {
+        let recorded = state.cursor.as_ref()?.get("subscription")?;
+        Some(Subscription {
+            subscribe: recorded.get("subscribe")?.clone(),
+            unsubscribe: recorded.get("unsubscribe").filter(|u| !u.is_null()).cloned(),
+        })
+    }
+
+    fn as_cursor(&self) -> Value {
+        json!({"subscription": {"subscribe": self.subscribe, "unsubscribe": self.unsubscribe}})
+    }
+}
+
+/// Makes the recorded subscription of one trigger what it should be now.
+async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow::Result<()> {
+    let shared = engine.shared();
+    let Some(urls) = shared.callbacks.get() else {
+        return Ok(());
+    };
+    let wanted = if engine.is_enabled(workflow)? {
+        let scope = TriggerScope {
+            engine: shared,
+            workflow,
+            trigger: None,
+            callback_url: Some(urls.trigger_url(workflow, &trigger.name)),
+        };
+        let inputs = evaluate_value(&trigger.inputs, &scope)
+            .map_err(|e| anyhow::anyhow!("the trigger's inputs do not evaluate: {}", e.message))?;
+        let Some(subscribe) = inputs.get("subscribe").filter(|s| s.is_object()) else {
+            anyhow::bail!("an HttpWebhook trigger needs inputs.subscribe");
+        };
+        Some(Subscription {
+            subscribe: http_request(subscribe),
+            unsubscribe: inputs
+                .get("unsubscribe")
+                .filter(|u| u.is_object())
+                .map(http_request),
+        })
+    } else {
+        None
+    };
+    let now = shared.clock.now_ms();
+    let state = shared
+        .db
+        .trigger_state(workflow, &trigger.name)?
+        .unwrap_or_else(|| TriggerState::new(workflow, &trigger.name, now));
+    let recorded = Subscription::recorded(&state);
+    if recorded.as_ref().map(|s| &s.subscribe) == wanted.as_ref().map(|s| &s.subscribe) {
+        return Ok(());
+    }
+    let key = |what: &str| format!("{workflow}/{}/{what}-{}", trigger.name, state.version);
+
+    // The subscription as it was ends first; it is recorded as ended even if the service
+    // did not hear of it (it is logged), so a broken unsubscribe cannot block the new one.
+    if let Some(unsubscribe) = recorded.as_ref().and_then(|s| s.unsubscribe.as_ref()) {
+        match send(shared, unsubscribe, key("unsubscribe")).await {
+            Ok(()) => tracing::info!(
+                workflow,
+                trigger = trigger.name,
+                "HttpWebhook trigger unsubscribed"
+            ),
+            Err(reason) => tracing::warn!(workflow, trigger = trigger.name, %reason,
+                "the HttpWebhook trigger's unsubscribe request failed"),
+        }
+    }
+    let mut next = TriggerState {
+        cursor: None,
+        last_error: None,
+        failures: 0,
+        ..state.clone()
+    };
+    let failure = match &wanted {
+        Some(subscription) => match send(shared, &subscription.subscribe, key("subscribe")).await {
+            Ok(()) => {
+                next.cursor = Some(subscription.as_cursor());
+                tracing::info!(workflow, trigger = trigger.name, "HttpWebhook trigger subscribed");
+                None
+            }
+            Err(reason) => {
+                next.failures = state.failures + 1;
+                next.last_error = Some(format!("subscribe: {reason}"));
+                Some(reason)
+            }
+        },
+        None => None,
+    };
+    // Compare-and-set on the version read above: another server that changed the state
+    // meanwhile wins, and the next check starts from what it wrote.
+    engine.fire_trigger(&next, Vec::new())?;
+    match failure {
+        Some(reason) => anyhow::bail!("the subscribe request failed: {reason}"),
+        None => Ok(()),
+    }
+}
