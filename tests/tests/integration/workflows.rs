@@ -871,6 +871,12 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "triggers": {"daily": {"type": "Recurrence", "recurrence": {"frequency": "Day", "interval": 1}}},
         "actions": {}}});
     std::fs::write(dir.path().join("scheduled/workflow.json"), scheduled.to_string()).expect("write");
+    std::fs::create_dir_all(dir.path().join("hooked")).expect("dir");
+    let hooked = json!({"kind": "Stateful", "definition": {
+        "triggers": {"hook": {"type": "HttpWebhook", "splitOn": "@triggerBody()",
+                              "inputs": {"unsubscribe": {"method": "POST", "uri": "http://127.0.0.1:9/"}}}},
+        "actions": {}}});
+    std::fs::write(dir.path().join("hooked/workflow.json"), hooked.to_string()).expect("write");
 
     let project = Project::open(dir.path()).expect("project opens");
     let (connections, mut problems) = Connections::load(&project, &runtime(), None, None)
@@ -991,6 +997,16 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "is not a request the http connector takes: \"method\" is a required property",
     );
     left_to_the_run("Computed_method");
+    expect(
+        Some("hook"),
+        "$.definition.triggers.hook.inputs.subscribe",
+        "an HttpWebhook needs inputs.subscribe",
+    );
+    expect(
+        Some("hook"),
+        "$.definition.triggers.hook.splitOn",
+        "splitOn applies to polling triggers",
+    );
     expect(
         Some("Stray_callback_url"),
         "$.definition.actions.Stray_callback_url.inputs.url",
