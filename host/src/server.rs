@@ -972,7 +972,21 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                         TriggerKind::ServiceProvider { .. } => "ServiceProvider",
                         TriggerKind::HttpWebhook => "HttpWebhook",
                     };
-                    json!({"name": t.name, "type": kind})
+                    let mut trigger = json!({"name": t.name, "type": kind});
+                    // What the scheduler or the webhook keeper last recorded: when it fires
+                    // next, and failures an operator should see without reading logs.
+                    if let Ok(Some(recorded)) = state.engine.db().trigger_state(&w.name, &t.name) {
+                        trigger["failures"] = json!(recorded.failures);
+                        trigger["lastError"] = json!(recorded.last_error);
+                        if let Some(at) = recorded.next_at.and_then(chrono::DateTime::from_timestamp_millis) {
+                            trigger["nextRun"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                        }
+                        if t.kind == TriggerKind::HttpWebhook {
+                            let subscribed = recorded.cursor.as_ref().is_some_and(|c| c.get("subscription").is_some());
+                            trigger["subscribed"] = json!(subscribed);
+                        }
+                    }
+                    trigger
                 })
                 .collect();
             let enabled = state.engine.is_enabled(&w.name).unwrap_or(true);

@@ -31,6 +31,10 @@ impl Service {
             .route("/subscribe", post(subscribe))
             .route("/subscribe-and-call-now", post(subscribe_and_call_now))
             .route("/unsubscribe", post(unsubscribe))
+            .route(
+                "/subscribe-refused",
+                post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "try later") }),
+            )
             .with_state(self.clone())
     }
 
@@ -496,6 +500,25 @@ async fn a_tenants_callback_reaches_only_that_tenant() {
     );
 }
 
+/// The trigger of `workflow` as `GET /management/workflows` lists it.
+async fn webhook_trigger(base: &str, keys: &Keys, workflow: &str) -> Value {
+    let text = http_client()
+        .get(format!("{base}/management/workflows"))
+        .header("authorization", format!("Bearer {}", keys.management.token()))
+        .send()
+        .await
+        .expect("management API")
+        .text()
+        .await
+        .expect("body");
+    let listing: Value = serde_json::from_str(&text).expect("JSON");
+    listing["workflows"]
+        .as_array()
+        .and_then(|all| all.iter().find(|w| w["name"] == workflow))
+        .map(|w| w["triggers"][0].clone())
+        .unwrap_or_else(|| panic!("no workflow {workflow} in {text}"))
+}
+
 /// A workflow started by an HttpWebhook trigger: each call of its URL is a shipment.
 fn shipments_workflow(service: std::net::SocketAddr) -> Value {
     json!({
@@ -521,7 +544,16 @@ async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
         db,
         keys,
         base,
-    } = setup(|service| vec![("shipments", shipments_workflow(service))], true).await;
+    } = setup(
+        |service| {
+            let mut refused = shipments_workflow(service);
+            refused["triggers"]["When_shipped"]["inputs"]["subscribe"]["uri"] =
+                json!(format!("http://{service}/subscribe-refused"));
+            vec![("shipments", shipments_workflow(service)), ("refused", refused)]
+        },
+        true,
+    )
+    .await;
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(cordon_host::workflow::webhook_triggers::keep_subscribed(
         engine.clone(),
@@ -544,10 +576,33 @@ async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
     assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
     assert_eq!(action(&db, &run_id, "Shipped").outputs, Some(json!(7)));
 
+    // The management API shows which triggers are subscribed, and why one is not.
+    assert_eq!(
+        webhook_trigger(&base, &keys, "shipments").await["subscribed"],
+        true
+    );
+    let mut refused = Value::Null;
+    for _ in 0..250 {
+        refused = webhook_trigger(&base, &keys, "refused").await;
+        if refused["failures"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(refused["subscribed"], false, "{refused}");
+    assert!(
+        refused["lastError"].as_str().unwrap_or_default().contains("503"),
+        "{refused}"
+    );
+
     // Disabled: unsubscribed, and the URL starts nothing. Enabled again: subscribed again.
     engine.set_enabled("shipments", false).expect("disable");
     assert_eq!(service.unsubscribed(1).await, vec![json!({"hook": "shipments"})]);
     assert_eq!(call_back(&url, json!({"order": 8})).await.0, 409);
+    assert_eq!(
+        webhook_trigger(&base, &keys, "shipments").await["subscribed"],
+        false
+    );
     engine.set_enabled("shipments", true).expect("enable");
     assert_eq!(service.subscription(2).await, url);
     stop.cancel();
