@@ -868,6 +868,13 @@ fn run_receives_the_callback_of_an_http_webhook_action() {
     let (code, out, err) = cordon(&["run", project, "approve"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("HttpWebhook callbacks: http://127.0.0.1:"), "{out}");
+    // The live view shows the URL the action waits on (with its signature), so a user trying
+    // a webhook by hand can be the service.
+    assert!(
+        out.contains("waiting  Ask for a call of http://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("/api/callbacks/") && out.contains("?sig="), "{out}");
     // The service records the answer once it has read it, which may be just after the run.
     for _ in 0..250 {
         if !answers.lock().expect("lock").is_empty() {

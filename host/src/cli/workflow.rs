@@ -356,6 +356,12 @@ impl LiveView {
                 }
             }
             RunEvent::RunFinished { .. } => {}
+            RunEvent::CallbackAwaited {
+                path, callback_url, ..
+            } => {
+                // Whoever tries a webhook locally may be the service: the URL to call is here.
+                let _ = writeln!(out, "  ..  waiting  {path} for a call of {callback_url}");
+            }
         }
         if self.terminal && !running.is_empty() {
             let names: Vec<&str> = running.keys().map(String::as_str).take(4).collect();
@@ -636,6 +642,10 @@ fn log_run_event(event: &RunEvent) {
             duration_ms = duration.as_millis() as u64,
             "action finished"
         ),
+        RunEvent::CallbackAwaited { run_id, path, .. } => {
+            // The URL carries its signature, so it stays out of the log.
+            tracing::info!(run_id, path, "waiting for the HttpWebhook callback")
+        }
         RunEvent::ActionStarted { .. } => {}
     }
 }

@@ -75,6 +75,12 @@ pub enum RunEvent {
         run_id: String,
         status: Status,
     },
+    /// An HttpWebhook action subscribed and waits for a call of `callback_url`.
+    CallbackAwaited {
+        run_id: String,
+        path: String,
+        callback_url: String,
+    },
 }
 
 pub type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;
@@ -233,7 +239,7 @@ impl std::fmt::Debug for EngineShared {
 }
 
 impl EngineShared {
-    fn emit(&self, event: RunEvent) {
+    pub(crate) fn emit(&self, event: RunEvent) {
         if let Some(observer) = &self.observer {
             observer(&event);
         }

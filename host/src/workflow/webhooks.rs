@@ -47,7 +47,7 @@ use crate::{CallInfo, ConnectorError};
 
 use super::builtin_inputs;
 use super::executor::actions::{http_exchange, scope, template_failure};
-use super::executor::{ActionCall, ActionResult, EngineShared};
+use super::executor::{ActionCall, ActionResult, EngineShared, RunEvent};
 
 /// How often a waiting action looks at the history for a callback another server stored
 /// (callbacks stored by this process wake it at once).
@@ -101,7 +101,8 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
         ));
     };
     let callback_id = callback_id(&call.path);
-    let inputs = match evaluated_inputs(call, urls.url(&call.run.run_id, &callback_id)) {
+    let callback_url = urls.url(&call.run.run_id, &callback_id);
+    let inputs = match evaluated_inputs(call, callback_url.clone()) {
         Ok(inputs) => inputs,
         Err(failure) => return Ok(failure),
     };
@@ -138,6 +139,11 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
         }
         engine.db.webhook_subscribed(lease, &callback_id)?;
     }
+    engine.emit(RunEvent::CallbackAwaited {
+        run_id: call.run.run_id.clone(),
+        path: call.path.clone(),
+        callback_url,
+    });
 
     let callback = loop {
         // Registered before looking, so a callback stored in between still wakes this.
