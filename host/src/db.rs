@@ -227,6 +227,9 @@ pub struct WebhookRecord {
     pub callback_id: String,
     pub path: String,
     pub state: WebhookState,
+    /// The subscribe request the service got, to tell whether the action (resumed under
+    /// another callback URL, say) would now subscribe differently.
+    pub subscribe: Option<Value>,
     /// The unsubscribe request as evaluated when the subscription was made, so that whoever
     /// ends the subscription (the action, a timeout, a cancel) can send it.
     pub unsubscribe: Option<Value>,
@@ -412,8 +415,14 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         path: &str,
         unsubscribe: Option<&Value>,
     ) -> Result<WebhookRecord, DbError>;
-    /// Records that the subscribe request succeeded.
-    fn webhook_subscribed(&self, lease: RunLease<'_>, callback_id: &str) -> Result<(), DbError>;
+    /// Records that `subscribe` succeeded, with the `unsubscribe` request that ends it.
+    fn webhook_subscribed(
+        &self,
+        lease: RunLease<'_>,
+        callback_id: &str,
+        subscribe: &Value,
+        unsubscribe: Option<&Value>,
+    ) -> Result<(), DbError>;
     fn webhook(&self, run_id: &str, callback_id: &str) -> Result<Option<WebhookRecord>, DbError>;
     /// Stores the first callback of a subscription that has not ended.
     fn receive_callback(

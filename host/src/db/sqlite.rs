@@ -142,19 +142,20 @@ CREATE TABLE IF NOT EXISTS webhooks (
     callback_id TEXT NOT NULL,
     path TEXT NOT NULL,
     state TEXT NOT NULL,
+    subscribe TEXT,
     unsubscribe TEXT,
     callback TEXT,
     received_at INTEGER,
     PRIMARY KEY (run_id, callback_id)
 );
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
 ";
 
 /// The schema this build writes. Older files are upgraded in place: version 1 (before
 /// triggers and workflow settings), 2 (before the secret store), 3 (before connector
 /// approvals), 4 (before retries in flight) and 5 (before webhooks) only lack tables, which
-/// are created; nothing else changes.
-const SCHEMA_VERSION: i64 = 6;
+/// are created; 6 lacks the column `webhooks.subscribe`, which is added. Nothing else changes.
+const SCHEMA_VERSION: i64 = 7;
 
 /// What a fenced write does to its run ([`RunLease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,8 +307,13 @@ impl SqliteDb {
                 "the file was written by a newer cordon (schema version {version}); upgrade cordon"
             )));
         }
+        let upgrade = if version == 6 {
+            "ALTER TABLE webhooks ADD COLUMN subscribe TEXT;"
+        } else {
+            ""
+        };
         connection
-            .execute_batch(SCHEMA)
+            .execute_batch(&format!("{upgrade}{SCHEMA}"))
             .map_err(|e| open_error(e.to_string()))?;
         Ok(SqliteDb {
             connection: Mutex::new(connection),
@@ -1140,13 +1146,24 @@ impl Db for SqliteDb {
         })
     }
 
-    fn webhook_subscribed(&self, lease: RunLease<'_>, callback_id: &str) -> Result<(), DbError> {
+    fn webhook_subscribed(
+        &self,
+        lease: RunLease<'_>,
+        callback_id: &str,
+        subscribe: &Value,
+        unsubscribe: Option<&Value>,
+    ) -> Result<(), DbError> {
         self.fenced(lease, Fence::Starting, |tx| {
             exec(
                 tx,
-                "UPDATE webhooks SET state = 'Subscribed'
-                 WHERE run_id = ?1 AND callback_id = ?2 AND state = 'Subscribing'",
-                params![lease.run_id, callback_id],
+                "UPDATE webhooks SET state = 'Subscribed', subscribe = ?3, unsubscribe = ?4
+                 WHERE run_id = ?1 AND callback_id = ?2 AND state != 'Ended'",
+                params![
+                    lease.run_id,
+                    callback_id,
+                    subscribe.to_string(),
+                    unsubscribe.map(Value::to_string)
+                ],
             )
             .map(drop)
         })
@@ -1251,7 +1268,7 @@ impl Db for SqliteDb {
     }
 }
 
-const WEBHOOK_COLUMNS: &str = "run_id, callback_id, path, state, unsubscribe, callback";
+const WEBHOOK_COLUMNS: &str = "run_id, callback_id, path, state, subscribe, unsubscribe, callback";
 
 fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookRecord> {
     let json = |index: usize| -> rusqlite::Result<Option<Value>> {
@@ -1265,8 +1282,9 @@ fn webhook_row(row: &Row<'_>) -> rusqlite::Result<WebhookRecord> {
         callback_id: row.get(1)?,
         path: row.get(2)?,
         state: WebhookState::parse(&state).unwrap_or(WebhookState::Ended),
-        unsubscribe: json(4)?,
-        callback: json(5)?,
+        subscribe: json(4)?,
+        unsubscribe: json(5)?,
+        callback: json(6)?,
     })
 }
 
@@ -1281,4 +1299,39 @@ fn sealed_secret_row(row: &Row<'_>) -> rusqlite::Result<SealedSecret> {
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_of_schema_6_gains_the_webhooks_subscribe_column() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("history.db");
+        {
+            // The webhooks table as schema 6 made it, with a subscription waiting.
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE webhooks (run_id TEXT NOT NULL, callback_id TEXT NOT NULL, path TEXT NOT NULL,
+                     state TEXT NOT NULL, unsubscribe TEXT, callback TEXT, received_at INTEGER,
+                     PRIMARY KEY (run_id, callback_id));
+                 INSERT INTO webhooks (run_id, callback_id, path, state) VALUES ('r1', 'c1', 'Wait', 'Subscribed');
+                 PRAGMA user_version = 6;",
+            )
+            .expect("schema 6");
+        }
+        let db = SqliteDb::open(&path).expect("a schema 6 history opens");
+        let webhook = db.webhook("r1", "c1").expect("read").expect("the row is kept");
+        assert_eq!(webhook.state, WebhookState::Subscribed);
+        assert_eq!(webhook.subscribe, None);
+        drop(db);
+        let version: i64 = Connection::open(&path)
+            .expect("open")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION);
+        // Opening it again (now at the current version) changes nothing.
+        SqliteDb::open(&path).expect("opens again");
+    }
 }

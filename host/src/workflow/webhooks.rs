@@ -28,7 +28,8 @@
 //! the service gets its answer, so a server that stops while an action waits loses nothing:
 //! the resumed run finds the subscription made and goes on waiting, or finds the callback and
 //! goes on. A process that stopped during the subscribe request itself subscribes again after
-//! the resume, with the same URL. An action whose inputs are `secureData` keeps its
+//! the resume, with the same URL; a run resumed where the callback URL is another (a new
+//! port, a moved server) unsubscribes the old subscription and subscribes with the new URL. An action whose inputs are `secureData` keeps its
 //! unsubscribe request out of the history, so only the action itself can send it (not a
 //! cancel, a timeout or the run's end). The callback URL is signed with the project's trigger key;
 //! the callback is answered 404 for a URL that was never handed out, 409 for a second call
@@ -130,14 +131,29 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
     let subscription = engine
         .db
         .webhook_prepare(lease, &callback_id, &call.path, stored)?;
-    if subscription.state == WebhookState::Subscribing {
+    // A run resumed under another callback URL (`cordon run` listens on a new port each
+    // time unless told one; a server may have moved) would wait for a call that goes to the
+    // old URL: when the subscribe request the action makes now differs from the one the
+    // service got, and no callback came yet, the old subscription is ended and a new made.
+    let outdated = subscription.state == WebhookState::Subscribed
+        && subscription.callback.is_none()
+        && subscription
+            .subscribe
+            .as_ref()
+            .is_some_and(|made| made != &subscribe);
+    if outdated && let Some(old) = &subscription.unsubscribe {
+        send_unsubscribe(engine, &call.run.run_id, &call.path, old).await;
+    }
+    if subscription.state == WebhookState::Subscribing || outdated {
         let subscribed = http_exchange(call, &inputs, &subscribe).await?;
         if subscribed.status != Status::Succeeded {
             // Nothing was subscribed, so nothing is unsubscribed.
             engine.db.end_webhooks(&call.run.run_id, Some(&callback_id))?;
             return Ok(subscribed);
         }
-        engine.db.webhook_subscribed(lease, &callback_id)?;
+        engine
+            .db
+            .webhook_subscribed(lease, &callback_id, &subscribe, stored)?;
     }
     engine.emit(RunEvent::CallbackAwaited {
         run_id: call.run.run_id.clone(),

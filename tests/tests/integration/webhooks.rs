@@ -358,63 +358,101 @@ async fn a_webhook_that_times_out_or_whose_run_is_cancelled_unsubscribes_and_ref
     assert_eq!(status, 410, "{text}");
 }
 
+/// Starts a run of "approval" in `setup`'s engine and stops it (as if its process died) once
+/// the service has its subscription. Gives the run's id and the callback URL the service got.
+async fn stopped_while_waiting(setup: &Setup) -> (String, String) {
+    let first = setup.engine.clone();
+    let execution = tokio::spawn(async move { first.run("approval", json!({})).await });
+    let url = setup.service.subscription(1).await;
+    let run_id = setup.db.list_runs(&Default::default()).expect("runs")[0]
+        .id
+        .clone();
+    execution.abort();
+    let _ = execution.await;
+    (run_id, url)
+}
+
+/// Calls `url` until it answers 200 (the run's history may still be taken over), bounded.
+async fn call_back_until_taken(url: &str, body: Value) {
+    let mut answer = (0, String::new());
+    for _ in 0..250 {
+        answer = call_back(url, body.clone()).await;
+        if answer.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the callback was never taken: {} {}", answer.0, answer.1);
+}
+
 #[tokio::test]
 async fn a_resumed_run_goes_on_waiting_without_subscribing_again() {
-    let Setup {
-        service,
-        dir,
-        engine,
-        db,
-        keys,
-        base,
-    } = setup(
+    let setup = setup(
         |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
         true,
     )
     .await;
+    let (run_id, url) = stopped_while_waiting(&setup).await;
 
-    // The first worker stops (as if it died) while the action waits.
-    let first = engine.clone();
-    let execution = tokio::spawn(async move { first.run("approval", json!({})).await });
-    let url = service.subscription(1).await;
-    let run_id = db.list_runs(&Default::default()).expect("runs")[0].id.clone();
-    execution.abort();
-    let _ = execution.await;
-    drop(engine);
-
-    // A second worker on the same history, past the first one's lease, takes the run over.
-    let second = another_worker(&dir, &db).await;
-    let second_base = serve_engine(&second, &keys).await;
+    // A second worker on the same history, past the first one's lease and reached at the
+    // same public URL, takes the run over. The callback comes to the first server's socket,
+    // which stands for that URL, and reaches the run through the history.
+    let second = another_worker(&setup.dir, &setup.db).await;
+    second.serve_callbacks(CallbackUrls::new(&setup.base, setup.keys.trigger.clone()));
     let resumed = {
         let second = second.clone();
         tokio::spawn(async move { second.resume_interrupted().await })
     };
-    // The URL the service holds names the first server; the run, action and signature in it
-    // are what the second server takes.
-    let url = url.replace(&base, &second_base);
-    let mut answer = (0, String::new());
-    for _ in 0..250 {
-        answer = call_back(&url, json!({"decision": "after the restart"})).await;
-        if answer.0 == 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(answer.0, 200, "{}", answer.1);
+    call_back_until_taken(&url, json!({"decision": "after the restart"})).await;
     let resumed = resumed.await.expect("task").expect("resume");
     assert_eq!(resumed.len(), 1);
     assert_eq!(resumed[0].id, run_id);
     assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
     assert_eq!(
-        action(&db, &run_id, "Decision").outputs,
+        action(&setup.db, &run_id, "Decision").outputs,
         Some(json!("after the restart"))
     );
     assert_eq!(
-        service.subscriptions().len(),
+        setup.service.subscriptions().len(),
         1,
         "the resumed run did not subscribe again"
     );
-    assert_eq!(service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+    assert_eq!(setup.service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+}
+
+#[tokio::test]
+async fn a_run_resumed_under_another_url_subscribes_again_with_it() {
+    let setup = setup(
+        |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
+        true,
+    )
+    .await;
+    let (run_id, old_url) = stopped_while_waiting(&setup).await;
+
+    // The second worker is reached at another address (as `cordon run` is, on a new port):
+    // the service's URL would lead nowhere, so the old subscription ends and a new one is made.
+    let second = another_worker(&setup.dir, &setup.db).await;
+    let second_base = serve_engine(&second, &setup.keys).await;
+    let resumed = {
+        let second = second.clone();
+        tokio::spawn(async move { second.resume_interrupted().await })
+    };
+    let new_url = setup.service.subscription(2).await;
+    assert!(new_url.starts_with(&second_base), "{new_url}");
+    assert_eq!(new_url, old_url.replace(&setup.base, &second_base));
+    assert_eq!(setup.service.unsubscribed(1).await, vec![json!({"run": run_id})]);
+    call_back_until_taken(&new_url, json!({"decision": "at the new address"})).await;
+    let resumed = resumed.await.expect("task").expect("resume");
+    assert_eq!(resumed[0].status, Status::Succeeded, "{:?}", resumed[0].error);
+    assert_eq!(
+        action(&setup.db, &run_id, "Decision").outputs,
+        Some(json!("at the new address"))
+    );
+    assert_eq!(
+        setup.service.unsubscribed(2).await.len(),
+        2,
+        "the new one ended too"
+    );
 }
 
 #[tokio::test]
