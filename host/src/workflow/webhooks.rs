@@ -29,11 +29,13 @@
 //! the resumed run finds the subscription made and goes on waiting, or finds the callback and
 //! goes on. A process that stopped during the subscribe request itself subscribes again after
 //! the resume, with the same URL; a run resumed where the callback URL is another (a new
-//! port, a moved server) unsubscribes the old subscription and subscribes with the new URL. An action whose inputs are `secureData` keeps its
-//! unsubscribe request out of the history, so only the action itself can send it (not a
-//! cancel, a timeout or the run's end). The callback URL is signed with the project's trigger key;
-//! the callback is answered 404 for a URL that was never handed out, 409 for a second call
-//! (the action takes the first) and 410 once the action ended without one.
+//! port, a moved server) unsubscribes the old subscription and subscribes with the new URL.
+//! An action whose inputs are `secureData` keeps its unsubscribe request out of the history,
+//! so only the action itself can send it (not a cancel, a timeout or the run's end).
+//!
+//! The callback URL is signed with the project's trigger key; the callback is answered 404
+//! for a URL that was never handed out, 409 for a second call (the action takes the first)
+//! and 410 once the action ended without one.
 
 use std::time::Duration;
 
