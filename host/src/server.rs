@@ -153,6 +153,10 @@ impl TriggerKey {
         format!("callback\0{run_id}\0{callback_id}")
     }
 
+    fn sign(&self, message: &str) -> String {
+        hex::encode(self.mac(message).finalize().into_bytes())
+    }
+
     fn verify_message(&self, message: &str, signature: &str) -> bool {
         match hex::decode(signature) {
             Ok(bytes) => self.mac(message).verify_slice(&bytes).is_ok(),
@@ -161,11 +165,7 @@ impl TriggerKey {
     }
 
     pub fn signature(&self, workflow: &str, trigger: &str) -> String {
-        hex::encode(
-            self.mac(&Self::trigger_message(workflow, trigger))
-                .finalize()
-                .into_bytes(),
-        )
+        self.sign(&Self::trigger_message(workflow, trigger))
     }
 
     /// Constant-time check of a signature from a URL.
@@ -175,11 +175,7 @@ impl TriggerKey {
 
     /// The signature of an HttpWebhook action's callback URL.
     pub fn callback_signature(&self, run_id: &str, callback_id: &str) -> String {
-        hex::encode(
-            self.mac(&Self::callback_message(run_id, callback_id))
-                .finalize()
-                .into_bytes(),
-        )
+        self.sign(&Self::callback_message(run_id, callback_id))
     }
 
     pub fn verify_callback(&self, run_id: &str, callback_id: &str, signature: &str) -> bool {
@@ -982,8 +978,7 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                             trigger["nextRun"] = json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
                         }
                         if t.kind == TriggerKind::HttpWebhook {
-                            let subscribed = recorded.cursor.as_ref().is_some_and(|c| c.get("subscription").is_some());
-                            trigger["subscribed"] = json!(subscribed);
+                            trigger["subscribed"] = json!(crate::workflow::webhook_triggers::is_subscribed(&recorded));
                         }
                     }
                     trigger

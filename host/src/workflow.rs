@@ -411,7 +411,9 @@ impl Engine {
             token.cancel();
         }
         let outcome = self.shared.db.cancel_run(run_id, self.shared.clock.now_ms())?;
+        // Only a project with HttpWebhook actions has subscriptions for a cancel to end.
         if outcome == CancelOutcome::Cancelled
+            && self.has_webhooks()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             // The run's HttpWebhook subscriptions end with it. Their unsubscribe requests go

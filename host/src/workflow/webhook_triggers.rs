@@ -90,6 +90,11 @@ pub async fn keep_subscribed(engine: Engine, stop: CancellationToken) {
     }
 }
 
+/// Whether an HttpWebhook trigger's recorded state holds a subscription.
+pub fn is_subscribed(state: &TriggerState) -> bool {
+    Subscription::recorded(state).is_some()
+}
+
 /// The requests that make and end a subscription, as the trigger's inputs evaluate now.
 #[derive(Debug, Clone, PartialEq)]
 struct Subscription {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use cordon_host::db::{Db, SqliteDb, Status};
+use cordon_host::db::{Db, RunRecord, SqliteDb, Status};
 use cordon_host::server::{Keys, ServerConfig, callback_url, router};
 use cordon_host::workflow::clock::FakeClock;
 use cordon_host::workflow::project::Project;
@@ -358,9 +358,14 @@ async fn a_webhook_that_times_out_or_whose_run_is_cancelled_unsubscribes_and_ref
     assert_eq!(status, 410, "{text}");
 }
 
-/// Starts a run of "approval" in `setup`'s engine and stops it (as if its process died) once
-/// the service has its subscription. Gives the run's id and the callback URL the service got.
-async fn stopped_while_waiting(setup: &Setup) -> (String, String) {
+/// A served project whose run of "approval" was stopped (as if its process died) once the
+/// service had its subscription; with the run's id and the callback URL the service got.
+async fn stopped_while_waiting() -> (Setup, String, String) {
+    let setup = setup(
+        |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
+        true,
+    )
+    .await;
     let first = setup.engine.clone();
     let execution = tokio::spawn(async move { first.run("approval", json!({})).await });
     let url = setup.service.subscription(1).await;
@@ -369,7 +374,13 @@ async fn stopped_while_waiting(setup: &Setup) -> (String, String) {
         .clone();
     execution.abort();
     let _ = execution.await;
-    (run_id, url)
+    (setup, run_id, url)
+}
+
+/// `engine` resumes the interrupted runs in a task of its own.
+fn resume_in_background(engine: &Engine) -> tokio::task::JoinHandle<Result<Vec<RunRecord>, String>> {
+    let engine = engine.clone();
+    tokio::spawn(async move { engine.resume_interrupted().await.map_err(|e| format!("{e:#}")) })
 }
 
 /// Calls `url` until it answers 200 (the run's history may still be taken over), bounded.
@@ -387,22 +398,14 @@ async fn call_back_until_taken(url: &str, body: Value) {
 
 #[tokio::test]
 async fn a_resumed_run_goes_on_waiting_without_subscribing_again() {
-    let setup = setup(
-        |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
-        true,
-    )
-    .await;
-    let (run_id, url) = stopped_while_waiting(&setup).await;
+    let (setup, run_id, url) = stopped_while_waiting().await;
 
     // A second worker on the same history, past the first one's lease and reached at the
     // same public URL, takes the run over. The callback comes to the first server's socket,
     // which stands for that URL, and reaches the run through the history.
     let second = another_worker(&setup.dir, &setup.db).await;
     second.serve_callbacks(CallbackUrls::new(&setup.base, setup.keys.trigger.clone()));
-    let resumed = {
-        let second = second.clone();
-        tokio::spawn(async move { second.resume_interrupted().await })
-    };
+    let resumed = resume_in_background(&second);
     call_back_until_taken(&url, json!({"decision": "after the restart"})).await;
     let resumed = resumed.await.expect("task").expect("resume");
     assert_eq!(resumed.len(), 1);
@@ -422,21 +425,13 @@ async fn a_resumed_run_goes_on_waiting_without_subscribing_again() {
 
 #[tokio::test]
 async fn a_run_resumed_under_another_url_subscribes_again_with_it() {
-    let setup = setup(
-        |service| vec![("approval", waiting_workflow(service, "/subscribe", None))],
-        true,
-    )
-    .await;
-    let (run_id, old_url) = stopped_while_waiting(&setup).await;
+    let (setup, run_id, old_url) = stopped_while_waiting().await;
 
     // The second worker is reached at another address (as `cordon run` is, on a new port):
     // the service's URL would lead nowhere, so the old subscription ends and a new one is made.
     let second = another_worker(&setup.dir, &setup.db).await;
     let second_base = serve_engine(&second, &setup.keys).await;
-    let resumed = {
-        let second = second.clone();
-        tokio::spawn(async move { second.resume_interrupted().await })
-    };
+    let resumed = resume_in_background(&second);
     let new_url = setup.service.subscription(2).await;
     assert!(new_url.starts_with(&second_base), "{new_url}");
     assert_eq!(new_url, old_url.replace(&setup.base, &second_base));
