@@ -122,6 +122,11 @@ async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow
     let Some(urls) = shared.callbacks.get() else {
         return Ok(());
     };
+    let now = shared.clock.now_ms();
+    let state = shared
+        .db
+        .trigger_state(workflow, &trigger.name)?
+        .unwrap_or_else(|| TriggerState::new(workflow, &trigger.name, now));
     let wanted = if engine.is_enabled(workflow)? {
         let scope = TriggerScope {
             engine: shared,
@@ -129,8 +134,21 @@ async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow
             trigger: None,
             callback_url: Some(urls.trigger_url(workflow, &trigger.name)),
         };
-        let inputs = evaluate_value(&trigger.inputs, &scope)
-            .map_err(|e| anyhow::anyhow!("the trigger's inputs do not evaluate: {}", e.message))?;
+        let inputs = match evaluate_value(&trigger.inputs, &scope) {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                // Whatever is subscribed stays so (the inputs may evaluate again once an app
+                // setting is back); the failure is recorded where the management API shows it.
+                let reason = format!("the trigger's inputs do not evaluate: {}", e.message);
+                let next = TriggerState {
+                    failures: state.failures + 1,
+                    last_error: Some(reason.clone()),
+                    ..state.clone()
+                };
+                engine.fire_trigger(&next, Vec::new())?;
+                anyhow::bail!(reason);
+            }
+        };
         let Some(subscribe) = inputs.get("subscribe").filter(|s| s.is_object()) else {
             anyhow::bail!("an HttpWebhook trigger needs inputs.subscribe");
         };
@@ -144,11 +162,6 @@ async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow
     } else {
         None
     };
-    let now = shared.clock.now_ms();
-    let state = shared
-        .db
-        .trigger_state(workflow, &trigger.name)?
-        .unwrap_or_else(|| TriggerState::new(workflow, &trigger.name, now));
     let recorded = Subscription::recorded(&state);
     if recorded.as_ref().map(|s| &s.subscribe) == wanted.as_ref().map(|s| &s.subscribe) {
         return Ok(());

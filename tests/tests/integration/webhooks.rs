@@ -582,7 +582,15 @@ async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
             let mut refused = shipments_workflow(service);
             refused["triggers"]["When_shipped"]["inputs"]["subscribe"]["uri"] =
                 json!(format!("http://{service}/subscribe-refused"));
-            vec![("shipments", shipments_workflow(service)), ("refused", refused)]
+            // Inputs that evaluate only at run time, and fail there.
+            let mut broken = shipments_workflow(service);
+            broken["triggers"]["When_shipped"]["inputs"]["subscribe"]["body"]["count"] =
+                json!("@int('several')");
+            vec![
+                ("shipments", shipments_workflow(service)),
+                ("refused", refused),
+                ("broken", broken),
+            ]
         },
         true,
     )
@@ -626,6 +634,20 @@ async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
     assert!(
         refused["lastError"].as_str().unwrap_or_default().contains("503"),
         "{refused}"
+    );
+    let mut broken = Value::Null;
+    for _ in 0..250 {
+        broken = webhook_trigger(&base, &keys, "broken").await;
+        if broken["failures"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(broken["subscribed"], false, "{broken}");
+    let error = broken["lastError"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("do not evaluate") && error.contains("several"),
+        "{broken}"
     );
 
     // Disabled: unsubscribed, and the URL starts nothing. Enabled again: subscribed again.
