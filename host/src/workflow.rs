@@ -441,7 +441,7 @@ impl Engine {
     }
 
     /// Stores a callback for the HttpWebhook action at `callback_id` of `run_id` (the caller
-    /// checked the URL's signature) and wakes the actions waiting here.
+    /// checked the URL's signature) and wakes the action waiting for it here.
     pub fn receive_callback(
         &self,
         run_id: &str,
@@ -453,7 +453,7 @@ impl Engine {
                 .db
                 .receive_callback(run_id, callback_id, callback, self.shared.clock.now_ms())?;
         if outcome == CallbackOutcome::Accepted {
-            self.shared.callback_arrived.notify_waiters();
+            self.shared.callback_waiters.wake(run_id, callback_id);
         }
         Ok(outcome)
     }

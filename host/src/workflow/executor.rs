@@ -169,8 +169,8 @@ pub struct EngineShared {
     heartbeat: std::sync::OnceLock<AbortOnDrop<()>>,
     /// Where HttpWebhook callbacks reach this engine, once a server listens for them.
     pub callbacks: std::sync::OnceLock<super::webhooks::CallbackUrls>,
-    /// Wakes the HttpWebhook actions waiting here when a callback was stored.
-    pub callback_arrived: tokio::sync::Notify,
+    /// The HttpWebhook actions waiting here, woken one by one as their callbacks are stored.
+    pub callback_waiters: super::webhooks::CallbackWaiters,
 }
 
 impl EngineShared {
@@ -1136,7 +1136,7 @@ pub fn shared(
         observer,
         heartbeat: std::sync::OnceLock::new(),
         callbacks: std::sync::OnceLock::new(),
-        callback_arrived: tokio::sync::Notify::new(),
+        callback_waiters: Default::default(),
     }
 }
 

@@ -37,10 +37,13 @@
 //! for a URL that was never handed out, 409 for a second call (the action takes the first)
 //! and 410 once the action ended without one.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use crate::db::{DbError, Status, WebhookRecord, WebhookState};
 use crate::expr;
@@ -55,6 +58,72 @@ use super::executor::{ActionCall, ActionResult, EngineShared, RunEvent};
 /// How often a waiting action looks at the history for a callback another server stored
 /// (callbacks stored by this process wake it at once).
 const POLL: Duration = Duration::from_secs(2);
+
+/// The HttpWebhook actions waiting in this process, by run and callback id, so that a stored
+/// callback wakes the one action it is for: with one wake-up for all, each callback made
+/// every waiting action read its row again.
+#[derive(Debug, Default)]
+pub struct CallbackWaiters {
+    waiting: Mutex<WaitingByKey>,
+}
+
+/// Per (run id, callback id): the wake-up, and how many executions wait on it (one, unless a
+/// run is resumed in the process that still executes it).
+type WaitingByKey = HashMap<(String, String), (Arc<Notify>, usize)>;
+
+impl CallbackWaiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WaitingByKey> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the action waiting for `callback_id` of `run_id`, if it waits here.
+    pub(crate) fn wake(&self, run_id: &str, callback_id: &str) {
+        let key = (run_id.to_owned(), callback_id.to_owned());
+        if let Some((notify, _)) = self.lock().get(&key) {
+            notify.notify_waiters();
+        }
+    }
+
+    fn wait(&self, run_id: &str, callback_id: &str) -> Waiting<'_> {
+        let key = (run_id.to_owned(), callback_id.to_owned());
+        let notify = {
+            let mut waiting = self.lock();
+            let entry = waiting.entry(key.clone()).or_insert_with(|| (Arc::default(), 0));
+            entry.1 += 1;
+            entry.0.clone()
+        };
+        Waiting {
+            waiters: self,
+            key,
+            notify,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// One execution's registration in [`CallbackWaiters`], removed when it stops waiting
+/// (however it stops: a callback, a timeout, a cancelled run's dropped task).
+struct Waiting<'a> {
+    waiters: &'a CallbackWaiters,
+    key: (String, String),
+    notify: Arc<Notify>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.waiters.lock();
+        if let Some(entry) = waiting.get_mut(&self.key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                waiting.remove(&self.key);
+            }
+        }
+    }
+}
 
 /// Where callbacks reach a project's server, and the key that signs their URLs.
 #[derive(Debug, Clone)]
@@ -163,9 +232,10 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
         callback_url,
     });
 
+    let waiting = engine.callback_waiters.wait(&call.run.run_id, &callback_id);
     let callback = loop {
         // Registered before looking, so a callback stored in between still wakes this.
-        let arrived = engine.callback_arrived.notified();
+        let arrived = waiting.notify.notified();
         tokio::pin!(arrived);
         arrived.as_mut().enable();
         match engine.db.webhook(&call.run.run_id, &callback_id)? {
@@ -191,6 +261,8 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
             () = tokio::time::sleep(POLL) => {}
         }
     };
+
+    drop(waiting);
 
     let ended = engine.db.end_webhooks(&call.run.run_id, Some(&callback_id))?;
     if !ended.is_empty() {
@@ -271,5 +343,55 @@ pub(super) async fn send(
         },
         Err(crate::InvokeError::Connector(ConnectorError::Permanent { message, .. })) => Err(message),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Whether `notified` completed, polled once without waiting.
+    fn woken(notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        notified.poll(&mut cx) == Poll::Ready(())
+    }
+
+    #[test]
+    fn a_callback_wakes_only_the_action_it_is_for() {
+        let waiters = CallbackWaiters::default();
+        let first = waiters.wait("run-1", "a");
+        let other_run = waiters.wait("run-2", "a");
+        let mut first_woken = pin!(first.notify.notified());
+        first_woken.as_mut().enable();
+        let mut other_woken = pin!(other_run.notify.notified());
+        other_woken.as_mut().enable();
+
+        waiters.wake("run-1", "a");
+        assert!(woken(first_woken));
+        assert!(!woken(other_woken.as_mut()));
+        // A callback for an action that does not wait here wakes nothing.
+        waiters.wake("run-3", "a");
+        assert!(!woken(other_woken));
+    }
+
+    #[test]
+    fn a_registration_ends_with_the_last_execution_waiting_on_it() {
+        let waiters = CallbackWaiters::default();
+        let first = waiters.wait("run-1", "a");
+        let resumed = waiters.wait("run-1", "a");
+        assert_eq!(waiters.len(), 1);
+        drop(first);
+        assert_eq!(waiters.len(), 1);
+        {
+            let mut woken_after = pin!(resumed.notify.notified());
+            woken_after.as_mut().enable();
+            waiters.wake("run-1", "a");
+            assert!(woken(woken_after));
+        }
+        drop(resumed);
+        assert_eq!(waiters.len(), 0);
     }
 }
