@@ -42,7 +42,7 @@ pub mod webhooks;
 
 // The definition grammar and its value types are pure parsing, kept in cordon-core (no IO,
 // no wasmtime) so that the fuzzers and table tests build without the runtime.
-pub use cordon_core::workflow::{definition, duration, recurrence, retry};
+pub use cordon_core::workflow::{definition, duration, recurrence, retry, table};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};

@@ -11,6 +11,7 @@ use crate::manifest::OperationKind;
 use super::builtin_inputs;
 use super::definition::{Action, ActionKind, Trigger, TriggerKind, Workflow, all_actions};
 use super::project::Project;
+use super::table;
 use super::{Connections, Problem};
 
 /// Problems in the workflows of a project, given its loaded connections. (Problems reading
@@ -322,7 +323,7 @@ impl Checker<'_> {
                     &action.inputs,
                 );
             }
-            ActionKind::Response | ActionKind::Terminate | ActionKind::Wait => {
+            ActionKind::Response | ActionKind::Terminate | ActionKind::Wait | ActionKind::Table => {
                 self.check_builtin_inputs(action);
             }
             ActionKind::ParseJson => {
@@ -442,8 +443,8 @@ impl Checker<'_> {
         }
     }
 
-    /// The inputs of Response, Terminate and Wait that are written as literals, read as the
-    /// run will read them. Anything computed by an expression is left to the run.
+    /// The inputs of Response, Terminate, Wait and Table that are written as literals, read as
+    /// the run will read them. Anything computed by an expression is left to the run.
     fn check_builtin_inputs(&mut self, action: &Action) {
         let inputs = &action.inputs;
         let literal = |value: &&Value| !contains_expression(value);
@@ -469,6 +470,23 @@ impl Checker<'_> {
             ActionKind::Wait => {
                 let literal_inputs = Some(inputs).filter(literal);
                 ("", literal_inputs.and_then(|i| builtin_inputs::wait_for(i).err()))
+            }
+            ActionKind::Table => {
+                let format = inputs.get("format");
+                let format_problem = match format {
+                    Some(f) if !literal(&f) => None,
+                    _ => table::TableFormat::parse(format).err(),
+                };
+                if let Some(message) = format_problem {
+                    (".format", Some(message))
+                } else if inputs.get("from").is_none_or(Value::is_null) {
+                    (
+                        ".from",
+                        Some("a Table needs inputs.from, the array whose items are its rows".to_owned()),
+                    )
+                } else {
+                    (".columns", table::column_headers(inputs.get("columns")).err())
+                }
             }
             _ => return,
         };

@@ -91,6 +91,13 @@ fn failing() -> Value {
     json!({"type": "ParseJson", "inputs": {"content": "not json", "schema": {}}})
 }
 
+/// The json-transform connector's parse_csv of the trigger body's `csv`: an array of objects.
+fn parse_trigger_csv() -> Value {
+    json!({"type": "ServiceProvider", "inputs": {
+        "parameters": {"text": "@triggerBody()?['csv']"},
+        "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}})
+}
+
 fn compose(value: Value, run_after: Value) -> Value {
     json!({"type": "Compose", "inputs": value, "runAfter": run_after})
 }
@@ -156,9 +163,7 @@ async fn actions_read_each_others_outputs_parameters_and_the_trigger() {
         &[(
             "w",
             json!({
-                "Parse": {"type": "ServiceProvider", "inputs": {
-                    "parameters": {"text": "@triggerBody()?['csv']"},
-                    "serviceProviderConfiguration": {"connectionName": "transform", "operationId": "parse_csv"}}},
+                "Parse": parse_trigger_csv(),
                 "Names": {"type": "Select", "inputs": {"from": "@body('Parse')", "select": "@toUpper(item()?['name'])"},
                           "runAfter": {"Parse": ["Succeeded"]}},
                 "Big": {"type": "Query", "inputs": {"from": "@body('Parse')", "where": "@greater(item()?['n'], 1)"},
@@ -179,6 +184,56 @@ async fn actions_read_each_others_outputs_parameters_and_the_trigger() {
         run.response.expect("response")["body"],
         json!({"greeting": "hello, ADA+BOB+CY", "big": 2})
     );
+}
+
+#[tokio::test]
+async fn table_actions_make_csv_and_html_from_an_array() {
+    let h = harness(
+        None,
+        &[(
+            "w",
+            json!({
+                "Parse": parse_trigger_csv(),
+                "Csv": {"type": "Table", "inputs": {"format": "CSV", "from": "@body('Parse')"},
+                        "runAfter": {"Parse": ["Succeeded"]}},
+                "Html": {"type": "Table", "runAfter": {"Parse": ["Succeeded"]}, "inputs": {
+                    "format": "HTML", "from": "@body('Parse')",
+                    "columns": [{"header": "@{parameters('greeting')} to", "value": "@item()?['name']"},
+                                {"header": "Note", "value": "@concat(item()?['n'], ' < 2')"}]}},
+                "Values_only": {"type": "Table", "runAfter": {"Parse": ["Succeeded"]}, "inputs": {
+                    "format": "CSV", "from": "@body('Parse')",
+                    "columns": [{"header": "", "value": "@item()?['name']"}, {"header": "", "value": "@item()?['n']"}]}},
+                "Not_objects": {"type": "Table", "inputs": {"format": "CSV", "from": "@createArray(1, 2)"}},
+                "Result": compose(json!({"csv": "@body('Csv')", "html": "@body('Html')", "values": "@body('Values_only')"}),
+                                  json!({"Csv": ["Succeeded"], "Html": ["Succeeded"], "Values_only": ["Succeeded"]}))
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", json!({"csv": "name,n\nada,1\n\"b,o\"\"b\",2"})).await;
+    // The array of numbers has no columns to take; that fails only its own action.
+    assert_eq!(h.status(&run, "Not_objects"), Status::Failed);
+    let record = h.actions(&run).remove("Not_objects").expect("record");
+    let message = record.error.expect("error")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("give inputs.columns"), "{message}");
+    assert_eq!(h.status(&run, "Result"), Status::Succeeded);
+    let result = h
+        .actions(&run)
+        .remove("Result")
+        .and_then(|r| r.outputs)
+        .expect("outputs");
+    assert_eq!(result["csv"], json!("n,name\r\n1,ada\r\n2,\"b,o\"\"b\"\r\n"));
+    assert_eq!(
+        result["html"],
+        json!(
+            "<table><thead><tr><th>hello to</th><th>Note</th></tr></thead><tbody>\
+               <tr><td>ada</td><td>1 &lt; 2</td></tr><tr><td>b,o&quot;b</td><td>2 &lt; 2</td></tr></tbody></table>"
+        )
+    );
+    assert_eq!(result["values"], json!("ada,1\r\n\"b,o\"\"b\",2\r\n"));
 }
 
 #[tokio::test]
@@ -849,7 +904,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                     "Listed": {"case": ["y"], "actions": {}}}},
                 "Bad_schema": {"type": "ParseJson", "inputs": {"content": "{}", "schema": {"type": "nonsense"}}},
                 "Bad_condition": {"type": "If", "expression": "yes", "actions": {}, "else": {"actions": {}}},
-                "Literal_condition": {"type": "If", "expression": {"and": [{"equals": [1, 1]}]}, "actions": {}}
+                "Literal_condition": {"type": "If", "expression": {"and": [{"equals": [1, 1]}]}, "actions": {}},
+                "Bad_table_format": {"type": "Table", "inputs": {"format": "XLSX", "from": []}},
+                "Table_without_from": {"type": "Table", "inputs": {"format": "CSV"}},
+                "Bad_columns": {"type": "Table", "inputs": {"format": "HTML", "from": [], "columns": [{"header": "a"}]}},
+                "Computed_format": {"type": "Table", "inputs": {"format": "@triggerBody()", "from": []}}
             }),
         )],
     );
@@ -953,6 +1012,18 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "Succeeded, Failed or Cancelled",
     );
     expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("Bad_table_format"),
+        "Bad_table_format.inputs.format",
+        "\"CSV\" or \"HTML\", got string \"XLSX\"",
+    );
+    expect(
+        Some("Table_without_from"),
+        "inputs.from",
+        "a Table needs inputs.from",
+    );
+    expect(Some("Bad_columns"), "inputs.columns", "inputs.columns[0] must be");
+    left_to_the_run("Computed_format");
     expect(
         Some("Same_case"),
         "cases.Second.case",

@@ -132,6 +132,8 @@ pub enum ActionKind {
     Query,
     Select,
     Join,
+    /// "Create CSV table" / "Create HTML table" (see `table.rs`).
+    Table,
     Wait,
     Http,
     /// Subscribes (an HTTP request carrying `listCallbackUrl()`), waits for the service to call
@@ -182,6 +184,7 @@ impl Action {
                 | ActionKind::Query
                 | ActionKind::Select
                 | ActionKind::Join
+                | ActionKind::Table
                 | ActionKind::Response
         )
     }
@@ -530,7 +533,7 @@ fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<
     }
 }
 
-const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
+const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Table, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
 
 fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -> Option<Action> {
     if !value.is_object() {
@@ -653,6 +656,7 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
         "query" => ActionKind::Query,
         "select" => ActionKind::Select,
         "join" => ActionKind::Join,
+        "table" => ActionKind::Table,
         "wait" => ActionKind::Wait,
         "http" => ActionKind::Http,
         "httpwebhook" => ActionKind::HttpWebhook,

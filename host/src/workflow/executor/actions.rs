@@ -16,6 +16,7 @@ use crate::{CallInfo, ConnectorError, InvokeError};
 
 use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
+use super::super::table;
 use super::scope::RunScope;
 use super::{
     AbortOnDrop, ActionCall, ActionResult, EngineShared, Frame, LEASE, MAX_RUN_DEPTH, RunContext, RunState,
@@ -187,6 +188,7 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
                 ),
             }
         }
+        ActionKind::Table => table(call),
         ActionKind::Wait => wait(call, inputs_or_fail!(call)).await,
         ActionKind::Response => {
             let inputs = inputs_or_fail!(call);
@@ -618,6 +620,74 @@ fn select(call: &ActionCall<'_>) -> ActionResult {
         Some(json!({"from": items, "select": shape})),
         Some(json!({"body": selected})),
     )
+}
+
+/// "Create CSV table" / "Create HTML table": `from` evaluated once, each column's `value` once
+/// per item (with `item()`), and the text made by `workflow::table`.
+fn table(call: &ActionCall<'_>) -> ActionResult {
+    let inputs = &call.action.inputs;
+    let format = match table::TableFormat::parse(inputs.get("format")) {
+        Ok(format) => format,
+        Err(message) => return ActionResult::failed(None, "InvalidTable", message),
+    };
+    let items = match from_items(call) {
+        Ok(items) => items,
+        Err(failure) => return failure,
+    };
+    let columns = inputs.get("columns").cloned().unwrap_or(Value::Null);
+    let recorded = || Some(json!({"format": inputs.get("format"), "from": items, "columns": columns}));
+    let (headers, rows) = match table::column_headers(Some(&columns)) {
+        Err(message) => return ActionResult::failed(recorded(), "InvalidTable", message),
+        Ok(None) => match table::automatic_headers(&items) {
+            Ok(headers) => {
+                let rows = table::automatic_rows(&items, &headers);
+                (headers, rows)
+            }
+            Err(message) => return ActionResult::failed(recorded(), "InvalidTable", message),
+        },
+        Ok(Some(written_headers)) => {
+            // A header may be an expression too (evaluated once, not per item).
+            let run_scope = scope(call);
+            let headers: Result<Vec<String>, _> = written_headers
+                .iter()
+                .map(|header| {
+                    expr::evaluate_value(&Value::String(header.clone()), &run_scope).map(|v| to_text(&v))
+                })
+                .collect();
+            let headers = match headers {
+                Ok(headers) => headers,
+                Err(e) => return template_failure(recorded(), e),
+            };
+            let values: Vec<&Value> = columns
+                .as_array()
+                .map(|columns| columns.iter().filter_map(|c| c.get("value")).collect())
+                .unwrap_or_default();
+            let mut rows = Vec::with_capacity(items.len());
+            // Each cell is bounded; so is the table they make, before it is written out.
+            let mut size = 0usize;
+            for item in &items {
+                let scope = item_scope(call, item.clone());
+                let row: Result<Vec<Value>, _> = values
+                    .iter()
+                    .map(|v| {
+                        expr::evaluate_value(v, &scope).and_then(|cell| {
+                            size = size.saturating_add(expr::json_size_hint(&cell));
+                            expr::check_size(size).map(|()| cell)
+                        })
+                    })
+                    .collect();
+                match row {
+                    Ok(row) => rows.push(row),
+                    Err(e) => return template_failure(recorded(), e),
+                }
+            }
+            table::merge_same_headers(headers, rows)
+        }
+    };
+    match table::render(format, &headers, &rows) {
+        Ok(text) => ActionResult::succeeded(recorded(), Some(json!({"body": text}))),
+        Err(e) => template_failure(recorded(), e),
+    }
 }
 
 async fn wait(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
