@@ -438,4 +438,12 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// the run ends (`None`), so an action that stops after ending its subscription but
     /// before its outputs are recorded still finds it when the run resumes.
     fn end_webhooks(&self, run_id: &str, callback_id: Option<&str>) -> Result<Vec<WebhookRecord>, DbError>;
+
+    /// Where the Http action at `path` polls its accepted request (the 202's Location), if it
+    /// does: a resumed run goes on polling there instead of sending the request again.
+    fn http_poll(&self, run_id: &str, path: &str) -> Result<Option<String>, DbError>;
+    /// Records (or moves, when a 202 names a new Location) where the action at `path` polls.
+    fn http_poll_started(&self, lease: RunLease<'_>, path: &str, location: &str) -> Result<(), DbError>;
+    /// The polling at `path` got its answer. Rows also go when their run finishes.
+    fn http_poll_ended(&self, lease: RunLease<'_>, path: &str) -> Result<(), DbError>;
 }

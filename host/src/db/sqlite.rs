@@ -148,14 +148,24 @@ CREATE TABLE IF NOT EXISTS webhooks (
     received_at INTEGER,
     PRIMARY KEY (run_id, callback_id)
 );
-PRAGMA user_version = 7;
+-- Http actions polling an accepted request (a 202 with a Location, Logic Apps' asynchronous
+-- pattern; executor/async_http.rs): where they poll, so a resumed run does not send the
+-- request again. Rows go when the polling ends and when their run finishes.
+CREATE TABLE IF NOT EXISTS http_polls (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    location TEXT NOT NULL,
+    PRIMARY KEY (run_id, path)
+);
+PRAGMA user_version = 8;
 ";
 
 /// The schema this build writes. Older files are upgraded in place: version 1 (before
 /// triggers and workflow settings), 2 (before the secret store), 3 (before connector
-/// approvals), 4 (before retries in flight) and 5 (before webhooks) only lack tables, which
-/// are created; 6 lacks the column `webhooks.subscribe`, which is added. Nothing else changes.
-const SCHEMA_VERSION: i64 = 7;
+/// approvals), 4 (before retries in flight), 5 (before webhooks) and 7 (before Http polling)
+/// only lack tables, which are created; 6 lacks the column `webhooks.subscribe`, which is
+/// added (and the polling table). Nothing else changes.
+const SCHEMA_VERSION: i64 = 8;
 
 /// What a fenced write does to its run ([`RunLease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -604,6 +614,7 @@ impl Db for SqliteDb {
                     "DELETE FROM attempts_in_flight WHERE run_id = ?1",
                     params![id],
                 )?;
+                exec(&tx, "DELETE FROM http_polls WHERE run_id = ?1", params![id])?;
             }
             tx.commit()?;
             Ok(Some(CancelOutcome::Cancelled))
@@ -644,6 +655,7 @@ impl Db for SqliteDb {
                 "DELETE FROM attempts_in_flight WHERE run_id = ?1",
                 params![run_id],
             )?;
+            exec(tx, "DELETE FROM http_polls WHERE run_id = ?1", params![run_id])?;
             Ok(ended)
         })
     }
@@ -1164,6 +1176,41 @@ impl Db for SqliteDb {
                     subscribe.to_string(),
                     unsubscribe.map(Value::to_string)
                 ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn http_poll(&self, run_id: &str, path: &str) -> Result<Option<String>, DbError> {
+        self.with(|c| {
+            query_row_cached(
+                c,
+                "SELECT location FROM http_polls WHERE run_id = ?1 AND path = ?2",
+                params![run_id, path],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    fn http_poll_started(&self, lease: RunLease<'_>, path: &str, location: &str) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Starting, |tx| {
+            exec(
+                tx,
+                "INSERT INTO http_polls (run_id, path, location) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_id, path) DO UPDATE SET location = excluded.location",
+                params![lease.run_id, path, location],
+            )
+            .map(drop)
+        })
+    }
+
+    fn http_poll_ended(&self, lease: RunLease<'_>, path: &str) -> Result<(), DbError> {
+        self.fenced(lease, Fence::Finishing, |tx| {
+            exec(
+                tx,
+                "DELETE FROM http_polls WHERE run_id = ?1 AND path = ?2",
+                params![lease.run_id, path],
             )
             .map(drop)
         })

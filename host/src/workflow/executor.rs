@@ -24,6 +24,7 @@
 //! `Terminate` ends the run with the status it names.
 
 pub(in crate::workflow) mod actions;
+mod async_http;
 mod scope;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -922,7 +923,10 @@ fn run_action<'a>(
         let retry_due_at = retry_in_flight
             .filter(|retry| retry.started_at.is_none())
             .map(|retry| retry.due_at);
-        let makes_new_attempts = matches!(action.kind, ActionKind::Http | ActionKind::ServiceProvider { .. });
+        let makes_new_attempts = matches!(
+            action.kind,
+            ActionKind::Http { .. } | ActionKind::ServiceProvider { .. }
+        );
         let continues_attempt =
             previous.is_some_and(|r| r.attempts > 0) && (retry_due_at.is_some() || !makes_new_attempts);
         let previous_attempts = match previous {

@@ -331,7 +331,7 @@ impl Checker<'_> {
                     self.check_schema(&action.name, &format!("{path}.inputs.schema"), schema);
                 }
             }
-            ActionKind::Http => {
+            ActionKind::Http { .. } => {
                 self.check_http_request(&action.name, &format!("{path}.inputs"), &action.inputs);
             }
             ActionKind::HttpWebhook => self.check_webhook_requests(&action.name, path, &action.inputs),

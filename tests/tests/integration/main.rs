@@ -8,6 +8,7 @@ mod egress_tricks;
 mod examples;
 mod grants;
 mod hand_made;
+mod http_async;
 mod limits;
 mod loading;
 mod quotas;

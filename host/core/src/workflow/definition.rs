@@ -135,7 +135,11 @@ pub enum ActionKind {
     /// "Create CSV table" / "Create HTML table" (see `table.rs`).
     Table,
     Wait,
-    Http,
+    /// `async_pattern`: a 202 Accepted with a Location is polled until the operation ends
+    /// (Logic Apps' default), unless `operationOptions` has `DisableAsyncPattern`.
+    Http {
+        async_pattern: bool,
+    },
     /// Subscribes (an HTTP request carrying `listCallbackUrl()`), waits for the service to call
     /// that URL, and unsubscribes.
     HttpWebhook,
@@ -535,6 +539,14 @@ fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<
 
 const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Table, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
 
+/// Whether an action's `operationOptions` (a comma-separated list) names `option`.
+fn has_operation_option(action: &Value, option: &str) -> bool {
+    action
+        .get("operationOptions")
+        .and_then(Value::as_str)
+        .is_some_and(|o| o.split(',').any(|p| p.trim().eq_ignore_ascii_case(option)))
+}
+
 fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -> Option<Action> {
     if !value.is_object() {
         reader.problem(Some(name), path, "an action must be an object");
@@ -586,10 +598,7 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
         }
         "foreach" => {
             let items = required(reader, name, value, "foreach", path)?;
-            let sequential = value
-                .get("operationOptions")
-                .and_then(Value::as_str)
-                .is_some_and(|o| o.split(',').any(|p| p.trim().eq_ignore_ascii_case("sequential")));
+            let sequential = has_operation_option(value, "Sequential");
             let repetitions = value.pointer("/runtimeConfiguration/concurrency/repetitions");
             let concurrency = match repetitions {
                 None => FOREACH_DEFAULT_CONCURRENCY,
@@ -658,7 +667,9 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
         "join" => ActionKind::Join,
         "table" => ActionKind::Table,
         "wait" => ActionKind::Wait,
-        "http" => ActionKind::Http,
+        "http" => ActionKind::Http {
+            async_pattern: !has_operation_option(value, "DisableAsyncPattern"),
+        },
         "httpwebhook" => ActionKind::HttpWebhook,
         "response" => ActionKind::Response,
         "serviceprovider" => {

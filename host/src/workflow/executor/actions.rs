@@ -17,6 +17,7 @@ use crate::{CallInfo, ConnectorError, InvokeError};
 use super::super::builtin_inputs::{self, WaitFor};
 use super::super::definition::{ActionKind, SwitchCase};
 use super::super::table;
+use super::async_http;
 use super::scope::RunScope;
 use super::{
     AbortOnDrop, ActionCall, ActionResult, EngineShared, Frame, LEASE, MAX_RUN_DEPTH, RunContext, RunState,
@@ -208,9 +209,9 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
             call.run.state().response = Some(response.clone());
             ActionResult::succeeded(Some(inputs), Some(response))
         }
-        ActionKind::Http => {
+        ActionKind::Http { async_pattern } => {
             let inputs = inputs_or_fail!(call);
-            http(call, inputs).await?
+            http(call, inputs, *async_pattern).await?
         }
         ActionKind::HttpWebhook => super::super::webhooks::execute(call).await?,
         ActionKind::ServiceProvider {
@@ -765,6 +766,20 @@ where
 }
 
 fn invoke_failure(inputs: &Value, error: &InvokeError) -> Attempt {
+    let result = invoke_failure_result(inputs, error);
+    let retry_after = match error {
+        InvokeError::Connector(ConnectorError::RateLimited { retry_after, .. }) => *retry_after,
+        _ => None,
+    };
+    if error.is_retryable() {
+        Attempt::Retryable(result, retry_after)
+    } else {
+        Attempt::Done(result)
+    }
+}
+
+/// The failed result of a connector call that did not return.
+pub(super) fn invoke_failure_result(inputs: &Value, error: &InvokeError) -> ActionResult {
     let code = match error {
         InvokeError::Connector(e) => match e {
             ConnectorError::InvalidInput { .. } => "InvalidInput",
@@ -780,15 +795,18 @@ fn invoke_failure(inputs: &Value, error: &InvokeError) -> Attempt {
         InvokeError::NoFreeInstance(_) => "ConnectorBusy",
         _ => "ConnectorFailed",
     };
-    let result = ActionResult::failed(Some(inputs.clone()), code, error.to_string());
-    let retry_after = match error {
-        InvokeError::Connector(ConnectorError::RateLimited { retry_after, .. }) => *retry_after,
-        _ => None,
-    };
-    if error.is_retryable() {
-        Attempt::Retryable(result, retry_after)
-    } else {
-        Attempt::Done(result)
+    ActionResult::failed(Some(inputs.clone()), code, error.to_string())
+}
+
+/// The failed result of an HTTP answer with `status` 400 or more: the answer stays the outputs.
+pub(super) fn status_failure(inputs: &Value, response: Value, status: u64) -> ActionResult {
+    ActionResult {
+        status: Status::Failed,
+        inputs: Some(inputs.clone()),
+        outputs: Some(response),
+        error: Some(
+            json!({"code": format!("{status}"), "message": format!("the request failed with status {status}")}),
+        ),
     }
 }
 
@@ -824,10 +842,36 @@ async fn service_provider(
 }
 
 /// The built-in Http action: the same sandboxed `http` connector, bound to the project's
-/// `http` grant, so it passes exactly the checks a connector's request does.
-async fn http(call: &ActionCall<'_>, inputs: Value) -> Result<ActionResult, DbError> {
+/// `http` grant, so it passes exactly the checks a connector's request does. With the
+/// asynchronous pattern on (the default), an accepted request is polled to its end
+/// (`async_http.rs`); a run resumed while polling polls on without sending it again.
+async fn http(call: &ActionCall<'_>, inputs: Value, async_pattern: bool) -> Result<ActionResult, DbError> {
     let request = builtin_inputs::http_request(&inputs);
-    http_exchange(call, &inputs, &request).await
+    if !async_pattern {
+        return http_exchange(call, &inputs, &request).await;
+    }
+    // Only an action that started before this process took it over can have been polling.
+    let resumed = call.first_started_at < call.started_at || call.previous_attempts > 0;
+    if resumed && let Some(location) = call.run.engine.db.http_poll(&call.run.run_id, &call.path)? {
+        return async_http::poll(call, &inputs, &request, location, Duration::ZERO).await;
+    }
+    let answered = http_exchange(call, &inputs, &request).await?;
+    let uri = request.get("uri").and_then(Value::as_str).unwrap_or_default();
+    let accepted = answered
+        .outputs
+        .as_ref()
+        .filter(|_| answered.status == Status::Succeeded)
+        .and_then(|response| {
+            let location = async_http::accepted_location(uri, response)?;
+            Some((location, async_http::retry_after(response)))
+        });
+    match accepted {
+        Some((location, wait)) => {
+            let wait = wait.unwrap_or(async_http::DEFAULT_INTERVAL);
+            async_http::poll(call, &inputs, &request, location, wait).await
+        }
+        None => Ok(answered),
+    }
 }
 
 /// Sends `request` through the `http` connection under the action's retry policy: a response
@@ -839,30 +883,23 @@ pub(in crate::workflow) async fn http_exchange(
     request: &Value,
 ) -> Result<ActionResult, DbError> {
     let connection = &call.run.engine.http;
-    with_retries(call, |info| {
-        async move {
-            match connection.invoke("request", request, &info).await.result {
-                Ok(response) => {
-                    let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
-                    if status < 400 {
-                        return Attempt::Done(ActionResult::succeeded(Some(inputs.clone()), Some(response)));
-                    }
-                    let result = ActionResult {
-                        status: Status::Failed,
-                        inputs: Some(inputs.clone()),
-                        outputs: Some(response.clone()),
-                        error: Some(json!({"code": format!("{status}"), "message": format!("the request failed with status {status}")})),
-                    };
-                    let retryable = status == 408 || status == 429 || status >= 500;
-                    let retry_after = response
-                        .pointer("/headers/retry-after")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    if retryable { Attempt::Retryable(result, retry_after) } else { Attempt::Done(result) }
+    with_retries(call, |info| async move {
+        match connection.invoke("request", request, &info).await.result {
+            Ok(response) => {
+                let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
+                if status < 400 {
+                    return Attempt::Done(ActionResult::succeeded(Some(inputs.clone()), Some(response)));
                 }
-                Err(error) => invoke_failure(inputs, &error),
+                let retryable = status == 408 || status == 429 || status >= 500;
+                let retry_after = async_http::retry_after(&response);
+                let result = status_failure(inputs, response, status);
+                if retryable {
+                    Attempt::Retryable(result, retry_after)
+                } else {
+                    Attempt::Done(result)
+                }
             }
+            Err(error) => invoke_failure(inputs, &error),
         }
     })
     .await
