@@ -967,6 +967,7 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                         TriggerKind::Recurrence => "Recurrence",
                         TriggerKind::ServiceProvider { .. } => "ServiceProvider",
                         TriggerKind::HttpWebhook => "HttpWebhook",
+                        TriggerKind::Http => "Http",
                     };
                     let mut trigger = json!({"name": t.name, "type": kind});
                     // What the scheduler or the webhook keeper last recorded: when it fires

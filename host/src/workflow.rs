@@ -31,6 +31,7 @@ pub mod builtin_inputs;
 pub mod clock;
 pub mod connections;
 pub mod executor;
+mod http_trigger;
 pub mod project;
 pub mod relative_path;
 pub mod run_quota;

@@ -27,6 +27,8 @@
 //!   and otherwise backs off exponentially (5 s doubling to 15 min, never sooner than the
 //!   next occurrence); other triggers are not affected. A workflow whose concurrency limit
 //!   has no room is not polled, so items wait in the source rather than in memory.
+//! - **Http triggers** call their endpoint on the recurrence; what its answer starts and
+//!   when the next call goes is in [`super::http_trigger`]. A failed call is a failed poll.
 //! - **A tenant's run quota** (`runsPerMinute`, [`super::run_quota`]) with no room defers
 //!   firing until it has: the occurrence counts as missed, a poll's items stay in the source.
 
@@ -250,6 +252,17 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
             next_at: Some(now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
         });
     }
+    let polls = matches!(
+        scheduled.trigger.kind,
+        TriggerKind::ServiceProvider { .. } | TriggerKind::Http
+    );
+    if polls && engine.is_full(&scheduled.workflow) {
+        // No room: leave the items in the source and look again at the next occurrence.
+        return Ok(Step {
+            runs: Vec::new(),
+            next_at: next_after(&state, now),
+        });
+    }
     match &scheduled.trigger.kind {
         TriggerKind::Recurrence => {
             // Fold every occurrence up to now into one run for the latest.
@@ -285,6 +298,11 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
             connection,
             operation,
         } => poll(engine, scheduled, state, connection, operation, now, next_after).await,
+        TriggerKind::Http => {
+            let regular_next = next_after(&state, now);
+            let (workflow, trigger) = (&scheduled.workflow, &scheduled.trigger);
+            super::http_trigger::check(engine, workflow, trigger, state, now, regular_next).await
+        }
         TriggerKind::Request | TriggerKind::HttpWebhook => Ok(Step::default()),
     }
 }
@@ -300,20 +318,8 @@ async fn poll(
     next_after: impl Fn(&TriggerState, i64) -> Option<i64>,
 ) -> anyhow::Result<Step> {
     let regular_next = next_after(&state, now);
-    if engine.is_full(&scheduled.workflow) {
-        // No room: leave the items in the source and look again at the next occurrence.
-        return Ok(Step {
-            runs: Vec::new(),
-            next_at: regular_next,
-        });
-    }
     let shared = engine.shared();
-    let scope = TriggerScope {
-        engine: shared,
-        workflow: &scheduled.workflow,
-        trigger: None,
-        callback_url: None,
-    };
+    let scope = TriggerScope::new(shared, &scheduled.workflow);
     let outcome = async {
         let connection = shared
             .connections
@@ -344,20 +350,22 @@ async fn poll(
                 }
                 other => PollFailure::Other(other.to_string()),
             })?;
-        let bodies = run_bodies(&scope, &scheduled.trigger, polled.items).map_err(PollFailure::Other)?;
-        Ok::<_, PollFailure>((bodies, polled.state))
+        // No items and no splitOn: nothing to start (with splitOn, the array gives none).
+        let outputs = if polled.items.is_empty() && scheduled.trigger.split_on.is_none() {
+            Vec::new()
+        } else {
+            let polled_outputs = json!({"headers": {}, "body": polled.items});
+            run_outputs(&scope, &scheduled.trigger, polled_outputs).map_err(PollFailure::Other)?
+        };
+        Ok::<_, PollFailure>((outputs, polled.state))
     }
     .await;
     match outcome {
-        Ok((bodies, cursor)) => {
+        Ok((outputs, cursor)) => {
             state.cursor = Some(cursor);
             state.failures = 0;
             state.last_error = None;
             state.next_at = regular_next;
-            let outputs = bodies
-                .into_iter()
-                .map(|body| json!({"headers": {}, "body": body}))
-                .collect();
             let runs = engine.fire_trigger(&state, outputs)?;
             Ok(Step {
                 // Lost the race: another writer polled; the next step reads its state.
@@ -366,34 +374,47 @@ async fn poll(
             })
         }
         Err(failure) => {
-            state.failures += 1;
-            let delay = match &failure {
-                PollFailure::RateLimited {
-                    retry_after: Some(wait),
-                    ..
-                } => *wait,
-                _ => BACKOFF_START
-                    .saturating_mul(1u32 << (state.failures - 1).min(16))
-                    .min(BACKOFF_MAX),
+            let retry_after = match &failure {
+                PollFailure::RateLimited { retry_after, .. } => *retry_after,
+                PollFailure::Other(_) => None,
             };
-            let message = failure.to_string();
-            tracing::warn!(
-                workflow = scheduled.workflow,
-                trigger = scheduled.trigger.name,
-                failures = state.failures,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %message,
-                "poll failed"
-            );
-            state.last_error = Some(message);
-            state.next_at = regular_next.map(|regular| regular.max(now + delay.as_millis() as i64));
-            engine.fire_trigger(&state, Vec::new())?;
-            Ok(Step {
-                runs: Vec::new(),
-                next_at: state.next_at,
-            })
+            failed_check(engine, state, failure.to_string(), retry_after, now, regular_next)
         }
     }
+}
+
+/// Records a failed poll or check: the failure counted and its reason kept (the management
+/// API shows both), and the next try after `Retry-After` if the source gave one, else after
+/// the back-off, never sooner than the next occurrence. The cursor stays.
+pub(super) fn failed_check(
+    engine: &Engine,
+    mut state: TriggerState,
+    message: String,
+    retry_after: Option<Duration>,
+    now: i64,
+    regular_next: Option<i64>,
+) -> anyhow::Result<Step> {
+    state.failures += 1;
+    let delay = retry_after.unwrap_or_else(|| {
+        BACKOFF_START
+            .saturating_mul(1u32 << (state.failures - 1).min(16))
+            .min(BACKOFF_MAX)
+    });
+    tracing::warn!(
+        workflow = state.workflow,
+        trigger = state.trigger,
+        failures = state.failures,
+        retry_in_ms = delay.as_millis() as u64,
+        error = %message,
+        "poll failed"
+    );
+    state.last_error = Some(message);
+    state.next_at = regular_next.map(|regular| regular.max(now + delay.as_millis() as i64));
+    engine.fire_trigger(&state, Vec::new())?;
+    Ok(Step {
+        runs: Vec::new(),
+        next_at: state.next_at,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -407,17 +428,22 @@ enum PollFailure {
     Other(String),
 }
 
-/// The trigger bodies of the runs a poll starts: `splitOn` and `conditions` applied.
-fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) -> Result<Vec<Value>, String> {
-    let items = Value::Array(items);
+/// The trigger outputs (`{"headers", "body", …}`) of the runs one firing starts from
+/// `outputs`: without `splitOn` the outputs themselves, with it one run per element of the
+/// array it gives (each the body of outputs with the same headers); then `conditions`.
+pub(super) fn run_outputs(
+    scope: &TriggerScope<'_>,
+    trigger: &Trigger,
+    outputs: Value,
+) -> Result<Vec<Value>, String> {
     let candidates = match &trigger.split_on {
-        None if items.as_array().is_some_and(Vec::is_empty) => Vec::new(),
-        None => vec![items],
+        None => vec![outputs],
         Some(split_on) => {
             let template = Template::parse(split_on).map_err(|e| format!("splitOn: {}", e.message))?;
             let split = template
-                .evaluate(&scope.with_trigger(json!({"headers": {}, "body": items})))
+                .evaluate(&scope.with_trigger(outputs.clone()))
                 .map_err(|e| format!("splitOn: {}", e.message))?;
+            let headers = outputs.get("headers").cloned().unwrap_or_else(|| json!({}));
             match split {
                 Value::Array(list) => {
                     let (limit, whose) = match trigger.concurrency {
@@ -434,7 +460,9 @@ fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) ->
                             list.len()
                         ));
                     }
-                    list
+                    list.into_iter()
+                        .map(|body| json!({"headers": headers, "body": body}))
+                        .collect()
                 }
                 Value::Null => Vec::new(),
                 other => {
@@ -446,9 +474,9 @@ fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) ->
             }
         }
     };
-    let mut bodies = Vec::with_capacity(candidates.len());
-    'candidates: for body in candidates {
-        let trigger_scope = scope.with_trigger(json!({"headers": {}, "body": body}));
+    let mut kept = Vec::with_capacity(candidates.len());
+    'candidates: for candidate in candidates {
+        let trigger_scope = scope.with_trigger(candidate.clone());
         for condition in &trigger.conditions {
             let template = Template::parse(condition).map_err(|e| format!("condition: {}", e.message))?;
             match template.evaluate(&trigger_scope) {
@@ -458,9 +486,9 @@ fn run_bodies(scope: &TriggerScope<'_>, trigger: &Trigger, items: Vec<Value>) ->
                 Err(e) => return Err(format!("condition {condition:?}: {}", e.message)),
             }
         }
-        bodies.push(body);
+        kept.push(candidate);
     }
-    Ok(bodies)
+    Ok(kept)
 }
 
 /// What a trigger's expressions see: parameters, app settings, the workflow, the trigger's
@@ -473,7 +501,17 @@ pub(super) struct TriggerScope<'a> {
     pub(super) callback_url: Option<String>,
 }
 
-impl TriggerScope<'_> {
+impl<'a> TriggerScope<'a> {
+    /// What a trigger's inputs see: no trigger outputs yet, no callback URL.
+    pub(super) fn new(engine: &'a EngineShared, workflow: &'a str) -> TriggerScope<'a> {
+        TriggerScope {
+            engine,
+            workflow,
+            trigger: None,
+            callback_url: None,
+        }
+    }
+
     fn with_trigger(&self, outputs: Value) -> TriggerScope<'_> {
         TriggerScope {
             engine: self.engine,

@@ -143,6 +143,9 @@ impl Checker<'_> {
             if trigger.kind == TriggerKind::HttpWebhook {
                 self.check_webhook_requests(&trigger.name, &path, &trigger.inputs);
             }
+            if trigger.kind == TriggerKind::Http {
+                self.check_http_request(&trigger.name, &format!("{path}.inputs"), &trigger.inputs);
+            }
             if trigger.kind == TriggerKind::Request {
                 self.check_request_inputs(trigger, &path);
             }

@@ -450,3 +450,135 @@ async fn a_split_on_past_logic_apps_item_limits_fails_the_poll_and_keeps_the_cur
         assert!(recorded.is_empty(), "{workflow}: no run recorded");
     }
 }
+
+/// An endpoint for an Http trigger: answers from a script, in order, and records the path and
+/// query of every call.
+/// A scripted answer: status, headers, JSON body.
+type Answer = (u16, Vec<(&'static str, &'static str)>, Value);
+
+#[derive(Clone, Default)]
+struct ScriptedEndpoint {
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Answer>>>,
+    called: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ScriptedEndpoint {
+    fn router(&self) -> axum::Router {
+        let endpoint = self.clone();
+        axum::Router::new().route(
+            "/ready",
+            axum::routing::get(move |uri: axum::http::Uri| async move {
+                use axum::response::IntoResponse;
+                endpoint.called.lock().expect("lock").push(uri.to_string());
+                let (status, headers, body) = endpoint
+                    .answers
+                    .lock()
+                    .expect("lock")
+                    .pop_front()
+                    .expect("a scripted answer for every call");
+                let mut response = (
+                    axum::http::StatusCode::from_u16(status).expect("status"),
+                    axum::Json(body),
+                )
+                    .into_response();
+                for (name, value) in headers {
+                    response
+                        .headers_mut()
+                        .insert(name, value.parse().expect("header value"));
+                }
+                response
+            }),
+        )
+    }
+
+    fn answer(&self, status: u16, headers: Vec<(&'static str, &'static str)>, body: Value) {
+        self.answers
+            .lock()
+            .expect("lock")
+            .push_back((status, headers, body));
+    }
+
+    fn called(&self) -> Vec<String> {
+        self.called.lock().expect("lock").clone()
+    }
+}
+
+#[tokio::test]
+async fn an_http_trigger_starts_runs_on_200_and_follows_retry_after_and_location() {
+    let endpoint = ScriptedEndpoint::default();
+    let addr = serve(endpoint.router()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{addr}")]}}}).to_string(),
+    )
+    .expect("write connections.json");
+    std::fs::create_dir_all(dir.path().join("orders")).expect("workflow dir");
+    let definition = json!({
+        "triggers": {"When_orders_are_ready": {
+            "type": "Http",
+            "inputs": {"method": "GET", "uri": format!("http://{addr}/ready")},
+            "recurrence": {"frequency": "Minute", "interval": 1, "startTime": "2026-01-01T00:00:00Z"},
+            "splitOn": "@triggerBody()?['orders']",
+            "conditions": [{"expression": "@not(equals(triggerBody(), 2))"}]
+        }},
+        "actions": {"Order": {"type": "Compose", "inputs": "@triggerBody()"}}
+    });
+    std::fs::write(
+        dir.path().join("orders/workflow.json"),
+        json!({"definition": definition, "kind": "Stateful"}).to_string(),
+    )
+    .expect("write workflow.json");
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+    let state = || {
+        db.trigger_state("orders", "When_orders_are_ready")
+            .expect("state")
+            .expect("stored")
+    };
+
+    // 202: nothing yet, and not before Retry-After even though the recurrence comes sooner.
+    endpoint.answer(202, vec![("retry-after", "120")], json!({}));
+    assert!(tick(&scheduler, T0).await.is_empty());
+    assert!(tick(&scheduler, T0 + MINUTE).await.is_empty());
+    assert_eq!(endpoint.called().len(), 1, "Retry-After outlasts the recurrence");
+
+    // 200: runs (one per order the condition lets through); the next call goes to the
+    // Location, after Retry-After, sooner than the recurrence.
+    endpoint.answer(
+        200,
+        vec![("location", "/ready?page=2"), ("retry-after", "10")],
+        json!({"orders": [1, 2, 3]}),
+    );
+    let runs = tick(&scheduler, T0 + 2 * MINUTE).await;
+    let mut orders = Vec::new();
+    for run in runs {
+        orders.push(output_of(&engine, run, "Order").await);
+    }
+    orders.sort_by_key(|o| o.to_string());
+    assert_eq!(orders, vec![json!(1), json!(3)]);
+    assert_eq!(state().next_at, Some(T0 + 2 * MINUTE + 10 * SECOND));
+
+    // An error: nothing starts, the failure is recorded, the Location kept for the next call.
+    endpoint.answer(500, vec![], json!({"error": "busy"}));
+    assert!(tick(&scheduler, T0 + 2 * MINUTE + 10 * SECOND).await.is_empty());
+    let failed = state();
+    assert_eq!(failed.failures, 1);
+    assert_eq!(failed.last_error.as_deref(), Some("the endpoint answered 500"));
+    assert_eq!(
+        failed.next_at,
+        Some(T0 + 3 * MINUTE),
+        "not sooner than the recurrence"
+    );
+
+    // 200 with no orders and no Location: no run, and the next call goes to the trigger's uri.
+    endpoint.answer(200, vec![], json!({"orders": []}));
+    assert!(tick(&scheduler, T0 + 3 * MINUTE).await.is_empty());
+    assert_eq!(state().failures, 0);
+    endpoint.answer(204, vec![], json!(null));
+    assert!(tick(&scheduler, T0 + 4 * MINUTE).await.is_empty());
+    assert_eq!(
+        endpoint.called(),
+        ["/ready", "/ready", "/ready?page=2", "/ready?page=2", "/ready"]
+    );
+}

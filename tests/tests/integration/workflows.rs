@@ -936,6 +936,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                               "inputs": {"unsubscribe": {"method": "POST", "uri": "http://127.0.0.1:9/"}}}},
         "actions": {}}});
     std::fs::write(dir.path().join("hooked/workflow.json"), hooked.to_string()).expect("write");
+    std::fs::create_dir_all(dir.path().join("polled")).expect("dir");
+    let polled = json!({"kind": "Stateful", "definition": {
+        "triggers": {"ready": {"type": "Http", "inputs": {"method": "GET", "uri": "http://127.0.0.1:9/ready"}}},
+        "actions": {}}});
+    std::fs::write(dir.path().join("polled/workflow.json"), polled.to_string()).expect("write");
 
     let project = Project::open(dir.path()).expect("project opens");
     let (connections, mut problems) = Connections::load(&project, &runtime(), None, None)
@@ -1012,6 +1017,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "Succeeded, Failed or Cancelled",
     );
     expect(Some("Bad_wait"), "inputs", "unknown unit \"Eon\"");
+    expect(
+        Some("ready"),
+        "triggers.ready.recurrence",
+        "a polling trigger needs \"recurrence\"",
+    );
     expect(
         Some("Bad_table_format"),
         "Bad_table_format.inputs.format",

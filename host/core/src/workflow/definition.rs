@@ -65,6 +65,8 @@ pub enum TriggerKind {
     /// `HttpWebhook`: while the workflow is enabled, a service is subscribed with the
     /// trigger's URL (`listCallbackUrl()`); each call of the URL starts a run.
     HttpWebhook,
+    /// `Http`: an endpoint called on the recurrence; an answer of 200 starts a run.
+    Http,
 }
 
 impl TriggerKind {
@@ -378,6 +380,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
         "request" => TriggerKind::Request,
         "recurrence" => TriggerKind::Recurrence,
         "httpwebhook" => TriggerKind::HttpWebhook,
+        "http" => TriggerKind::Http,
         "serviceprovider" => {
             let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
             TriggerKind::ServiceProvider {
@@ -394,22 +397,23 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
                 Some(name),
                 &format!("{path}.type"),
                 format!(
-                    "unknown trigger type {other:?}; cordon supports Request, Recurrence, ServiceProvider and HttpWebhook"
+                    "unknown trigger type {other:?}; cordon supports Request, Recurrence, ServiceProvider, Http and HttpWebhook"
                 ),
             );
             return None;
         }
     };
     let recurrence = match (value.get("recurrence"), &kind) {
-        (Some(recurrence), TriggerKind::Recurrence | TriggerKind::ServiceProvider { .. }) => {
-            match Recurrence::parse(recurrence) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    reader.problem(Some(name), &format!("{path}.recurrence{}", e.path), e.message);
-                    None
-                }
+        (
+            Some(recurrence),
+            TriggerKind::Recurrence | TriggerKind::ServiceProvider { .. } | TriggerKind::Http,
+        ) => match Recurrence::parse(recurrence) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                reader.problem(Some(name), &format!("{path}.recurrence{}", e.path), e.message);
+                None
             }
-        }
+        },
         (None, TriggerKind::Recurrence) => {
             reader.problem(
                 Some(name),
@@ -418,7 +422,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
             );
             None
         }
-        (None, TriggerKind::ServiceProvider { .. }) => {
+        (None, TriggerKind::ServiceProvider { .. } | TriggerKind::Http) => {
             reader.problem(
                 Some(name),
                 &format!("{path}.recurrence"),
