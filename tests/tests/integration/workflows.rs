@@ -204,6 +204,8 @@ async fn table_actions_make_csv_and_html_from_an_array() {
                     "format": "CSV", "from": "@body('Parse')",
                     "columns": [{"header": "", "value": "@item()?['name']"}, {"header": "", "value": "@item()?['n']"}]}},
                 "Not_objects": {"type": "Table", "inputs": {"format": "CSV", "from": "@createArray(1, 2)"}},
+                "Computed_format": {"type": "Table", "runAfter": {"Parse": ["Succeeded"]},
+                    "inputs": {"format": "@toLower('CSV')", "from": "@body('Parse')"}},
                 "Result": compose(json!({"csv": "@body('Csv')", "html": "@body('Html')", "values": "@body('Values_only')"}),
                                   json!({"Csv": ["Succeeded"], "Html": ["Succeeded"], "Values_only": ["Succeeded"]}))
             }),
@@ -234,6 +236,8 @@ async fn table_actions_make_csv_and_html_from_an_array() {
         )
     );
     assert_eq!(result["values"], json!("ada,1\r\n\"b,o\"\"b\",2\r\n"));
+    let computed = h.actions(&run).remove("Computed_format").and_then(|r| r.outputs);
+    assert_eq!(computed.expect("outputs")["body"], result["csv"]);
 }
 
 #[tokio::test]

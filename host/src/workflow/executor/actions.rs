@@ -627,7 +627,13 @@ fn select(call: &ActionCall<'_>) -> ActionResult {
 /// per item (with `item()`), and the text made by `workflow::table`.
 fn table(call: &ActionCall<'_>) -> ActionResult {
     let inputs = &call.action.inputs;
-    let format = match table::TableFormat::parse(inputs.get("format")) {
+    // The format may be computed; `columns` are evaluated below, per item.
+    let written_format = inputs.get("format").cloned().unwrap_or(Value::Null);
+    let format_value = match expr::evaluate_value(&written_format, &scope(call)) {
+        Ok(value) => value,
+        Err(e) => return template_failure(None, e),
+    };
+    let format = match table::TableFormat::parse(Some(&format_value).filter(|v| !v.is_null())) {
         Ok(format) => format,
         Err(message) => return ActionResult::failed(None, "InvalidTable", message),
     };
@@ -636,7 +642,7 @@ fn table(call: &ActionCall<'_>) -> ActionResult {
         Err(failure) => return failure,
     };
     let columns = inputs.get("columns").cloned().unwrap_or(Value::Null);
-    let recorded = || Some(json!({"format": inputs.get("format"), "from": items, "columns": columns}));
+    let recorded = || Some(json!({"format": format_value, "from": items, "columns": columns}));
     let (headers, rows) = match table::column_headers(Some(&columns)) {
         Err(message) => return ActionResult::failed(recorded(), "InvalidTable", message),
         Ok(None) => match table::automatic_headers(&items) {
