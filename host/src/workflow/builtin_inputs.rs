@@ -135,6 +135,10 @@ pub fn wait_for(inputs: &Value) -> Result<WaitFor, String> {
     }
 }
 
+/// The methods the `http` connector sends (`plugins/http`, which refuses others when the
+/// request is made); `validate` names a literal one outside them before any run.
+pub const HTTP_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
 /// The `request` input of the built-in `http` connector for an Http action's inputs. Errors
 /// (4xx, 5xx) come back as responses, for the action's own status and retry handling.
 pub fn http_request(inputs: &Value) -> Value {

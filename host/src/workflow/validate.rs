@@ -404,6 +404,19 @@ impl Checker<'_> {
     /// An Http action's inputs, or a webhook's subscribe or unsubscribe request, against what
     /// the `http` connector takes (when no expression makes it up at run time).
     fn check_http_request(&mut self, action: &str, path: &str, inputs: &Value) {
+        if let Some(Value::String(method)) = inputs.get("method")
+            && !contains_expression(&Value::String(method.clone()))
+            && !builtin_inputs::HTTP_METHODS.contains(&method.to_ascii_uppercase().as_str())
+        {
+            self.problem(
+                Some(action),
+                &format!("{path}.method"),
+                format!(
+                    "method {method:?} is not one the http connector sends; use one of {}",
+                    builtin_inputs::HTTP_METHODS.join(", ")
+                ),
+            );
+        }
         let request = builtin_inputs::http_request(inputs);
         let manifest = self.connections.http.connector().manifest();
         if !contains_expression(&request)

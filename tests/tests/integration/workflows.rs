@@ -942,7 +942,7 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     std::fs::write(dir.path().join("hooked/workflow.json"), hooked.to_string()).expect("write");
     std::fs::create_dir_all(dir.path().join("polled")).expect("dir");
     let polled = json!({"kind": "Stateful", "definition": {
-        "triggers": {"ready": {"type": "Http", "inputs": {"method": "GET", "uri": "http://127.0.0.1:9/ready"}}},
+        "triggers": {"ready": {"type": "Http", "inputs": {"method": "FETCH", "uri": "http://127.0.0.1:9/ready"}}},
         "actions": {}}});
     std::fs::write(dir.path().join("polled/workflow.json"), polled.to_string()).expect("write");
 
@@ -1025,6 +1025,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         Some("ready"),
         "triggers.ready.recurrence",
         "a polling trigger needs \"recurrence\"",
+    );
+    expect(
+        Some("ready"),
+        "triggers.ready.inputs.method",
+        "method \"FETCH\" is not one the http connector sends",
     );
     expect(
         Some("Bad_table_format"),
