@@ -5,8 +5,9 @@
 //! project's trigger key (`.cordon/trigger-key`, made on first use), so a URL works only for
 //! the trigger it was issued for; `cordon workflows callback-url` prints it. A run is recorded
 //! before the caller gets any answer, so an accepted request is never lost: a workflow with a
-//! `Response` action answers with it (or `202` with the run id when the run outlasts
-//! [`ServerConfig::response_timeout`]); one without answers `202` at once. A disabled
+//! `Response` action answers with it (or `202` with the run id and a `Location` to poll for
+//! the Response when the run outlasts [`ServerConfig::response_timeout`]); one without
+//! answers `202` at once. A disabled
 //! workflow answers `409`; one whose concurrency limit has no room for another waiting run
 //! answers `429` with `Retry-After`.
 //!
@@ -19,7 +20,8 @@
 //! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 //!
 //! `POST /api/callbacks/{run}/{callback}?sig=SIG` takes the callbacks of HttpWebhook actions
-//! ([`webhook_callback`]).
+//! ([`webhook_callback`]); `GET /api/runs/{run}/response?sig=SIG` is where the caller of a
+//! run that outlasted the wait polls for its Response ([`run_response`]).
 //!
 //! `GET /healthz` (the process answers) and `GET /readyz` (it takes work and its history
 //! answers) need no key, for load balancers and orchestrators.
@@ -30,6 +32,7 @@
 pub mod connection_metrics;
 pub mod listener;
 pub(crate) mod request_body;
+mod run_response;
 mod webhook_callback;
 pub use connection_metrics::ConnectionMetrics;
 pub use listener::serve;
@@ -153,6 +156,10 @@ impl TriggerKey {
         format!("callback\0{run_id}\0{callback_id}")
     }
 
+    fn response_message(run_id: &str) -> String {
+        format!("response\0{run_id}")
+    }
+
     fn sign(&self, message: &str) -> String {
         hex::encode(self.mac(message).finalize().into_bytes())
     }
@@ -180,6 +187,15 @@ impl TriggerKey {
 
     pub fn verify_callback(&self, run_id: &str, callback_id: &str, signature: &str) -> bool {
         self.verify_message(&Self::callback_message(run_id, callback_id), signature)
+    }
+
+    /// The signature of the URL a request's caller polls for its run's Response.
+    pub fn response_signature(&self, run_id: &str) -> String {
+        self.sign(&Self::response_message(run_id))
+    }
+
+    pub fn verify_response(&self, run_id: &str, signature: &str) -> bool {
+        self.verify_message(&Self::response_message(run_id), signature)
     }
 }
 
@@ -462,6 +478,7 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
     Router::new()
         .route("/api/{workflow}/triggers/{trigger}/invoke", any(invoke))
         .route("/api/callbacks/{run}/{callback}", post(webhook_callback::receive))
+        .route("/api/runs/{run}/response", get(run_response::poll))
         .route("/api/{workflow}/triggers/{trigger}/invoke/{*path}", any(invoke))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -857,8 +874,8 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
             &run_id,
             format!("run {run_id} stopped: {e}"),
         ),
-        // The run goes on; the caller can follow it by id.
-        Err(_) => accepted(&run_id),
+        // The run goes on; the caller can follow it by id, or poll for its Response.
+        Err(_) => run_response::still_running(&state, &run_id),
     }
 }
 

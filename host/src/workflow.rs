@@ -430,6 +430,12 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// Where the caller of a request trigger polls for `run_id`'s Response, once the engine
+    /// knows its public base ([`Engine::serve_callbacks`]).
+    pub fn response_url(&self, run_id: &str) -> Option<String> {
+        self.shared.callbacks.get().map(|urls| urls.response_url(run_id))
+    }
+
     /// Makes `listCallbackUrl()` give URLs under `urls`, where a server now receives
     /// HttpWebhook callbacks for this engine. The first call counts (one engine, one server).
     pub fn serve_callbacks(&self, urls: webhooks::CallbackUrls) {

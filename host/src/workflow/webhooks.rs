@@ -146,6 +146,15 @@ impl CallbackUrls {
         crate::server::callback_url(&self.base, &self.key, workflow, trigger, None)
     }
 
+    /// Where the caller of a request trigger polls for `run_id`'s Response.
+    pub fn response_url(&self, run_id: &str) -> String {
+        format!(
+            "{}/api/runs/{run_id}/response?sig={}",
+            self.base,
+            self.key.response_signature(run_id)
+        )
+    }
+
     /// The URL `listCallbackUrl()` gives the action at `callback_id` of `run_id`.
     pub fn url(&self, run_id: &str, callback_id: &str) -> String {
         format!(

@@ -222,6 +222,39 @@ async fn request_triggers_and_the_management_api() {
         .await
         .expect("call");
     assert_eq!(slow.status(), 202);
+    // The 202 says where to poll for the Response (relative here: this router was mounted
+    // without a public base); polling answers 202 until the run answers, then its Response.
+    let slow_id = slow.headers()["x-cordon-run-id"]
+        .to_str()
+        .expect("run id")
+        .to_owned();
+    let location = slow.headers()["location"].to_str().expect("location").to_owned();
+    assert!(
+        location.starts_with(&format!("/api/runs/{slow_id}/response?sig=")),
+        "{location}"
+    );
+    assert_eq!(slow.headers()["retry-after"], "1");
+    let mut polled = Vec::new();
+    for _ in 0..200 {
+        let answer = http.get(format!("{base}{location}")).send().await.expect("poll");
+        polled.push(answer.status().as_u16());
+        if answer.status() != 202 {
+            assert_eq!(answer.headers()["x-cordon-run-id"], slow_id.as_str());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(polled.last(), Some(&200), "{polled:?}");
+    assert_eq!(polled[0], 202, "the run was still waiting on the sleeper");
+    // The URL is the run's alone: another run's id, or no signature, is refused.
+    let forged = location.replace(&slow_id, &fired_id);
+    for url in [forged, format!("/api/runs/{slow_id}/response")] {
+        let answer = http.get(format!("{base}{url}")).send().await.expect("poll");
+        assert_eq!(answer.status(), 401, "{url}");
+    }
+    let unknown = format!("/api/runs/nope/response?sig={}", key.response_signature("nope"));
+    let answer = http.get(format!("{base}{unknown}")).send().await.expect("poll");
+    assert_eq!(answer.status(), 404);
 
     // Management API: only with the management key.
     assert_eq!(
