@@ -201,3 +201,79 @@ async fn a_run_resumed_while_polling_polls_on_without_sending_the_request_again(
     assert_eq!(jobs.calls("POST hang"), 1, "the request was not sent again");
     assert_eq!(jobs.calls("GET hang"), 3);
 }
+
+#[tokio::test]
+async fn one_workflow_calls_another_long_run_and_gets_its_response() {
+    use cordon_host::server::{Keys, ServerConfig, callback_url, router};
+    // The slow workflow waits on this for a second of real time.
+    let sleeper = serve(Router::new().route(
+        "/sleep",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            "awake"
+        }),
+    ))
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = listener.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{sleeper}"), format!("http://{server}")]}}})
+            .to_string(),
+    )
+    .expect("connections.json");
+    let write = |name: &str, definition: Value| {
+        std::fs::create_dir_all(dir.path().join(name)).expect("workflow dir");
+        std::fs::write(
+            dir.path().join(name).join("workflow.json"),
+            json!({"kind": "Stateful", "definition": definition}).to_string(),
+        )
+        .expect("workflow.json");
+    };
+    write(
+        "slow",
+        json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+               "actions": {"Pause": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{sleeper}/sleep")}},
+                           "Reply": {"type": "Response", "runAfter": {"Pause": ["Succeeded"]},
+                                     "inputs": {"statusCode": 200, "body": {"order": "@triggerBody()?['order']", "done": true}}}}}),
+    );
+    write(
+        "caller",
+        json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+               "actions": {"Call_slow": {"type": "Http", "inputs": {
+                   "method": "POST", "uri": "@parameters('slowUrl')", "body": {"order": 7}}}}}),
+    );
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let slow_url = callback_url(&format!("http://{server}"), &keys.trigger, "slow", "manual", None);
+    std::fs::write(
+        dir.path().join("parameters.json"),
+        json!({"slowUrl": {"type": "String", "value": slow_url}}).to_string(),
+    )
+    .expect("parameters.json");
+
+    // One engine on the real clock, served with a short response wait.
+    let db =
+        Arc::new(cordon_host::db::SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("history"));
+    let project = Project::open(dir.path()).expect("project");
+    let engine = Engine::open(&project, &runtime(), EngineOptions::new(db.clone()))
+        .await
+        .expect("engine");
+    let config = ServerConfig {
+        response_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    let app = router(engine.clone(), keys, config.clone());
+    tokio::spawn(async move {
+        cordon_host::server::serve(listener, app, &config, std::future::pending()).await;
+    });
+
+    // The call gets 202 and a Location after 200 ms; the caller's Http action polls it (every
+    // Retry-After second) until the slow run's Response, which is its outputs.
+    let run = engine.run("caller", json!({})).await.expect("caller runs");
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let call = action(db.as_ref(), &run.id, "Call_slow");
+    let outputs = call.outputs.expect("outputs");
+    assert_eq!(outputs["statusCode"], 200);
+    assert_eq!(outputs["body"], json!({"order": 7, "done": true}));
+}
