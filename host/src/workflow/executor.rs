@@ -1017,6 +1017,7 @@ fn run_action<'a>(
                 };
                 if left.is_zero() {
                     actions::cancel_child_of_timed_out(&call)?;
+                    async_http::end_timed_out(&call)?;
                     super::webhooks::end_timed_out(&call).await?;
                     timed_out()
                 } else {
@@ -1024,6 +1025,7 @@ fn run_action<'a>(
                         Ok(result) => result?,
                         Err(_) => {
                             actions::cancel_child_of_timed_out(&call)?;
+                            async_http::end_timed_out(&call)?;
                             super::webhooks::end_timed_out(&call).await?;
                             timed_out()
                         }

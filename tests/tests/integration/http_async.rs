@@ -32,6 +32,7 @@ impl Jobs {
         Router::new()
             .route("/jobs/{name}", post(accept))
             .route("/status/{name}", get(status))
+            .route("/hold", post(hold))
             .with_state(self.clone())
     }
 
@@ -58,6 +59,13 @@ async fn accept(State(jobs): State<Jobs>, Path(name): Path<String>) -> Response 
         "accepted",
     )
         .into_response()
+}
+
+/// Counts as `POST held`, then never answers.
+async fn hold(State(jobs): State<Jobs>) -> Response {
+    jobs.count("POST held");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    StatusCode::GATEWAY_TIMEOUT.into_response()
 }
 
 async fn status(State(jobs): State<Jobs>, Path(name): Path<String>, headers: HeaderMap) -> Response {
@@ -276,4 +284,41 @@ async fn one_workflow_calls_another_long_run_and_gets_its_response() {
     let outputs = call.outputs.expect("outputs");
     assert_eq!(outputs["statusCode"], 200);
     assert_eq!(outputs["body"], json!({"order": 7, "done": true}));
+}
+
+#[tokio::test]
+async fn an_action_that_times_out_while_polling_leaves_no_polling_behind() {
+    let jobs = Jobs::default();
+    let addr = serve(jobs.router()).await;
+    let mut hang = start_job(addr, "hang", None);
+    hang["limit"] = json!({"timeout": "PT1S"});
+    // The run goes on after the timeout (its rows would all go when it ended), held here.
+    let mut held = start_job(addr, "held", Some("DisableAsyncPattern"));
+    held["inputs"]["uri"] = json!(format!("http://{addr}/hold"));
+    held["runAfter"] = json!({"Hang": ["TimedOut"]});
+    let dir = project(addr, json!({"Hang": hang, "Held": held}));
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+
+    let execution = tokio::spawn(async move { engine.run("w", json!({})).await });
+    let mut waited = 0;
+    let run_id = loop {
+        let runs = db.list_runs(&Default::default()).expect("runs");
+        if let Some(run) = runs.first()
+            && jobs.calls("POST held") == 1
+        {
+            break run.id.clone();
+        }
+        assert!(!execution.is_finished(), "the run ended before it reached Held");
+        assert!(waited < 500, "the run never reached Held");
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(action(db.as_ref(), &run_id, "Hang").status, Status::TimedOut);
+    assert_eq!(jobs.calls("GET hang"), 1, "it was polling when its time ran out");
+    assert_eq!(
+        db.http_poll(&run_id, "Hang").expect("read"),
+        None,
+        "a later execution of the action would send its request, not poll the old location"
+    );
+    execution.abort();
 }

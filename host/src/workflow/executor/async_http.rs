@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::CallInfo;
 use crate::db::DbError;
+use crate::workflow::definition::ActionKind;
 
 use super::actions::{invoke_failure_result, status_failure};
 use super::{ActionCall, ActionResult};
@@ -144,6 +145,16 @@ pub(super) async fn poll(
             }
         }
     }
+}
+
+/// After an Http action ran out of its `limit.timeout`: its polling (if it polled) is over,
+/// so a later execution of the same action (an Until's next iteration) sends its request
+/// instead of polling the old location.
+pub(super) fn end_timed_out(call: &ActionCall<'_>) -> Result<(), DbError> {
+    if !matches!(call.action.kind, ActionKind::Http { async_pattern: true }) {
+        return Ok(());
+    }
+    call.run.engine.db.http_poll_ended(call.run.lease(), &call.path)
 }
 
 #[cfg(test)]
