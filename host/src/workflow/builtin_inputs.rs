@@ -152,6 +152,24 @@ pub fn http_request(inputs: &Value) -> Value {
     Value::Object(request)
 }
 
+/// `Retry-After` of an answer of the `http` connector (which lower-cases header names), in
+/// seconds; the HTTP-date form is not read.
+pub fn retry_after(response: &Value) -> Option<Duration> {
+    response
+        .pointer("/headers/retry-after")
+        .and_then(Value::as_str)
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// The `Location` of an answer of the `http` connector, resolved against the `uri` the
+/// request went to (a Location may be relative).
+pub fn location(uri: &str, response: &Value) -> Option<String> {
+    let location = response.pointer("/headers/location").and_then(Value::as_str)?;
+    let base = url::Url::parse(uri).ok()?;
+    base.join(location.trim()).ok().map(String::from)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

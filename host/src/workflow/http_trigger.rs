@@ -35,7 +35,7 @@ use crate::db::TriggerState;
 use crate::expr::evaluate_value;
 
 use super::Engine;
-use super::builtin_inputs::http_request;
+use super::builtin_inputs::{self, http_request};
 use super::definition::Trigger;
 use super::scheduler::{Step, TriggerScope, failed_check, run_outputs};
 
@@ -79,11 +79,7 @@ pub(super) async fn check(
         Err(error) => return failed_check(engine, state, error.to_string(), None, now, regular_next),
     };
     let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
-    let retry_after = response
-        .pointer("/headers/retry-after")
-        .and_then(Value::as_str)
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = builtin_inputs::retry_after(&response);
     if status >= 400 {
         let message = format!("the endpoint answered {status}");
         return failed_check(engine, state, message, retry_after, now, regular_next);
@@ -108,11 +104,7 @@ pub(super) async fn check(
         (_, None) => regular_next,
     };
     let uri = request.get("uri").and_then(Value::as_str).unwrap_or_default();
-    state.cursor = response
-        .pointer("/headers/location")
-        .and_then(Value::as_str)
-        .and_then(|location| url::Url::parse(uri).ok()?.join(location.trim()).ok())
-        .map(|location| json!({"location": location.as_str()}));
+    state.cursor = builtin_inputs::location(uri, &response).map(|location| json!({"location": location}));
     state.failures = 0;
     state.last_error = None;
     let runs = engine.fire_trigger(&state, outputs)?;

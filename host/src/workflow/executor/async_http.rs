@@ -25,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::CallInfo;
 use crate::db::DbError;
+use crate::workflow::builtin_inputs::{self, retry_after};
 use crate::workflow::definition::ActionKind;
 
 use super::actions::{invoke_failure_result, status_failure};
@@ -38,18 +39,7 @@ pub(super) fn accepted_location(uri: &str, response: &Value) -> Option<String> {
     if response.get("statusCode").and_then(Value::as_u64) != Some(202) {
         return None;
     }
-    let location = response.pointer("/headers/location").and_then(Value::as_str)?;
-    let base = url::Url::parse(uri).ok()?;
-    base.join(location.trim()).ok().map(String::from)
-}
-
-/// `Retry-After` in seconds, as the http connector reports it (lower-case header names).
-pub(super) fn retry_after(response: &Value) -> Option<Duration> {
-    response
-        .pointer("/headers/retry-after")
-        .and_then(Value::as_str)
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+    builtin_inputs::location(uri, response)
 }
 
 /// The GET that polls `location` for the request `request` (the Http action's, as sent).
