@@ -6,8 +6,9 @@
 //! the trigger it was issued for; `cordon workflows callback-url` prints it. A run is recorded
 //! before the caller gets any answer, so an accepted request is never lost: a workflow with a
 //! `Response` action answers with it (or `202` with the run id and a `Location` to poll for
-//! the Response when the run outlasts [`ServerConfig::response_timeout`]); one without
-//! answers `202` at once. A disabled
+//! the Response when the run outlasts [`ServerConfig::response_timeout`], or at once when the
+//! Response is asynchronous: `"operationOptions": "Asynchronous"`); one without answers
+//! `202` at once. A disabled
 //! workflow answers `409`; one whose concurrency limit has no room for another waiting run
 //! answers `429` with `Retry-After`.
 //!
@@ -316,6 +317,8 @@ struct RequestTrigger {
     schema: Option<jsonschema::Validator>,
     /// Whether the workflow has a `Response` action, so the caller waits for it.
     responds: bool,
+    /// Whether a Response is asynchronous: the caller gets 202 and a Location at once.
+    answers_later: bool,
 }
 
 impl RequestTrigger {
@@ -341,7 +344,10 @@ impl RequestTrigger {
             schema,
             responds: all_actions(actions)
                 .iter()
-                .any(|a| matches!(a.kind, ActionKind::Response)),
+                .any(|a| matches!(a.kind, ActionKind::Response { .. })),
+            answers_later: all_actions(actions)
+                .iter()
+                .any(|a| matches!(a.kind, ActionKind::Response { asynchronous: true })),
         })
     }
 }
@@ -843,6 +849,9 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
     let execution = tokio::spawn(async move { engine.execute(run).await });
     if !responds {
         return accepted(&run_id);
+    }
+    if prepared.answers_later {
+        return run_response::still_running(&state, &run_id);
     }
     match tokio::time::timeout(state.config.response_timeout, execution).await {
         Ok(Ok(Ok(finished))) => match finished.response {

@@ -1,7 +1,8 @@
 //! `GET /api/runs/{run}/response?sig=SIG`: where the caller of a request trigger collects the
 //! workflow's Response when the run outlasted the wait (Logic Apps' asynchronous response).
 //!
-//! A request whose run has not answered within [`super::ServerConfig::response_timeout`] gets
+//! A request whose run has not answered within [`super::ServerConfig::response_timeout`]
+//! (or at once, when the workflow's Response has `"operationOptions": "Asynchronous"`) gets
 //! `202 Accepted` with the run id and a `Location` naming this URL; polling it answers `202`
 //! (with `Retry-After`) while the run goes on, then the Response the run recorded, as the
 //! request itself would have been answered, or `502` if the run ended without one. The run's

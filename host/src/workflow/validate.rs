@@ -326,7 +326,7 @@ impl Checker<'_> {
                     &action.inputs,
                 );
             }
-            ActionKind::Response | ActionKind::Terminate | ActionKind::Wait | ActionKind::Table => {
+            ActionKind::Response { .. } | ActionKind::Terminate | ActionKind::Wait | ActionKind::Table => {
                 self.check_builtin_inputs(action);
             }
             ActionKind::ParseJson => {
@@ -465,7 +465,7 @@ impl Checker<'_> {
         let inputs = &action.inputs;
         let literal = |value: &&Value| !contains_expression(value);
         let (field, message) = match action.kind {
-            ActionKind::Response => {
+            ActionKind::Response { .. } => {
                 let code = inputs.get("statusCode").filter(literal);
                 let headers = inputs.get("headers").filter(literal);
                 match code.and_then(|c| builtin_inputs::response_status(Some(c)).err()) {

@@ -119,6 +119,13 @@ async fn request_triggers_and_the_management_api() {
     );
     write(
         dir.path(),
+        "deferred",
+        json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
+               "actions": {"Reply": {"type": "Response", "operationOptions": "Asynchronous",
+                                     "inputs": {"statusCode": 200, "body": "later"}}}}),
+    );
+    write(
+        dir.path(),
         "slow",
         json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}},
                "actions": {"Pause": {"type": "Http", "inputs": {"method": "GET", "uri": format!("http://{sleeper}/sleep")}},
@@ -256,6 +263,29 @@ async fn request_triggers_and_the_management_api() {
     let answer = http.get(format!("{base}{unknown}")).send().await.expect("poll");
     assert_eq!(answer.status(), 404);
 
+    // An asynchronous Response: 202 and a Location at once, however fast the run is; the
+    // Location gives the Response.
+    let deferred = http
+        .post(callback_url(&base, &key, "deferred", "manual", None))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(deferred.status(), 202);
+    let location = deferred.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let mut answer = None;
+    for _ in 0..200 {
+        let polled = http.get(format!("{base}{location}")).send().await.expect("poll");
+        if polled.status() != 202 {
+            answer = Some((polled.status().as_u16(), polled.text().await.expect("body")));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(answer, Some((200, "later".to_owned())));
+
     // Management API: only with the management key.
     assert_eq!(
         http.get(format!("{base}/management/workflows"))
@@ -276,7 +306,7 @@ async fn request_triggers_and_the_management_api() {
     );
     let http = operator(&keys);
     let workflows: Value = get_json(&http, format!("{base}/management/workflows")).await;
-    assert_eq!(workflows["workflows"].as_array().map(Vec::len), Some(3));
+    assert_eq!(workflows["workflows"].as_array().map(Vec::len), Some(4));
     let runs: Value = get_json(
         &http,
         format!("{base}/management/runs?workflow=echo&status=Succeeded"),

@@ -145,7 +145,11 @@ pub enum ActionKind {
     /// Subscribes (an HTTP request carrying `listCallbackUrl()`), waits for the service to call
     /// that URL, and unsubscribes.
     HttpWebhook,
-    Response,
+    /// `asynchronous`: `operationOptions` has `Asynchronous` (Logic Apps' "Asynchronous
+    /// response"), so the request is answered 202 with a Location at once.
+    Response {
+        asynchronous: bool,
+    },
     ServiceProvider {
         connection: String,
         operation: String,
@@ -191,7 +195,7 @@ impl Action {
                 | ActionKind::Select
                 | ActionKind::Join
                 | ActionKind::Table
-                | ActionKind::Response
+                | ActionKind::Response { .. }
         )
     }
 
@@ -675,7 +679,9 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
             async_pattern: !has_operation_option(value, "DisableAsyncPattern"),
         },
         "httpwebhook" => ActionKind::HttpWebhook,
-        "response" => ActionKind::Response,
+        "response" => ActionKind::Response {
+            asynchronous: has_operation_option(value, "Asynchronous"),
+        },
         "serviceprovider" => {
             let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
             ActionKind::ServiceProvider {

@@ -191,7 +191,7 @@ pub async fn execute(call: &ActionCall<'_>) -> Result<ActionResult, DbError> {
         }
         ActionKind::Table => table(call),
         ActionKind::Wait => wait(call, inputs_or_fail!(call)).await,
-        ActionKind::Response => {
+        ActionKind::Response { .. } => {
             let inputs = inputs_or_fail!(call);
             // The server would otherwise have to answer some other status than the one asked.
             let status = match builtin_inputs::response_status(inputs.get("statusCode")) {
