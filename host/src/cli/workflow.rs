@@ -362,6 +362,12 @@ impl LiveView {
                 // Whoever tries a webhook locally may be the service: the URL to call is here.
                 let _ = writeln!(out, "  ..  waiting  {path} for a call of {callback_url}");
             }
+            RunEvent::OperationPolled { path, location, .. } => {
+                let _ = writeln!(
+                    out,
+                    "  ..  polling  {path}: the request was accepted; polling {location}"
+                );
+            }
         }
         if self.terminal && !running.is_empty() {
             let names: Vec<&str> = running.keys().map(String::as_str).take(4).collect();
@@ -645,6 +651,13 @@ fn log_run_event(event: &RunEvent) {
         RunEvent::CallbackAwaited { run_id, path, .. } => {
             // The URL carries its signature, so it stays out of the log.
             tracing::info!(run_id, path, "waiting for the HttpWebhook callback")
+        }
+        RunEvent::OperationPolled {
+            run_id,
+            path,
+            location,
+        } => {
+            tracing::info!(run_id, path, location, "polling the accepted Http request")
         }
         RunEvent::ActionStarted { .. } => {}
     }

@@ -82,6 +82,13 @@ pub enum RunEvent {
         path: String,
         callback_url: String,
     },
+    /// An Http action's request was accepted (202 + Location) and is polled at `location`
+    /// (its query left out: it may carry a token).
+    OperationPolled {
+        run_id: String,
+        path: String,
+        location: String,
+    },
 }
 
 pub type Observer = Arc<dyn Fn(&RunEvent) + Send + Sync>;

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cordon_host::db::{Db, Status};
 use cordon_host::workflow::clock::FakeClock;
+use cordon_host::workflow::executor::RunEvent;
 use cordon_host::workflow::project::Project;
 use cordon_host::workflow::{Engine, EngineOptions};
 use cordon_tests::{runtime, serve, workflow_engine};
@@ -140,8 +141,32 @@ async fn an_accepted_request_is_polled_until_the_operation_ends() {
             "Not_polled": start_job(addr, "fire-and-forget", Some("DisableAsyncPattern"))
         }),
     );
-    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    // An engine like workflow_engine's, with an observer: what `cordon run` prints from.
+    let db =
+        Arc::new(cordon_host::db::SqliteDb::open(&dir.path().join(".cordon/history.db")).expect("history"));
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = Arc::new(FakeClock::starting_at(1_700_000_000_000));
+    let polled = Arc::new(Mutex::new(Vec::new()));
+    let seen = polled.clone();
+    options.observer = Some(Arc::new(move |event: &RunEvent| {
+        if let RunEvent::OperationPolled { path, location, .. } = event {
+            seen.lock().expect("lock").push((path.clone(), location.clone()));
+        }
+    }));
+    let project = Project::open(dir.path()).expect("project");
+    let engine = Engine::open(&project, &runtime(), options).await.expect("engine");
     let run = engine.run("w", json!({})).await.expect("run");
+    // Each polled action said where it polls (once each: a moved Location is not announced).
+    let mut polled = polled.lock().expect("lock").clone();
+    polled.sort();
+    assert_eq!(
+        polled,
+        vec![
+            ("Missing".to_owned(), format!("http://{addr}/status/missing")),
+            ("Report".to_owned(), format!("http://{addr}/status/report")),
+            ("Slow".to_owned(), format!("http://{addr}/status/slow")),
+        ]
+    );
 
     // 202, 503 (retried on the default policy), then the job's end: the action's outputs.
     let report = action(db.as_ref(), &run.id, "Report");

@@ -29,7 +29,7 @@ use crate::workflow::builtin_inputs::{self, retry_after};
 use crate::workflow::definition::ActionKind;
 
 use super::actions::{invoke_failure_result, status_failure};
-use super::{ActionCall, ActionResult};
+use super::{ActionCall, ActionResult, RunEvent};
 
 /// How long to wait between polls when the service gives no `Retry-After` (Logic Apps' 20 s).
 pub(super) const DEFAULT_INTERVAL: Duration = Duration::from_secs(20);
@@ -40,6 +40,18 @@ pub(super) fn accepted_location(uri: &str, response: &Value) -> Option<String> {
         return None;
     }
     builtin_inputs::location(uri, response)
+}
+
+/// `url` without its query and fragment, for showing where a request goes.
+fn without_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.into()
+        }
+        Err(_) => String::new(),
+    }
 }
 
 /// The GET that polls `location` for the request `request` (the Http action's, as sent).
@@ -82,6 +94,11 @@ pub(super) async fn poll(
     let engine = &call.run.engine;
     let lease = call.run.lease();
     engine.db.http_poll_started(lease, &call.path, &location)?;
+    engine.emit(RunEvent::OperationPolled {
+        run_id: call.run.run_id.clone(),
+        path: call.path.clone(),
+        location: without_query(&location),
+    });
     let policy = call.action.retry.clone().unwrap_or_default();
     let mut failures = 0u32;
     loop {
@@ -172,6 +189,15 @@ mod tests {
                 "{response}"
             );
         }
+    }
+
+    #[test]
+    fn where_it_polls_is_shown_without_the_query() {
+        assert_eq!(
+            without_query("https://store.example/ops/7?sig=secret&se=2026#x"),
+            "https://store.example/ops/7"
+        );
+        assert_eq!(without_query("not a url"), "");
     }
 
     #[test]
