@@ -11,7 +11,8 @@
 //!
 //! - **200** starts a run whose trigger outputs are the answer's `statusCode`, `headers` and
 //!   `body` (`splitOn` and `conditions` apply as for a polling trigger). With `Retry-After`
-//!   the endpoint is called again after that many seconds, else at the next occurrence.
+//!   the endpoint is called again after that many seconds (at least one), else at the next
+//!   occurrence.
 //! - **Any other answer below 400** (such as 202: nothing yet) starts nothing; the next call
 //!   is at the next occurrence, or after `Retry-After` if that is later.
 //! - **A `Location` header** in an answer is where the next call goes (with the same method,
@@ -38,6 +39,10 @@ use super::Engine;
 use super::builtin_inputs::{self, http_request};
 use super::definition::Trigger;
 use super::scheduler::{Step, TriggerScope, failed_check, run_outputs};
+
+/// The soonest a 200's `Retry-After` brings the next call (Logic Apps' shortest recurrence):
+/// an endpoint answering `Retry-After: 0` would otherwise be called in a loop.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Calls the endpoint of `trigger` (due now, its workflow with room for a run) and records
 /// what its answer says.
@@ -99,7 +104,8 @@ pub(super) async fn check(
         Vec::new()
     };
     state.next_at = match (status, retry_after) {
-        (200, Some(wait)) => Some(after(wait)),
+        // Sooner than the recurrence if the endpoint asks, but not in a loop of calls.
+        (200, Some(wait)) => Some(after(wait.max(MIN_INTERVAL))),
         (_, Some(wait)) => regular_next.map(|regular| regular.max(after(wait))),
         (_, None) => regular_next,
     };

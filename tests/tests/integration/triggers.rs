@@ -581,4 +581,9 @@ async fn an_http_trigger_starts_runs_on_200_and_follows_retry_after_and_location
         endpoint.called(),
         ["/ready", "/ready", "/ready?page=2", "/ready?page=2", "/ready"]
     );
+
+    // Retry-After: 0 after a 200 brings the next call a second later, not in a loop.
+    endpoint.answer(200, vec![("retry-after", "0")], json!({"orders": []}));
+    assert!(tick(&scheduler, T0 + 5 * MINUTE).await.is_empty());
+    assert_eq!(state().next_at, Some(T0 + 5 * MINUTE + SECOND));
 }
