@@ -869,13 +869,10 @@ async fn http(call: &ActionCall<'_>, inputs: Value, async_pattern: bool) -> Resu
         .filter(|_| answered.status == Status::Succeeded)
         .and_then(|response| {
             let location = async_http::accepted_location(uri, response)?;
-            Some((location, builtin_inputs::retry_after(response)))
+            Some((location, async_http::poll_interval(response)))
         });
     match accepted {
-        Some((location, wait)) => {
-            let wait = wait.unwrap_or(async_http::DEFAULT_INTERVAL);
-            async_http::poll(call, &inputs, &request, location, wait).await
-        }
+        Some((location, wait)) => async_http::poll(call, &inputs, &request, location, wait).await,
         None => Ok(answered),
     }
 }

@@ -1,9 +1,9 @@
 //! The Http action's asynchronous pattern, as Logic Apps runs it by default: a service that
 //! answers `202 Accepted` with a `Location` header has accepted a long-running operation, and
-//! the action polls that location with GET, every `Retry-After` seconds (20 without one),
-//! for as long as the answer is another 202 (which may name a new Location). The first other
-//! answer is the action's outputs: a status of 400 or more fails the action, as a direct
-//! answer would. `"operationOptions": "DisableAsyncPattern"` turns this off, and the 202 is
+//! the action polls that location with GET, every `Retry-After` seconds (20 without one, at
+//! least 1), for as long as the answer is another 202 (which may name a new Location). The
+//! first other answer is the action's outputs: a status of 400 or more fails the action, as a
+//! direct answer would. `"operationOptions": "DisableAsyncPattern"` turns this off, and the 202 is
 //! the outputs.
 //!
 //! Durability: the location is recorded (`http_polls`) before the first poll, so a process
@@ -32,7 +32,18 @@ use super::actions::{invoke_failure_result, status_failure};
 use super::{ActionCall, ActionResult, RunEvent};
 
 /// How long to wait between polls when the service gives no `Retry-After` (Logic Apps' 20 s).
-pub(super) const DEFAULT_INTERVAL: Duration = Duration::from_secs(20);
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(20);
+
+/// The shortest wait between polls, whatever `Retry-After` says: a service answering
+/// `Retry-After: 0` would otherwise be polled in a loop.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long to wait before the next poll after an answer that says to go on polling.
+pub(super) fn poll_interval(response: &Value) -> Duration {
+    retry_after(response)
+        .unwrap_or(DEFAULT_INTERVAL)
+        .max(MIN_INTERVAL)
+}
 
 /// Where an answer asks to be polled: a 202 with a Location, resolved against `uri`.
 pub(super) fn accepted_location(uri: &str, response: &Value) -> Option<String> {
@@ -118,7 +129,7 @@ pub(super) async fn poll(
                 if let Some(next) = accepted_location(&location, &response) {
                     // Still running.
                     failures = 0;
-                    wait = retry_after(&response).unwrap_or(DEFAULT_INTERVAL);
+                    wait = poll_interval(&response);
                     if next != location {
                         engine.db.http_poll_started(lease, &call.path, &next)?;
                         location = next;
@@ -187,6 +198,21 @@ mod tests {
                 accepted_location(base, &response).as_deref(),
                 expected,
                 "{response}"
+            );
+        }
+    }
+
+    #[test]
+    fn polls_wait_what_the_service_asks_but_at_least_a_second() {
+        let accepted = |retry_after: Option<&str>| match retry_after {
+            Some(seconds) => json!({"statusCode": 202, "headers": {"retry-after": seconds}}),
+            None => json!({"statusCode": 202, "headers": {}}),
+        };
+        for (retry_after, expected) in [(Some("7"), 7), (Some("0"), 1), (None, 20), (Some("soon"), 20)] {
+            assert_eq!(
+                poll_interval(&accepted(retry_after)),
+                Duration::from_secs(expected),
+                "{retry_after:?}"
             );
         }
     }
