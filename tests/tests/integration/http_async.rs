@@ -90,6 +90,8 @@ async fn status(State(jobs): State<Jobs>, Path(name): Path<String>, headers: Hea
         )
             .into_response(),
         ("slow", 2) => (StatusCode::ACCEPTED, [("location", "/status/slow-next")], "").into_response(),
+        // A 202 without a Location: poll the same URL again.
+        ("slow-next", 2) => (StatusCode::ACCEPTED, "").into_response(),
         (_, 2) => (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response(),
         _ => axum::Json(json!({"job": name, "done": true})).into_response(),
     }

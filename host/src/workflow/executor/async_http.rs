@@ -1,7 +1,8 @@
 //! The Http action's asynchronous pattern, as Logic Apps runs it by default: a service that
 //! answers `202 Accepted` with a `Location` header has accepted a long-running operation, and
 //! the action polls that location with GET, every `Retry-After` seconds (20 without one, at
-//! least 1), for as long as the answer is another 202 (which may name a new Location). The
+//! least 1), for as long as the answer is another 202 (which may name a new Location; one
+//! without goes on polling the same one). The
 //! first other answer is the action's outputs: a status of 400 or more fails the action, as a
 //! direct answer would. `"operationOptions": "DisableAsyncPattern"` turns this off, and the 202 is
 //! the outputs.
@@ -126,8 +127,9 @@ pub(super) async fn poll(
         let (result, retryable, service_wait) = match polled {
             Ok(response) => {
                 let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
-                if let Some(next) = accepted_location(&location, &response) {
-                    // Still running.
+                if status == 202 {
+                    // Still running; a 202 without a Location means: poll here again.
+                    let next = accepted_location(&location, &response).unwrap_or_else(|| location.clone());
                     failures = 0;
                     wait = poll_interval(&response);
                     if next != location {
