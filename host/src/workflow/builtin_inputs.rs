@@ -152,6 +152,30 @@ pub fn http_request(inputs: &Value) -> Value {
     Value::Object(request)
 }
 
+/// What the record of an Http or HttpWebhook action shows of its inputs: the values of each
+/// request's `authentication` that Logic Apps writes inline (Basic's `password`, Raw's
+/// `value`) replaced, so credentials written in a workflow do not land in the run history.
+/// Bearer and ApiKey take theirs from the connection's secrets and have none to hide.
+pub fn recorded_http_inputs(inputs: &Value) -> Value {
+    fn mask(request: &mut Value) {
+        if let Some(Value::Object(authentication)) = request.get_mut("authentication") {
+            for field in ["password", "value"] {
+                if let Some(value) = authentication.get_mut(field) {
+                    *value = json!("*** (not recorded)");
+                }
+            }
+        }
+    }
+    let mut recorded = inputs.clone();
+    mask(&mut recorded);
+    for request in ["subscribe", "unsubscribe"] {
+        if let Some(request) = recorded.get_mut(request) {
+            mask(request);
+        }
+    }
+    recorded
+}
+
 /// `Retry-After` of an answer of the `http` connector (which lower-cases header names), in
 /// seconds; the HTTP-date form is not read.
 pub fn retry_after(response: &Value) -> Option<Duration> {
@@ -175,6 +199,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn inline_credentials_stay_out_of_the_record() {
+        let inputs = json!({"method": "GET", "uri": "https://a.example/",
+            "authentication": {"type": "Basic", "username": "svc", "password": "hunter2"},
+            "subscribe": {"authentication": {"type": "Raw", "value": "Token abc"}},
+            "unsubscribe": {"authentication": {"type": "Bearer"}}});
+        let recorded = recorded_http_inputs(&inputs);
+        assert_eq!(recorded["authentication"]["username"], "svc");
+        assert_eq!(recorded["authentication"]["password"], "*** (not recorded)");
+        assert_eq!(
+            recorded["subscribe"]["authentication"]["value"],
+            "*** (not recorded)"
+        );
+        assert_eq!(recorded["unsubscribe"], inputs["unsubscribe"]);
+        assert!(!recorded.to_string().contains("hunter2") && !recorded.to_string().contains("abc"));
+    }
 
     #[test]
     fn response_status_codes() {

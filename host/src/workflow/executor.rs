@@ -1063,7 +1063,12 @@ fn run_action<'a>(
         let inputs = result.inputs.unwrap_or(Value::Null);
         let outputs = result.outputs.unwrap_or(Value::Null);
         let secure = action.secure_inputs || action.secure_outputs;
-        record.inputs = (!action.secure_inputs).then(|| inputs.clone());
+        record.inputs = (!action.secure_inputs).then(|| match action.kind {
+            ActionKind::Http { .. } | ActionKind::HttpWebhook => {
+                super::builtin_inputs::recorded_http_inputs(&inputs)
+            }
+            _ => inputs.clone(),
+        });
         record.outputs = (!action.secure_outputs).then(|| outputs.clone());
         // In memory (for expressions) the record keeps secure values: later actions may use
         // them, they only stay out of the history.

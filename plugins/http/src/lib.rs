@@ -62,7 +62,10 @@ fn yes() -> bool {
     true
 }
 
-/// How to authenticate. The value comes from a secret by placeholder.
+/// How to authenticate. Bearer and ApiKey take their value from a secret of the connection
+/// by placeholder, so the connector never holds it; Basic and Raw are Logic Apps' forms, whose
+/// values are written in the inputs (as an inline header's would be; the host keeps them out
+/// of the run history).
 #[derive(Deserialize, JsonSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
 enum Authentication {
@@ -70,6 +73,10 @@ enum Authentication {
     Bearer,
     /// `<header>: <api_key>` from the `api_key` secret.
     ApiKey { header: String },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic { username: String, password: String },
+    /// `Authorization: <value>`, as given.
+    Raw { value: String },
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -127,6 +134,13 @@ fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
         }
         Some(Authentication::ApiKey { header }) => {
             request = request.header(header, secrets::placeholder("api_key")?);
+        }
+        Some(Authentication::Basic { username, password }) => {
+            let credentials = BASE64.encode(format!("{username}:{password}"));
+            request = request.header("authorization", format!("Basic {credentials}"));
+        }
+        Some(Authentication::Raw { value }) => {
+            request = request.header("authorization", value);
         }
     }
     match input.body {

@@ -2062,3 +2062,39 @@ async fn binary_and_xml_bodies_pass_through_the_http_action_whole() {
         ]
     );
 }
+
+#[tokio::test]
+async fn basic_and_raw_authentication_are_sent_and_kept_out_of_the_history() {
+    let addr = serve(cordon_tests::echo_router()).await;
+    let request = |authentication: Value| {
+        json!({"type": "Http", "inputs": {"method": "POST", "uri": format!("http://{addr}/echo"),
+                                          "authentication": authentication}})
+    };
+    let h = harness(
+        Some(addr),
+        &[(
+            "w",
+            json!({
+                "Basic": request(json!({"type": "Basic", "username": "svc", "password": "hunter2"})),
+                "Raw": request(json!({"type": "Raw", "value": "Token abc123"}))
+            }),
+        )],
+    )
+    .await;
+    let run = h.run("w", Value::Null).await;
+    assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+    let records = h.actions(&run);
+    let sent = |name: &str| {
+        records[name].outputs.as_ref().expect("outputs")["body"]["headers"]["authorization"].clone()
+    };
+    // base64("svc:hunter2")
+    assert_eq!(sent("Basic"), "Basic c3ZjOmh1bnRlcjI=");
+    assert_eq!(sent("Raw"), "Token abc123");
+    for name in ["Basic", "Raw"] {
+        let inputs = records[name].inputs.as_ref().expect("inputs").to_string();
+        assert!(
+            inputs.contains("not recorded") && !inputs.contains("hunter2") && !inputs.contains("abc123"),
+            "{name}: {inputs}"
+        );
+    }
+}
