@@ -1,9 +1,11 @@
 //! `http`: one generic HTTP request action in the manner of the Logic Apps HTTP action.
 //!
 //! It requests every host (`*://*:*`): what it may actually reach is exactly what the
-//! operator grants the connection. Credentials go in by secret placeholder, so the connector
-//! never holds them. Requests other than GET, HEAD and OPTIONS carry an `Idempotency-Key`
-//! header with the call's idempotency key unless the input sets one.
+//! operator grants the connection. Credentials from the connection's secrets (Bearer, ApiKey)
+//! go in by placeholder, so the connector never holds them; Logic Apps' Basic and Raw forms
+//! carry theirs in the input, as an inline header does. Requests other than GET, HEAD and
+//! OPTIONS carry an `Idempotency-Key` header with the call's idempotency key unless the input
+//! sets one.
 
 use std::collections::BTreeMap;
 
