@@ -552,6 +552,19 @@ async fn webhook_trigger(base: &str, keys: &Keys, workflow: &str) -> Value {
         .unwrap_or_else(|| panic!("no workflow {workflow} in {text}"))
 }
 
+/// The trigger of `workflow` as listed once it has failed at least once (or after about 5 s).
+async fn webhook_trigger_once_failed(base: &str, keys: &Keys, workflow: &str) -> Value {
+    let mut trigger = Value::Null;
+    for _ in 0..250 {
+        trigger = webhook_trigger(base, keys, workflow).await;
+        if trigger["failures"].as_u64() >= Some(1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    trigger
+}
+
 /// A workflow started by an HttpWebhook trigger: each call of its URL is a shipment.
 fn shipments_workflow(service: std::net::SocketAddr) -> Value {
     json!({
@@ -622,27 +635,13 @@ async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
         webhook_trigger(&base, &keys, "shipments").await["subscribed"],
         true
     );
-    let mut refused = Value::Null;
-    for _ in 0..250 {
-        refused = webhook_trigger(&base, &keys, "refused").await;
-        if refused["failures"].as_u64() >= Some(1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let refused = webhook_trigger_once_failed(&base, &keys, "refused").await;
     assert_eq!(refused["subscribed"], false, "{refused}");
     assert!(
         refused["lastError"].as_str().unwrap_or_default().contains("503"),
         "{refused}"
     );
-    let mut broken = Value::Null;
-    for _ in 0..250 {
-        broken = webhook_trigger(&base, &keys, "broken").await;
-        if broken["failures"].as_u64() >= Some(1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let broken = webhook_trigger_once_failed(&base, &keys, "broken").await;
     assert_eq!(broken["subscribed"], false, "{broken}");
     let error = broken["lastError"].as_str().unwrap_or_default();
     assert!(
