@@ -58,6 +58,7 @@ use sha2::Sha256;
 
 use crate::db::{CancelOutcome, RunFilter, Status};
 use crate::ids::TenantId;
+use crate::tenants::UnavailableTenant;
 use crate::workflow::Engine;
 use crate::workflow::admission::Busy;
 use crate::workflow::definition::{ActionKind, Trigger, TriggerKind, all_actions};
@@ -377,23 +378,42 @@ pub fn router(engine: Engine, keys: Keys, config: ServerConfig) -> Router {
 /// API). A management request without the tenant's key (or the operator's) answers 404, as
 /// if the tenant had no such route, and is audited with the tenant's name.
 ///
+/// Every route of an `unavailable` tenant (one that did not open) answers 503; the reason
+/// goes only to the operator key, since a trigger's caller is anyone with its URL.
+///
 /// `/metrics` at the root is the operator's (the operator key only): the process's
-/// connections, which no tenant's `/metrics` shows, and each tenant's runs in flight.
-pub fn tenants_router(tenants: Vec<(TenantId, Engine, Keys)>, config: ServerConfig) -> Router {
-    let operator = OperatorState {
+/// connections, which no tenant's `/metrics` shows, whether each tenant is up, and each
+/// tenant's runs in flight.
+pub fn tenants_router(
+    tenants: Vec<(TenantId, Engine, Keys)>,
+    unavailable: Vec<UnavailableTenant>,
+    config: ServerConfig,
+) -> Router {
+    let operator = Arc::new(OperatorState {
         key: tenants.iter().find_map(|(_, _, keys)| keys.operator.clone()),
         tenants: tenants
             .iter()
             .map(|(id, engine, _)| (id.clone(), engine.clone()))
             .collect(),
+        unavailable: unavailable.clone(),
         config: config.clone(),
-    };
+    });
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(operator_metrics).with_state(Arc::new(operator)));
+        .route("/metrics", get(operator_metrics).with_state(operator.clone()));
     for (tenant, engine, keys) in tenants {
         let path = format!("/tenants/{tenant}");
         app = app.nest(&path, routes(engine, keys, config.clone(), Some(tenant)));
+    }
+    for tenant in unavailable {
+        let path = format!("/tenants/{}", tenant.id);
+        let answer = any({
+            let operator = operator.clone();
+            move |headers: HeaderMap| std::future::ready(tenant_unavailable(&operator, &tenant, &headers))
+        });
+        app = app
+            .route(&path, answer.clone())
+            .route(&format!("{path}/{{*rest}}"), answer);
     }
     app
 }
@@ -403,12 +423,38 @@ pub fn tenants_router(tenants: Vec<(TenantId, Engine, Keys)>, config: ServerConf
 struct OperatorState {
     key: Option<ManagementKey>,
     tenants: Vec<(TenantId, Engine)>,
+    unavailable: Vec<UnavailableTenant>,
     config: ServerConfig,
 }
 
+impl OperatorState {
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+        self.key.as_ref().is_some_and(|key| key.admits(header))
+    }
+}
+
+/// 503 for any request to a tenant that did not open. No `Retry-After`: it stays down until
+/// its files are fixed and the server restarts.
+fn tenant_unavailable(operator: &OperatorState, tenant: &UnavailableTenant, headers: &HeaderMap) -> Response {
+    let id = &tenant.id;
+    let message = if operator.admits(headers) {
+        format!(
+            "tenant {id} did not open when the server started: {}; fix it (`cordon validate --project` \
+             on its directory shows workflow problems) and restart the server",
+            tenant.reason
+        )
+    } else {
+        format!(
+            "tenant {id} is unavailable: it did not open when the server started; the operator's \
+             log says why"
+        )
+    };
+    problem(StatusCode::SERVICE_UNAVAILABLE, message)
+}
+
 async fn operator_metrics(State(state): State<Arc<OperatorState>>, headers: HeaderMap) -> Response {
-    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
-    if !state.key.as_ref().is_some_and(|key| key.admits(header)) {
+    if !state.admits(&headers) {
         tracing::warn!(
             target: "cordon::audit",
             event = "management_denied",
@@ -425,7 +471,21 @@ async fn operator_metrics(State(state): State<Arc<OperatorState>>, headers: Head
         )
             .into_response();
     }
-    let mut exposition = String::from(
+    let mut up = String::from(
+        "# HELP cordon_tenant_up Whether the tenant opened when the server started (0: its routes answer 503).\n\
+         # TYPE cordon_tenant_up gauge\n",
+    );
+    let mut ids: Vec<(&TenantId, bool)> = state.tenants.iter().map(|(id, _)| (id, true)).collect();
+    ids.extend(state.unavailable.iter().map(|t| (&t.id, false)));
+    ids.sort();
+    for (tenant, is_up) in ids {
+        up.push_str(&format!(
+            "cordon_tenant_up{{tenant=\"{tenant}\"}} {}\n",
+            u8::from(is_up)
+        ));
+    }
+    let mut exposition = up;
+    exposition.push_str(
         "# HELP cordon_tenant_runs_in_flight Runs executing now in this process, by tenant.\n\
          # TYPE cordon_tenant_runs_in_flight gauge\n",
     );

@@ -206,26 +206,84 @@ pub fn read_quotas(project: &Project) -> anyhow::Result<Quotas> {
     Ok(file.quotas)
 }
 
+/// What opening a tenants directory found: the tenants that opened, those that did not,
+/// and the operator key.
+#[derive(Debug)]
+pub struct OpenedTenants {
+    pub tenants: Vec<Tenant>,
+    pub unavailable: Vec<UnavailableTenant>,
+    pub operator: ManagementKey,
+}
+
+impl OpenedTenants {
+    /// The tenants and the operator key, or an error naming every tenant that did not open:
+    /// for callers that need every tenant (benchmarks, tests, a strict embedder).
+    pub fn require_all(self) -> anyhow::Result<(Vec<Tenant>, ManagementKey)> {
+        if let Some(first) = self.unavailable.first() {
+            bail!(
+                "{} tenant(s) did not open; tenant {}: {}",
+                self.unavailable.len(),
+                first.id,
+                first.reason
+            );
+        }
+        Ok((self.tenants, self.operator))
+    }
+}
+
+/// A tenant whose project did not open (a workflow that does not validate, a bad
+/// `tenant.json`, a connector that does not load, a history that cannot be opened). The
+/// server answers its routes with 503 and shows it on the operator's `/metrics`.
+#[derive(Debug, Clone)]
+pub struct UnavailableTenant {
+    pub id: TenantId,
+    /// Why, with the whole chain of causes (what the operator's log says too).
+    pub reason: String,
+}
+
 /// Opens every tenant of `dir`. `options` makes each tenant's engine options from its id and
-/// history (the caller adds observers and the secret store). One tenant that cannot open
-/// stops the start, naming the tenant: serving the others while one is silently down would
-/// hide it.
+/// history (the caller adds observers and the secret store).
+///
+/// A tenant that cannot open does not stop the others: it is returned in `unavailable`,
+/// with the reason, for the server to log and to answer for (a tenant's own files, which
+/// it may edit, must not take every other tenant down at the next restart). The start
+/// fails only when no tenant opens, or when the directory itself is wrong (a subdirectory
+/// whose name is not a tenant id is the operator's mistake, and it could not be routed).
 pub async fn open_all(
     dir: &Path,
     options: impl Fn(&TenantId, Arc<SqliteDb>) -> anyhow::Result<EngineOptions>,
-) -> anyhow::Result<(Vec<Tenant>, ManagementKey)> {
+) -> anyhow::Result<OpenedTenants> {
     let operator = ManagementKey::for_operator(&cap_std::fs::Dir::open_ambient_dir(
         dir,
         cap_std::ambient_authority(),
     )?)?;
     let mut tenants = Vec::new();
+    let mut unavailable = Vec::new();
     for (id, path) in tenant_dirs(dir)? {
-        let tenant = open_one(&id, &path, &operator, &options)
-            .await
-            .with_context(|| format!("tenant {id}"))?;
-        tenants.push(tenant);
+        match open_one(&id, &path, &operator, &options).await {
+            Ok(tenant) => tenants.push(tenant),
+            Err(e) => unavailable.push(UnavailableTenant {
+                id,
+                reason: format!("{e:#}"),
+            }),
+        }
     }
-    Ok((tenants, operator))
+    if tenants.is_empty() {
+        let reasons: Vec<String> = unavailable
+            .iter()
+            .map(|t| format!("tenant {}: {}", t.id, t.reason))
+            .collect();
+        bail!(
+            "no tenant in {} could open:\n{}",
+            dir.display(),
+            reasons.join("\n")
+        );
+    }
+    Ok(OpenedTenants {
+        tenants,
+        unavailable,
+        operator,
+    })
 }
 
 async fn open_one(

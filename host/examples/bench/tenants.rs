@@ -131,7 +131,9 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
             service_call("transform", "echo", json!({"n": 1})),
             json!({}),
         )?;
-        let (tenants, _operator) = open_all(root.path(), |_, db| Ok(EngineOptions::new(db))).await?;
+        let (tenants, _operator) = open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
+            .await?
+            .require_all()?;
         let (a, b) = (&tenants[0].engine, &tenants[1].engine);
         // Warm B (its connector's first instantiation) before measuring.
         measure_b(b, 50).await?;

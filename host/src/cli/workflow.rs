@@ -679,25 +679,36 @@ pub async fn serve(
     cache: &CacheArgs,
     tenants: bool,
 ) -> anyhow::Result<ExitCode> {
+    let mut unavailable = Vec::new();
     let served = if tenants {
         if db.is_some() {
             anyhow::bail!(
                 "--db does not apply with --tenants: each tenant's history is its own TENANT/.cordon/history.db"
             );
         }
-        let (tenants, _operator) = crate::tenants::open_all(project_path, |_, db| {
+        let opened = crate::tenants::open_all(project_path, |_, db| {
             let mut options = EngineOptions::new(db.clone());
             options.secret_store = store_if_keyed(db)?;
             options.observer = Some(Arc::new(log_run_event));
             Ok(options)
         })
         .await?;
+        for tenant in &opened.unavailable {
+            tracing::error!(
+                tenant = %tenant.id,
+                reason = tenant.reason,
+                "tenant did not open; its routes answer 503 until it is fixed and the server restarts"
+            );
+        }
         tracing::info!(
-            tenants = tenants.len(),
+            tenants = opened.tenants.len(),
+            unavailable = opened.unavailable.len(),
             operator_key = %project_path.join(crate::server::OPERATOR_KEY_FILE).display(),
             "multi-tenant server"
         );
-        tenants
+        unavailable = opened.unavailable;
+        opened
+            .tenants
             .into_iter()
             .map(|t| Served {
                 history: t.db.location().to_owned(),
@@ -797,6 +808,7 @@ pub async fn serve(
                 .iter()
                 .filter_map(|s| Some((s.tenant.clone()?, s.engine.clone(), s.keys.clone())))
                 .collect(),
+            unavailable,
             config.clone(),
         )
     } else {

@@ -213,6 +213,14 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
         std::fs::create_dir(dir.path().join(tenant)).expect("tenant dir");
         write_project(&dir.path().join(tenant));
     }
+    // A third tenant whose quota file is wrong: the other two are served all the same.
+    std::fs::create_dir(dir.path().join("initech")).expect("tenant dir");
+    write_project(&dir.path().join("initech"));
+    std::fs::write(
+        dir.path().join("initech/tenant.json"),
+        r#"{"quotas": {"runsPerMinute": 0}}"#,
+    )
+    .expect("tenant.json");
     let mut server = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args([
             "serve",
@@ -222,9 +230,11 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
             "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start cordon serve --tenants");
+    let stderr = server.stderr.take().expect("stderr");
+    let log = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let stdout = server.stdout.take().expect("stdout");
     let mut lines = std::io::BufReader::new(stdout).lines();
     let urls: Vec<String> = lines
@@ -262,6 +272,14 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
                     .to_owned(),
             );
         }
+        let root = urls[0].split("/tenants/").next().expect("root");
+        let response = client
+            .post(format!("{root}/tenants/initech/api/hook/triggers/manual/invoke"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("initech");
+        assert_eq!(response.status(), 503);
         ids
     });
     for (tenant, run_id) in ["acme", "globex"].iter().zip(&run_ids) {
@@ -274,4 +292,10 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     let status = server.wait().expect("wait");
     assert!(status.success(), "SIGTERM stops it cleanly: {status}");
+    let log = log.join().expect("stderr");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("initech") && l.contains("runsPerMinute is 0") && l.contains("503")),
+        "the log names the tenant that did not open and why:\n{log}"
+    );
 }

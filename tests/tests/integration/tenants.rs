@@ -9,7 +9,7 @@ use cordon_host::ids::SecretName;
 use cordon_host::secrets::SecretValue;
 use cordon_host::secrets::store::{MasterKey, SecretStore};
 use cordon_host::server::{ServerConfig, callback_url, tenants_router};
-use cordon_host::tenants::{Tenant, open_all};
+use cordon_host::tenants::{OpenedTenants, Tenant, open_all};
 use cordon_host::workflow::EngineOptions;
 use cordon_tests::{FAKE_GITHUB_TOKEN, FakeGithub, captured_log, http_client, serve, serve_cordon};
 use serde_json::{Value, json};
@@ -54,18 +54,25 @@ fn store_token(dir: &std::path::Path, key: &str, value: &str) {
         .expect("store");
 }
 
-/// Opens every tenant under `root` with the secret store sealed by `master`.
-async fn open_with_store(
-    root: &std::path::Path,
-    master: &str,
-) -> (Vec<Tenant>, cordon_host::server::ManagementKey) {
+/// Opens the tenants under `root` with the secret store sealed by `master`.
+async fn open_sealed_by(root: &std::path::Path, master: &str) -> anyhow::Result<OpenedTenants> {
     open_all(root, |_, db| {
         let mut options = EngineOptions::new(db.clone());
         options.secret_store = Some(SecretStore::new(db, MasterKey::from_base64(master, "test")?));
         Ok(options)
     })
     .await
-    .expect("tenants open")
+}
+
+/// Opens every tenant under `root`, all of which must open.
+async fn open_with_store(
+    root: &std::path::Path,
+    master: &str,
+) -> (Vec<Tenant>, cordon_host::server::ManagementKey) {
+    open_sealed_by(root, master)
+        .await
+        .and_then(|opened| opened.require_all())
+        .expect("tenants open")
 }
 
 /// Serves the tenants' router on loopback; returns its base URL.
@@ -78,6 +85,7 @@ async fn serve_tenants(tenants: &[Tenant]) -> String {
             .iter()
             .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
             .collect(),
+        Vec::new(),
         config.clone(),
     );
     format!("http://{}", serve_cordon(app, &config).await)
@@ -258,6 +266,7 @@ async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
     for expected in [
         "cordon_tenant_runs_in_flight{tenant=\"acme\"} 0",
         "cordon_tenant_runs_in_flight{tenant=\"globex\"} 0",
+        "cordon_tenant_up{tenant=\"acme\"} 1",
         "cordon_server_connections_open ",
     ] {
         assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
@@ -276,7 +285,138 @@ async fn each_tenant_sees_only_its_own_and_the_operator_sees_all() {
 }
 
 #[tokio::test]
-async fn a_bad_tenant_directory_or_quota_stops_the_start_naming_it() {
+async fn a_tenant_that_does_not_open_answers_503_and_the_others_are_served() {
+    let log = captured_log();
+    let github = FakeGithub::default();
+    let addr = serve(github.router()).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let (acme_dir, globex_dir, initech_dir) = (
+        root.path().join("acme"),
+        root.path().join("globex"),
+        root.path().join("initech"),
+    );
+    write_tenant(&acme_dir, addr, None);
+    // globex's quota file is wrong; initech's workflow names an action that does not exist.
+    write_tenant(&globex_dir, addr, Some(json!({"quotas": {"runsPerMinute": 0}})));
+    write_tenant(&initech_dir, addr, None);
+    let workflow = initech_dir.join("open/workflow.json");
+    let text = std::fs::read_to_string(&workflow).expect("read");
+    std::fs::write(&workflow, text.replace("\"Open\":[", "\"Opne\":[")).expect("break it");
+    let master = MasterKey::generate();
+    store_token(&acme_dir, &master, FAKE_GITHUB_TOKEN);
+
+    let opened = open_sealed_by(root.path(), &master)
+        .await
+        .expect("acme opens, so the start goes on");
+    let ids = |list: Vec<&cordon_host::ids::TenantId>| {
+        list.iter().map(|t| t.as_str().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(opened.tenants.iter().map(|t| &t.id).collect()), ["acme"]);
+    assert_eq!(
+        ids(opened.unavailable.iter().map(|t| &t.id).collect()),
+        ["globex", "initech"]
+    );
+    assert!(
+        opened.unavailable[0].reason.contains("runsPerMinute is 0"),
+        "{:?}",
+        opened.unavailable[0]
+    );
+    assert!(
+        opened.unavailable[1].reason.contains("Opne"),
+        "{:?}",
+        opened.unavailable[1]
+    );
+
+    let config = ServerConfig::default();
+    let app = tenants_router(
+        opened
+            .tenants
+            .iter()
+            .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
+            .collect(),
+        opened.unavailable.clone(),
+        config.clone(),
+    );
+    let base = format!("http://{}", serve_cordon(app, &config).await);
+    let http = http_client();
+
+    // The tenant that opened runs as if the others were not there.
+    let acme = &opened.tenants[0];
+    let url = callback_url(
+        &format!("{base}/tenants/acme"),
+        &acme.keys.trigger,
+        "open",
+        "manual",
+        None,
+    );
+    let response = http
+        .post(&url)
+        .body("{}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("acme");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.expect("body"), "Succeeded");
+
+    // Every route of one that did not: 503, the reason only for the operator.
+    let operator = opened.operator.token().to_owned();
+    for path in [
+        "/tenants/globex",
+        "/tenants/globex/api/open/triggers/manual/invoke?sig=00",
+        "/tenants/initech/management/runs",
+    ] {
+        let (status, body) = call(&http, &format!("{base}{path}"), None).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(
+            body.contains("unavailable") && body.contains("operator's log"),
+            "{path}: {body}"
+        );
+        assert!(
+            !body.contains("runsPerMinute") && !body.contains("Opne"),
+            "{path}: {body}"
+        );
+        let (status, body) = call(&http, &format!("{base}{path}"), Some(&operator)).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        let reason = if path.contains("globex") {
+            "runsPerMinute is 0"
+        } else {
+            "Opne"
+        };
+        assert!(
+            body.contains(reason) && body.contains("restart"),
+            "{path}: {body}"
+        );
+    }
+    let (status, metrics) = call(&http, &format!("{base}/metrics"), Some(&operator)).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "cordon_tenant_up{tenant=\"acme\"} 1",
+        "cordon_tenant_up{tenant=\"globex\"} 0",
+        "cordon_tenant_up{tenant=\"initech\"} 0",
+        "cordon_tenant_runs_in_flight{tenant=\"acme\"} 0",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from:\n{metrics}");
+    }
+    assert!(
+        !metrics.contains("cordon_tenant_runs_in_flight{tenant=\"globex\"}"),
+        "{metrics}"
+    );
+    assert!(!log.text().contains(FAKE_GITHUB_TOKEN));
+
+    // A strict caller can still ask for every tenant, and hears which did not open.
+    let error = open_sealed_by(root.path(), &master)
+        .await
+        .and_then(|opened| opened.require_all().map(|_| ()))
+        .expect_err("two did not open");
+    assert!(
+        format!("{error:#}").contains("2 tenant(s) did not open; tenant globex"),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_tenant_directory_or_no_tenant_that_opens_stops_the_start_naming_why() {
     let github = serve(FakeGithub::default().router()).await;
     let cases = [
         ("Bad_Name", None, "tenant id"),

@@ -193,6 +193,7 @@ async fn in_a_tenants_directory_approvals_are_per_tenant_and_audited_with_the_te
     let v1 = install(&acme, "mailer");
     let (tenants, _) = cordon_host::tenants::open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
         .await
+        .and_then(|opened| opened.require_all())
         .expect("tenants open");
     let approved = tenants[0]
         .db

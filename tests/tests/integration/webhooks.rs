@@ -495,6 +495,7 @@ async fn a_tenants_callback_reaches_only_that_tenant() {
     let (tenants, _operator) =
         cordon_host::tenants::open_all(root.path(), |_, db| Ok(EngineOptions::new(db)))
             .await
+            .and_then(|opened| opened.require_all())
             .expect("tenants open");
     let config = ServerConfig::default();
     let app = cordon_host::server::tenants_router(
@@ -502,6 +503,7 @@ async fn a_tenants_callback_reaches_only_that_tenant() {
             .iter()
             .map(|t| (t.id.clone(), t.engine.clone(), t.keys.clone()))
             .collect(),
+        Vec::new(),
         config.clone(),
     );
     let root_url = format!("http://{}", serve_cordon(app, &config).await);
