@@ -165,14 +165,43 @@ impl Response {
             401 | 403 => Error::Unauthorized(message),
             404 => Error::NotFound(message),
             429 => Error::RateLimited {
-                retry_after: self
-                    .header("retry-after")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs),
+                retry_after: self.header("retry-after").and_then(retry_after),
                 message,
             },
             408 | 500..=599 => Error::Transient(message),
             _ => Error::Permanent(message),
         })
+    }
+}
+
+/// A `Retry-After` value: delay seconds, or an HTTP date (RFC 9110) read against the wall
+/// clock, a date already past meaning no wait.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after(" 30 "), Some(Duration::from_secs(30)));
+        assert_eq!(retry_after("Thu, 01 Jan 2026 00:00:00 GMT"), Some(Duration::ZERO));
+        let in_a_minute = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(61));
+        let wait = retry_after(&in_a_minute).expect("a date");
+        assert!(
+            wait > Duration::from_secs(1) && wait <= Duration::from_secs(61),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after("later"), None);
     }
 }

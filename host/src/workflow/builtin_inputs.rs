@@ -176,14 +176,20 @@ pub fn recorded_http_inputs(inputs: &Value) -> Value {
     recorded
 }
 
-/// `Retry-After` of an answer of the `http` connector (which lower-cases header names), in
-/// seconds; the HTTP-date form is not read.
-pub fn retry_after(response: &Value) -> Option<Duration> {
-    response
-        .pointer("/headers/retry-after")
-        .and_then(Value::as_str)
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+/// `Retry-After` of an answer of the `http` connector (which lower-cases header names): delay
+/// seconds, or an HTTP date (RFC 9110), read against `now_ms` (a date already past is no
+/// wait at all).
+pub fn retry_after(response: &Value, now_ms: i64) -> Option<Duration> {
+    let value = response.pointer("/headers/retry-after")?.as_str()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let at_ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+    let wait_ms = i128::try_from(at_ms).ok()? - i128::from(now_ms);
+    Some(Duration::from_millis(
+        u64::try_from(wait_ms.max(0)).unwrap_or(u64::MAX),
+    ))
 }
 
 /// The `Location` of an answer of the `http` connector, resolved against the `uri` the
@@ -199,6 +205,30 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        // 2026-12-03T10:00:00Z.
+        let now_ms = 1_796_292_000_000;
+        let answer = |value: &str| json!({"statusCode": 429, "headers": {"retry-after": value}});
+        for (value, expected) in [
+            ("120", Some(Duration::from_secs(120))),
+            (" 0 ", Some(Duration::ZERO)),
+            ("Thu, 03 Dec 2026 10:01:30 GMT", Some(Duration::from_secs(90))),
+            // The two obsolete forms RFC 9110 still asks a recipient to read.
+            ("Thursday, 03-Dec-26 10:00:05 GMT", Some(Duration::from_secs(5))),
+            ("Thu Dec  3 10:00:02 2026", Some(Duration::from_secs(2))),
+            ("Thu, 03 Dec 2026 09:00:00 GMT", Some(Duration::ZERO)),
+            ("soon", None),
+            ("-5", None),
+        ] {
+            assert_eq!(retry_after(&answer(value), now_ms), expected, "{value:?}");
+        }
+        assert_eq!(
+            retry_after(&json!({"statusCode": 429, "headers": {}}), now_ms),
+            None
+        );
+    }
 
     #[test]
     fn inline_credentials_stay_out_of_the_record() {

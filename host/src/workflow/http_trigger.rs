@@ -84,7 +84,7 @@ pub(super) async fn check(
         Err(error) => return failed_check(engine, state, error.to_string(), None, now, regular_next),
     };
     let status = response.get("statusCode").and_then(Value::as_u64).unwrap_or(0);
-    let retry_after = builtin_inputs::retry_after(&response);
+    let retry_after = builtin_inputs::retry_after(&response, now);
     if status >= 400 {
         let message = format!("the endpoint answered {status}");
         return failed_check(engine, state, message, retry_after, now, regular_next);

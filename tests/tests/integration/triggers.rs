@@ -586,4 +586,13 @@ async fn an_http_trigger_starts_runs_on_200_and_follows_retry_after_and_location
     endpoint.answer(200, vec![("retry-after", "0")], json!({"orders": []}));
     assert!(tick(&scheduler, T0 + 5 * MINUTE).await.is_empty());
     assert_eq!(state().next_at, Some(T0 + 5 * MINUTE + SECOND));
+
+    // Retry-After as an HTTP date (T0 is 2026-01-01T00:00:00Z).
+    endpoint.answer(
+        200,
+        vec![("retry-after", "Thu, 01 Jan 2026 00:06:45 GMT")],
+        json!({"orders": []}),
+    );
+    assert!(tick(&scheduler, T0 + 6 * MINUTE).await.is_empty());
+    assert_eq!(state().next_at, Some(T0 + 6 * MINUTE + 45 * SECOND));
 }

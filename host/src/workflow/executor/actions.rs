@@ -869,7 +869,10 @@ async fn http(call: &ActionCall<'_>, inputs: Value, async_pattern: bool) -> Resu
         .filter(|_| answered.status == Status::Succeeded)
         .and_then(|response| {
             let location = async_http::accepted_location(uri, response)?;
-            Some((location, async_http::poll_interval(response)))
+            Some((
+                location,
+                async_http::poll_interval(response, call.run.engine.clock.now_ms()),
+            ))
         });
     match accepted {
         Some((location, wait)) => async_http::poll(call, &inputs, &request, location, wait).await,
@@ -894,7 +897,7 @@ pub(in crate::workflow) async fn http_exchange(
                     return Attempt::Done(ActionResult::succeeded(Some(inputs.clone()), Some(response)));
                 }
                 let retryable = status == 408 || status == 429 || status >= 500;
-                let retry_after = builtin_inputs::retry_after(&response);
+                let retry_after = builtin_inputs::retry_after(&response, call.run.engine.clock.now_ms());
                 let result = status_failure(inputs, response, status);
                 if retryable {
                     Attempt::Retryable(result, retry_after)

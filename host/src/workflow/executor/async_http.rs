@@ -40,8 +40,8 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(20);
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long to wait before the next poll after an answer that says to go on polling.
-pub(super) fn poll_interval(response: &Value) -> Duration {
-    retry_after(response)
+pub(super) fn poll_interval(response: &Value, now_ms: i64) -> Duration {
+    retry_after(response, now_ms)
         .unwrap_or(DEFAULT_INTERVAL)
         .max(MIN_INTERVAL)
 }
@@ -131,7 +131,7 @@ pub(super) async fn poll(
                     // Still running; a 202 without a Location means: poll here again.
                     let next = accepted_location(&location, &response).unwrap_or_else(|| location.clone());
                     failures = 0;
-                    wait = poll_interval(&response);
+                    wait = poll_interval(&response, engine.clock.now_ms());
                     if next != location {
                         engine.db.http_poll_started(lease, &call.path, &next)?;
                         location = next;
@@ -143,7 +143,7 @@ pub(super) async fn poll(
                     return Ok(ActionResult::succeeded(Some(inputs.clone()), Some(response)));
                 }
                 let retryable = status == 408 || status == 429 || status >= 500;
-                let service_wait = retry_after(&response);
+                let service_wait = retry_after(&response, engine.clock.now_ms());
                 (status_failure(inputs, response, status), retryable, service_wait)
             }
             Err(error) => (invoke_failure_result(inputs, &error), error.is_retryable(), None),
@@ -212,7 +212,7 @@ mod tests {
         };
         for (retry_after, expected) in [(Some("7"), 7), (Some("0"), 1), (None, 20), (Some("soon"), 20)] {
             assert_eq!(
-                poll_interval(&accepted(retry_after)),
+                poll_interval(&accepted(retry_after), 0),
                 Duration::from_secs(expected),
                 "{retry_after:?}"
             );
