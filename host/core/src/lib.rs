@@ -14,6 +14,7 @@ pub mod expr;
 pub mod host_pattern;
 pub mod problem;
 pub mod status;
+pub mod suggest;
 pub mod time_zone;
 pub mod workflow;
 pub mod xml;

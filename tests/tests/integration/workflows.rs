@@ -912,7 +912,9 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Bad_table_format": {"type": "Table", "inputs": {"format": "XLSX", "from": []}},
                 "Table_without_from": {"type": "Table", "inputs": {"format": "CSV"}},
                 "Bad_columns": {"type": "Table", "inputs": {"format": "HTML", "from": [], "columns": [{"header": "a"}]}},
-                "Computed_format": {"type": "Table", "inputs": {"format": "@triggerBody()", "from": []}}
+                "Computed_format": {"type": "Table", "inputs": {"format": "@triggerBody()", "from": []}},
+                "Misspelt_option": {"type": "Http", "operationOptions": "DisableAsyncPatern",
+                    "inputs": {"method": "GET", "uri": "http://127.0.0.1:9/"}}
             }),
         )],
     );
@@ -974,7 +976,12 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
     expect(
         Some("Typo"),
         "$.definition.actions.Typo.type",
-        "unknown action type \"Compse\"",
+        "unknown action type \"Compse\"; did you mean Compose?",
+    );
+    expect(
+        Some("Misspelt_option"),
+        "$.definition.actions.Misspelt_option.operationOptions",
+        "did you mean DisableAsyncPattern?",
     );
     expect(
         Some("Orphan"),

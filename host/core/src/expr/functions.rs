@@ -106,28 +106,7 @@ pub fn names() -> Vec<&'static str> {
 
 /// The closest known name to a misspelt one, if any is close.
 pub(super) fn suggest(name: &str) -> Option<&'static str> {
-    let wanted = name.to_ascii_lowercase();
-    table()
-        .values()
-        .map(|info| (edit_distance(&wanted, &info.name.to_ascii_lowercase()), info.name))
-        .filter(|(distance, _)| *distance <= 2)
-        .min()
-        .map(|(_, name)| name)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
+    crate::suggest::closest(name, table().values().map(|info| info.name))
 }
 
 pub(super) fn call(name: &str, args: &[Expr], scope: &dyn Scope) -> Result<Value, ExprError> {

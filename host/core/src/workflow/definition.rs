@@ -469,6 +469,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
             }
         }
     }
+    check_operation_options(reader, name, value, path);
     let concurrency = value.pointer("/runtimeConfiguration/concurrency").and_then(|c| {
         read_run_concurrency(
             reader,
@@ -477,6 +478,25 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
             &format!("{path}.runtimeConfiguration.concurrency"),
         )
     });
+    // `SingleInstance` is Logic Apps' other spelling of one run at a time; it documents that
+    // a trigger sets one or the other, not both.
+    let concurrency = match (has_operation_option(value, "SingleInstance"), concurrency) {
+        (false, concurrency) => concurrency,
+        (true, None) if value.pointer("/runtimeConfiguration/concurrency/runs").is_none() => {
+            Some(RunConcurrency {
+                runs: 1,
+                maximum_waiting_runs: DEFAULT_MAXIMUM_WAITING_RUNS,
+            })
+        }
+        (true, concurrency) => {
+            reader.problem(
+                Some(name),
+                &format!("{path}.operationOptions"),
+                "SingleInstance and runtimeConfiguration.concurrency.runs both limit the runs at once; set one of them",
+            );
+            concurrency
+        }
+    };
     Some(Trigger {
         name: name.to_owned(),
         kind,
@@ -547,6 +567,55 @@ fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<
 
 const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Table, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
 
+/// Every `operationOptions` value Logic Apps documents, those cordon acts on
+/// (`Asynchronous`, `DisableAsyncPattern`, `Sequential`, `SingleInstance`) and those it
+/// accepts and ignores. A name close to one of them is taken for a typo and reported (a
+/// misspelt `DisableAsyncPattern` would silently turn polling on); any other name is let
+/// through, since refusing options cordon does not know would refuse valid workflows.
+const OPERATION_OPTIONS: [&str; 10] = [
+    "Asynchronous",
+    "DisableAsyncPattern",
+    "DisableAutomaticDecompression",
+    "EnableSchemaValidation",
+    "FailWhenLimitsReached",
+    "IncludeAuthorizationHeadersInOutputs",
+    "Sequential",
+    "SingleInstance",
+    "SuppressWorkflowHeaders",
+    "SuppressWorkflowHeadersOnResponse",
+];
+
+/// Reports an `operationOptions` that is not a comma-separated string, or names a misspelt
+/// option.
+fn check_operation_options(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) {
+    let path = format!("{path}.operationOptions");
+    match value.get("operationOptions") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(list)) => {
+            for option in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                if OPERATION_OPTIONS
+                    .iter()
+                    .any(|known| known.eq_ignore_ascii_case(option))
+                {
+                    continue;
+                }
+                if let Some(known) = crate::suggest::closest(option, OPERATION_OPTIONS) {
+                    reader.problem(
+                        Some(name),
+                        &path,
+                        format!("unknown operation option {option:?}; did you mean {known}?"),
+                    );
+                }
+            }
+        }
+        Some(_) => reader.problem(
+            Some(name),
+            &path,
+            "operationOptions must be a string of comma-separated options, such as \"DisableAsyncPattern\"",
+        ),
+    }
+}
+
 /// Whether an action's `operationOptions` (a comma-separated list) names `option`.
 fn has_operation_option(action: &Value, option: &str) -> bool {
     action
@@ -560,6 +629,7 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
         reader.problem(Some(name), path, "an action must be an object");
         return None;
     }
+    check_operation_options(reader, name, value, path);
     let type_name = value
         .get("type")
         .and_then(Value::as_str)
@@ -714,7 +784,10 @@ fn read_action(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) -
             reader.problem(
                 Some(name),
                 &format!("{path}.type"),
-                format!("unknown action type {type_name:?}; cordon supports {ACTION_TYPES}"),
+                match crate::suggest::closest(&type_name, ACTION_TYPES.split(", ")) {
+                    Some(known) => format!("unknown action type {type_name:?}; did you mean {known}?"),
+                    None => format!("unknown action type {type_name:?}; cordon supports {ACTION_TYPES}"),
+                },
             );
             return None;
         }
@@ -842,5 +915,104 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let action = &found.expect("workflow").actions[0];
         assert_eq!(action.retry, Some(RetryPolicy::None));
+    }
+
+    #[test]
+    fn operation_options_are_read_and_a_misspelt_one_is_a_problem() {
+        let with_options = |trigger_options: Value, action_options: Value, concurrency: Option<u64>| {
+            let mut trigger =
+                serde_json::json!({"type": "Request", "kind": "Http", "operationOptions": trigger_options});
+            if let Some(runs) = concurrency {
+                trigger["runtimeConfiguration"] = serde_json::json!({"concurrency": {"runs": runs}});
+            }
+            serde_json::json!({"kind": "Stateful", "definition": {
+                "triggers": {"manual": trigger},
+                "actions": {"Call": {"type": "Http", "operationOptions": action_options,
+                    "inputs": {"method": "GET", "uri": "https://example.com"}}}}})
+        };
+        let runs = |found: Option<Workflow>| found.and_then(|w| w.triggers[0].concurrency).map(|c| c.runs);
+        for (trigger_options, action_options, concurrency, problem, expected_runs) in [
+            (
+                Value::Null,
+                serde_json::json!("DisableAsyncPattern"),
+                None,
+                None,
+                None,
+            ),
+            (
+                serde_json::json!("SuppressWorkflowHeadersOnResponse"),
+                serde_json::json!(" suppressworkflowheaders , DisableAsyncPattern"),
+                None,
+                None,
+                None,
+            ),
+            // Options cordon has never heard of pass: refusing them would refuse valid workflows.
+            (
+                Value::Null,
+                serde_json::json!("SomeFutureOption"),
+                None,
+                None,
+                None,
+            ),
+            (
+                Value::Null,
+                serde_json::json!("DisableAsyncPatern"),
+                None,
+                Some("unknown operation option \"DisableAsyncPatern\"; did you mean DisableAsyncPattern?"),
+                None,
+            ),
+            (
+                Value::Null,
+                serde_json::json!(["DisableAsyncPattern"]),
+                None,
+                Some("operationOptions must be a string"),
+                None,
+            ),
+            (
+                serde_json::json!("SingleInstance"),
+                Value::Null,
+                None,
+                None,
+                Some(1),
+            ),
+            (
+                serde_json::json!("SingelInstance"),
+                Value::Null,
+                None,
+                Some("did you mean SingleInstance?"),
+                None,
+            ),
+            (Value::Null, Value::Null, Some(5), None, Some(5)),
+            (
+                serde_json::json!("SingleInstance"),
+                Value::Null,
+                Some(5),
+                Some("set one of them"),
+                Some(5),
+            ),
+        ] {
+            let (found, problems) = read_workflow(
+                "w",
+                &with_options(trigger_options.clone(), action_options.clone(), concurrency),
+            );
+            let case = format!("{trigger_options} / {action_options} / {concurrency:?}");
+            match problem {
+                None => assert!(problems.is_empty(), "{case}: {problems:?}"),
+                Some(wanted) => {
+                    assert_eq!(problems.len(), 1, "{case}: {problems:?}");
+                    assert!(
+                        problems[0].message.contains(wanted),
+                        "{case}: {}",
+                        problems[0].message
+                    );
+                    assert!(
+                        problems[0].path.ends_with(".operationOptions"),
+                        "{case}: {}",
+                        problems[0].path
+                    );
+                }
+            }
+            assert_eq!(runs(found), expected_runs, "{case}");
+        }
     }
 }
