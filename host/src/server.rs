@@ -1054,6 +1054,7 @@ async fn list_workflows(State(state): State<Arc<ServerState>>) -> Json<Value> {
                         TriggerKind::ServiceProvider { .. } => "ServiceProvider",
                         TriggerKind::HttpWebhook => "HttpWebhook",
                         TriggerKind::Http => "Http",
+                        TriggerKind::SlidingWindow { .. } => "SlidingWindow",
                     };
                     let mut trigger = json!({"name": t.name, "type": kind});
                     // What the scheduler or the webhook keeper last recorded: when it fires

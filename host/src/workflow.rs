@@ -36,6 +36,7 @@ pub mod project;
 pub mod relative_path;
 pub mod run_quota;
 pub mod scheduler;
+pub mod sliding_window;
 pub mod upgrades;
 pub mod validate;
 pub mod webhook_triggers;

@@ -27,6 +27,8 @@
 //!   and otherwise backs off exponentially (5 s doubling to 15 min, never sooner than the
 //!   next occurrence); other triggers are not affected. A workflow whose concurrency limit
 //!   has no room is not polled, so items wait in the source rather than in memory.
+//! - **SlidingWindow triggers** run every window, missed ones too, one run each; their
+//!   policy is in [`super::sliding_window`].
 //! - **Http triggers** call their endpoint on the recurrence; what its answer starts and
 //!   when the next call goes is in [`super::http_trigger`]. A failed call is a failed poll.
 //! - **A tenant's run quota** (`runsPerMinute`, [`super::run_quota`]) with no room defers
@@ -181,16 +183,16 @@ impl Scheduler {
     }
 }
 
-fn to_datetime(ms: i64) -> DateTime<Utc> {
+pub(super) fn to_datetime(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn iso(ms: i64) -> String {
+pub(super) fn iso(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// What identifies a recurrence definition in the stored state, to notice edits.
-fn fingerprint(recurrence: &Recurrence) -> String {
+pub(super) fn fingerprint(recurrence: &Recurrence) -> String {
     format!("{recurrence:?}")
 }
 
@@ -206,6 +208,10 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
     let mut state = db
         .trigger_state(&scheduled.workflow, &scheduled.trigger.name)?
         .unwrap_or_else(|| TriggerState::new(&scheduled.workflow, &scheduled.trigger.name, now));
+    if let TriggerKind::SlidingWindow { delay } = scheduled.trigger.kind {
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        return super::sliding_window::step(engine, recurrence, state, delay_ms, now);
+    }
     let is_recurrence = scheduled.trigger.kind == TriggerKind::Recurrence;
     let schedule_changed = is_recurrence
         && state
@@ -303,7 +309,9 @@ async fn step(engine: &Engine, scheduled: &Scheduled, now: i64) -> anyhow::Resul
             let (workflow, trigger) = (&scheduled.workflow, &scheduled.trigger);
             super::http_trigger::check(engine, workflow, trigger, state, now, regular_next).await
         }
-        TriggerKind::Request | TriggerKind::HttpWebhook => Ok(Step::default()),
+        TriggerKind::Request | TriggerKind::HttpWebhook | TriggerKind::SlidingWindow { .. } => {
+            Ok(Step::default())
+        }
     }
 }
 

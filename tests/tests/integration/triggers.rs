@@ -177,6 +177,81 @@ async fn a_recurrence_without_start_time_fires_at_first_sight_and_an_edit_resche
     );
 }
 
+fn sliding_window_workflow(interval_minutes: u32) -> Value {
+    json!({
+        "triggers": {"Every_window": {
+            "type": "SlidingWindow",
+            "recurrence": {"frequency": "Minute", "interval": interval_minutes, "startTime": "2026-01-01T00:00:00Z"},
+            "inputs": {"delay": "PT1M"}
+        }},
+        "actions": {"Window": {"type": "Compose",
+            "inputs": "@{triggerOutputs()?['windowStartTime']}/@{triggerBody()?['windowEndTime']}"}}
+    })
+}
+
+/// The windows (start/end, as the run's action saw them) of the runs a tick recorded.
+async fn windows(engine: &Engine, runs: Vec<RunRecord>) -> Vec<String> {
+    let mut windows = Vec::new();
+    for run in runs {
+        let window = output_of(engine, run, "Window").await;
+        windows.push(
+            window
+                .as_str()
+                .expect("text")
+                .replace("2026-01-01T", "")
+                .replace(":00.000Z", ""),
+        );
+    }
+    windows
+}
+
+#[tokio::test]
+async fn a_sliding_window_runs_every_window_once_missed_ones_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_project(dir.path(), None, &[("windows", sliding_window_workflow(10))]);
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+
+    // The first window [00:00, 00:10) runs once it has ended and the delay has passed.
+    assert!(tick(&scheduler, T0 + 5 * MINUTE).await.is_empty());
+    assert!(
+        tick(&scheduler, T0 + 10 * MINUTE + 59 * SECOND).await.is_empty(),
+        "delay"
+    );
+    let first = tick(&scheduler, T0 + 11 * MINUTE).await;
+    assert_eq!(windows(&engine, first).await, ["00:00/00:10"]);
+    assert!(tick(&scheduler, T0 + 11 * MINUTE).await.is_empty(), "once");
+
+    // Down until 00:45: the three windows it missed run one by one, oldest first.
+    let mut caught_up = Vec::new();
+    for _ in 0..5 {
+        caught_up.extend(windows(&engine, tick(&scheduler, T0 + 45 * MINUTE).await).await);
+    }
+    assert_eq!(caught_up, ["00:10/00:20", "00:20/00:30", "00:30/00:40"]);
+    let state = db
+        .trigger_state("windows", "Every_window")
+        .expect("state")
+        .expect("stored");
+    assert_eq!(state.next_at, Some(T0 + 51 * MINUTE));
+
+    // Disabled past a window's end: the window waits and runs on enabling.
+    engine.set_enabled("windows", false).expect("disable");
+    assert!(tick(&scheduler, T0 + 55 * MINUTE).await.is_empty());
+    engine.set_enabled("windows", true).expect("enable");
+    let after_enabling = tick(&scheduler, T0 + 55 * MINUTE).await;
+    assert_eq!(windows(&engine, after_enabling).await, ["00:40/00:50"]);
+
+    // The interval edited to 5 minutes (a restart): the windows go on from 00:50, no gap.
+    write_project(dir.path(), None, &[("windows", sliding_window_workflow(5))]);
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+    assert!(tick(&scheduler, T0 + 55 * MINUTE + 30 * SECOND).await.is_empty());
+    let edited = tick(&scheduler, T0 + 56 * MINUTE).await;
+    assert_eq!(windows(&engine, edited).await, ["00:50/00:55"]);
+    let runs = engine.db().list_runs(&RunFilter::default()).expect("runs");
+    assert_eq!(runs.len(), 6, "one run per window, none twice");
+}
+
 #[tokio::test]
 async fn a_polling_trigger_starts_one_run_per_new_item_exactly_once() {
     let fake = FakeGithub::default();

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::status::Status;
 
 use super::duration::parse_iso8601_duration;
-use super::recurrence::Recurrence;
+use super::recurrence::{Recurrence, Schedule};
 use super::retry::RetryPolicy;
 use crate::problem::Problem;
 
@@ -67,6 +67,10 @@ pub enum TriggerKind {
     HttpWebhook,
     /// `Http`: an endpoint called on the recurrence; an answer of 200 starts a run.
     Http,
+    /// `SlidingWindow`: one run per window between consecutive occurrences of the
+    /// recurrence, each started `delay` after its window ends; windows missed while the
+    /// server was down or the workflow disabled all run, in order.
+    SlidingWindow { delay: Duration },
 }
 
 impl TriggerKind {
@@ -385,6 +389,26 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
         "recurrence" => TriggerKind::Recurrence,
         "httpwebhook" => TriggerKind::HttpWebhook,
         "http" => TriggerKind::Http,
+        "slidingwindow" => TriggerKind::SlidingWindow {
+            delay: match inputs.get("delay") {
+                None | Some(Value::Null) => Duration::ZERO,
+                Some(Value::String(text)) => match parse_iso8601_duration(text) {
+                    Ok(delay) => delay,
+                    Err(message) => {
+                        reader.problem(Some(name), &format!("{path}.inputs.delay"), message);
+                        Duration::ZERO
+                    }
+                },
+                Some(_) => {
+                    reader.problem(
+                        Some(name),
+                        &format!("{path}.inputs.delay"),
+                        "delay must be an ISO 8601 duration such as \"PT5M\"",
+                    );
+                    Duration::ZERO
+                }
+            },
+        },
         "serviceprovider" => {
             let (connection, operation) = service_provider_configuration(reader, name, &inputs, path)?;
             TriggerKind::ServiceProvider {
@@ -401,7 +425,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
                 Some(name),
                 &format!("{path}.type"),
                 format!(
-                    "unknown trigger type {other:?}; cordon supports Request, Recurrence, ServiceProvider, Http and HttpWebhook"
+                    "unknown trigger type {other:?}; cordon supports Request, Recurrence, SlidingWindow, ServiceProvider, Http and HttpWebhook"
                 ),
             );
             return None;
@@ -410,19 +434,34 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
     let recurrence = match (value.get("recurrence"), &kind) {
         (
             Some(recurrence),
-            TriggerKind::Recurrence | TriggerKind::ServiceProvider { .. } | TriggerKind::Http,
+            TriggerKind::Recurrence
+            | TriggerKind::SlidingWindow { .. }
+            | TriggerKind::ServiceProvider { .. }
+            | TriggerKind::Http,
         ) => match Recurrence::parse(recurrence) {
+            Ok(r)
+                if matches!(kind, TriggerKind::SlidingWindow { .. }) && r.schedule != Schedule::default() =>
+            {
+                reader.problem(
+                    Some(name),
+                    &format!("{path}.recurrence.schedule"),
+                    "a SlidingWindow trigger's windows follow frequency and interval only; a schedule is for Recurrence triggers",
+                );
+                None
+            }
             Ok(r) => Some(r),
             Err(e) => {
                 reader.problem(Some(name), &format!("{path}.recurrence{}", e.path), e.message);
                 None
             }
         },
-        (None, TriggerKind::Recurrence) => {
+        (None, TriggerKind::Recurrence | TriggerKind::SlidingWindow { .. }) => {
             reader.problem(
                 Some(name),
                 &format!("{path}.recurrence"),
-                "a Recurrence trigger needs \"recurrence\", such as {\"frequency\": \"Hour\", \"interval\": 1}",
+                format!(
+                    "a {type_name} trigger needs \"recurrence\", such as {{\"frequency\": \"Hour\", \"interval\": 1}}"
+                ),
             );
             None
         }
@@ -915,6 +954,61 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let action = &found.expect("workflow").actions[0];
         assert_eq!(action.retry, Some(RetryPolicy::None));
+    }
+
+    #[test]
+    fn a_sliding_window_needs_a_plain_recurrence_and_a_duration_for_its_delay() {
+        let with = |trigger: Value| {
+            serde_json::json!({"kind": "Stateful", "definition": {
+                "triggers": {"windows": trigger}, "actions": {}}})
+        };
+        let hourly = serde_json::json!({"frequency": "Hour", "interval": 1});
+        let (found, problems) = read_workflow(
+            "w",
+            &with(
+                serde_json::json!({"type": "SlidingWindow", "recurrence": hourly, "inputs": {"delay": "PT5M"}}),
+            ),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let trigger = &found.expect("workflow").triggers[0];
+        assert_eq!(
+            trigger.kind,
+            TriggerKind::SlidingWindow {
+                delay: Duration::from_secs(300)
+            }
+        );
+        assert!(trigger.recurrence.is_some());
+        for (trigger, path, message) in [
+            (
+                serde_json::json!({"type": "SlidingWindow"}),
+                "recurrence",
+                "needs \"recurrence\"",
+            ),
+            (
+                serde_json::json!({"type": "SlidingWindow", "recurrence": hourly, "inputs": {"delay": "5 minutes"}}),
+                "inputs.delay",
+                "ISO 8601",
+            ),
+            (
+                serde_json::json!({"type": "SlidingWindow", "recurrence":
+                    {"frequency": "Day", "interval": 1, "schedule": {"hours": [6]}}}),
+                "recurrence.schedule",
+                "frequency and interval only",
+            ),
+        ] {
+            let (_, problems) = read_workflow("w", &with(trigger.clone()));
+            assert_eq!(problems.len(), 1, "{trigger}: {problems:?}");
+            assert!(
+                problems[0].path.ends_with(path),
+                "{trigger}: {}",
+                problems[0].path
+            );
+            assert!(
+                problems[0].message.contains(message),
+                "{trigger}: {}",
+                problems[0].message
+            );
+        }
     }
 
     #[test]
