@@ -126,6 +126,10 @@ enum Command {
         /// the open-files limit if that is less.
         #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
         max_connections: u64,
+        /// How many days a finished run stays in the history (Logic Apps' default is 90);
+        /// older ones are deleted at start and then hourly. 0 keeps every run.
+        #[arg(long, default_value_t = crate::workflow::retention::DEFAULT_RETENTION_DAYS)]
+        retention_days: u32,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -361,6 +365,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             grace_period,
             client_timeout,
             max_connections,
+            retention_days,
             log_json: _,
             cache,
         } => {
@@ -375,7 +380,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen,
                 public_url: public_url.as_deref(),
             };
-            return workflow::serve(&project, addresses, db.as_deref(), config, &cache, tenants).await;
+            let retention = crate::workflow::retention::period(retention_days);
+            return workflow::serve(
+                &project,
+                addresses,
+                db.as_deref(),
+                config,
+                &cache,
+                tenants,
+                retention,
+            )
+            .await;
         }
         Command::Workflows(WorkflowsCommand::CallbackUrl {
             project,

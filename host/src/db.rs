@@ -393,6 +393,11 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     fn workflow_enabled(&self, workflow: &str) -> Result<bool, DbError>;
     fn set_workflow_enabled(&self, workflow: &str, enabled: bool) -> Result<(), DbError>;
 
+    /// Deletes up to `limit` finished runs that ended before `ended_before` (milliseconds
+    /// since the Unix epoch), oldest first, with their actions, attempts and webhook rows;
+    /// returns how many. Unfinished runs stay, however old (retention, `workflow::retention`).
+    fn delete_runs_ended_before(&self, ended_before: i64, limit: usize) -> Result<usize, DbError>;
+
     /// Stores a sealed secret, replacing one of the same name (whose `created_at` is kept).
     fn put_secret(&self, secret: &SealedSecret) -> Result<(), DbError>;
     fn sealed_secret(&self, name: &str) -> Result<Option<SealedSecret>, DbError>;

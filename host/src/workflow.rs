@@ -34,6 +34,7 @@ pub mod executor;
 mod http_trigger;
 pub mod project;
 pub mod relative_path;
+pub mod retention;
 pub mod run_quota;
 pub mod scheduler;
 pub mod sliding_window;

@@ -392,6 +392,41 @@ fn validate_run_and_runs_work_on_the_quickstart() {
     let (code, _, err) = cordon(&["run", quickstart, "missing", "--db", db]);
     assert_eq!(code, 2);
     assert!(err.contains("has no workflow \"missing\""), "{err}");
+
+    // Pruning: the run ended just now, so it stays; aged by two days, it goes.
+    let prune = |days: &str| cordon(&["runs", "prune", "--older-than-days", days, "--db", db]);
+    let (code, out, err) = prune("1");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "deleted 0 finished run(s) that ended more than 1 day(s) ago"),
+        "{err}"
+    );
+    let two_days_ms = 2 * 24 * 60 * 60 * 1000;
+    rusqlite::Connection::open(db)
+        .and_then(|c| {
+            c.execute(
+                "UPDATE runs SET started_at = started_at - ?1, ended_at = ended_at - ?1",
+                [two_days_ms],
+            )
+        })
+        .expect("age the run");
+    let (code, out, err) = prune("1");
+    assert_eq!(
+        (code, out.trim()),
+        (0, "deleted 1 finished run(s) that ended more than 1 day(s) ago"),
+        "{err}"
+    );
+    let (code, out, _) = runs_list(&[]);
+    assert_eq!((code, out.trim()), (0, "no runs"));
+    let (code, _, err) = cordon(&["runs", "show", &run_id, "--project", quickstart, "--db", db]);
+    assert_eq!(code, 2, "{err}");
+    let actions_left: i64 = rusqlite::Connection::open(db)
+        .and_then(|c| c.query_row("SELECT count(*) FROM actions", [], |row| row.get(0)))
+        .expect("count");
+    assert_eq!(actions_left, 0, "its actions went with it");
+    let (code, _, err) = prune("0");
+    assert_eq!(code, 2);
+    assert!(err.contains("--older-than-days"), "{err}");
 }
 
 #[test]

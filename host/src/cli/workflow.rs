@@ -64,6 +64,15 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete finished runs that ended more than DAYS days ago, with their actions and
+    /// attempts (unfinished runs stay). `cordon serve` does this itself (--retention-days).
+    Prune {
+        /// Delete finished runs that ended more than this many days ago.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        older_than_days: u32,
+        #[command(flatten)]
+        history: HistoryArgs,
+    },
     /// Run a workflow again with the trigger outputs of an earlier run.
     Resubmit {
         run_id: String,
@@ -491,6 +500,24 @@ pub async fn runs(command: RunsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        RunsCommand::Prune {
+            older_than_days,
+            history,
+        } => {
+            let db = match open_existing_db(&history.project, history.db.as_deref())? {
+                Ok(db) => db,
+                Err(path) => {
+                    println!("no runs: there is no run history at {} yet", path.display());
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            let period = crate::workflow::retention::period(older_than_days).unwrap_or_default();
+            let cutoff = chrono::Utc::now().timestamp_millis()
+                - i64::try_from(period.as_millis()).unwrap_or(i64::MAX / 2);
+            let deleted = crate::workflow::retention::delete_ended_before(db.as_ref(), cutoff)?;
+            println!("deleted {deleted} finished run(s) that ended more than {older_than_days} day(s) ago");
+            Ok(ExitCode::SUCCESS)
+        }
         RunsCommand::Resubmit {
             run_id,
             history,
@@ -678,6 +705,7 @@ pub async fn serve(
     config: crate::server::ServerConfig,
     cache: &CacheArgs,
     tenants: bool,
+    retention: Option<Duration>,
 ) -> anyhow::Result<ExitCode> {
     let mut unavailable = Vec::new();
     let served = if tenants {
@@ -786,6 +814,21 @@ pub async fn serve(
             ))
         })
         .collect();
+    // Finished runs past the retention period go, per history.
+    let retention_sweeps: Vec<_> = match retention {
+        Some(retention) => served
+            .iter()
+            .map(|s| {
+                tokio::spawn(crate::workflow::retention::keep(
+                    s.engine.clone(),
+                    retention,
+                    s.tenant.as_ref().map(|t| t.as_str().to_owned()),
+                    stop.clone(),
+                ))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let mut schedulers = Vec::new();
     for s in &served {
         let scheduler = crate::workflow::scheduler::Scheduler::new(s.engine.clone());
@@ -829,7 +872,7 @@ pub async fn serve(
     for scheduled in schedulers {
         let _ = scheduled.await;
     }
-    for sweeper in sweepers {
+    for sweeper in sweepers.into_iter().chain(retention_sweeps) {
         let _ = sweeper.await;
     }
     // Every engine drains at once, within the one grace period.

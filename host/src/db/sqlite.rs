@@ -1087,6 +1087,53 @@ impl Db for SqliteDb {
         })
     }
 
+    fn delete_runs_ended_before(&self, ended_before: i64, limit: usize) -> Result<usize, DbError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Walks `runs_by_start` from the oldest: a run that ended before the cutoff also
+            // started before it, so the walk stops at the cutoff instead of reading the table.
+            // The few old runs still unfinished (a webhook waiting for months) are stepped over.
+            exec(
+                &tx,
+                "CREATE TEMP TABLE IF NOT EXISTS expired_runs (id TEXT PRIMARY KEY)",
+                [],
+            )?;
+            exec(&tx, "DELETE FROM expired_runs", [])?;
+            let found = exec(
+                &tx,
+                "INSERT INTO expired_runs (id)
+                 SELECT id FROM runs INDEXED BY runs_by_start
+                 WHERE started_at < ?1 AND ended_at IS NOT NULL AND ended_at < ?1
+                   AND status NOT IN ('Running', 'Waiting')
+                 ORDER BY started_at, id LIMIT ?2",
+                params![ended_before, limit as i64],
+            )?;
+            if found > 0 {
+                for table in [
+                    "actions",
+                    "attempts",
+                    "attempts_in_flight",
+                    "secure_state",
+                    "webhooks",
+                    "http_polls",
+                ] {
+                    exec(
+                        &tx,
+                        &format!("DELETE FROM {table} WHERE run_id IN (SELECT id FROM expired_runs)"),
+                        [],
+                    )?;
+                }
+                exec(
+                    &tx,
+                    "DELETE FROM runs WHERE id IN (SELECT id FROM expired_runs)",
+                    [],
+                )?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })
+    }
+
     fn delete_secret(&self, name: &str) -> Result<bool, DbError> {
         self.with(|c| exec(c, "DELETE FROM secrets WHERE name = ?1", params![name]).map(|n| n > 0))
     }

@@ -2105,3 +2105,52 @@ async fn basic_and_raw_authentication_are_sent_and_kept_out_of_the_history() {
         );
     }
 }
+
+#[tokio::test]
+async fn retention_deletes_finished_runs_past_the_period_and_keeps_unfinished_ones() {
+    use cordon_host::workflow::clock::Clock as _;
+    use cordon_host::workflow::retention;
+    let h = harness(
+        None,
+        &[(
+            "flow",
+            json!({"Echo": compose(json!("@triggerBody()"), json!({}))}),
+        )],
+    )
+    .await;
+    let execute = |body: Value| {
+        let engine = h.engine.clone();
+        async move {
+            let run = engine.accept("flow", json!({"body": body})).expect("accept");
+            engine.execute(run).await.expect("execute")
+        }
+    };
+    let old = execute(json!("old")).await;
+    // Recorded, never executed: unfinished, however old it gets.
+    let unfinished = h
+        .engine
+        .accept("flow", json!({"body": "waiting"}))
+        .expect("accept");
+    h.clock.sleep(Duration::from_secs(100 * 24 * 60 * 60)).await;
+    let recent = execute(json!("recent")).await;
+
+    let ninety_days = retention::period(90).expect("a period");
+    let cutoff = h.clock.now_ms() - ninety_days.as_millis() as i64;
+    assert_eq!(
+        retention::delete_ended_before(h.db.as_ref(), cutoff).expect("delete"),
+        1
+    );
+    assert!(h.db.run(&old.id).is_err(), "the old run is gone");
+    assert!(
+        h.db.actions(&old.id, true).expect("actions").is_empty(),
+        "its actions too"
+    );
+    assert_eq!(h.db.run(&unfinished.id).expect("kept").ended_at, None);
+    assert_eq!(h.db.run(&recent.id).expect("kept").status, Status::Succeeded);
+    assert_eq!(h.actions(&recent).len(), 1);
+    assert_eq!(
+        retention::delete_ended_before(h.db.as_ref(), cutoff).expect("again"),
+        0
+    );
+    assert_eq!(retention::period(0), None, "0 keeps every run");
+}
