@@ -22,10 +22,14 @@
 //!
 //! `cordon serve` runs [`keep_subscribed`]: every second it compares each trigger's wanted
 //! subscription with the recorded one. A subscribe request that fails (an answer of 400 or
-//! more, a refused host) is retried with the pollers' back-off, 5 s doubling to 15 min. The
-//! state is written compare-and-set, so two servers on one history record one subscription;
-//! two that start at the same moment may both send the same subscribe request, with the same
-//! URL.
+//! more, a refused host) is retried with the pollers' back-off, 5 s doubling to 15 min.
+//!
+//! Several servers on one history send each request once: before sending anything, a server
+//! claims the change by writing a claim into the trigger's state, compare-and-set on its
+//! version, and only the server whose write wins sends; the others leave the trigger alone
+//! while the claim stands. A claim lapses after [`CLAIM`], so a server that died holding
+//! one does not keep the trigger from ever changing. (Servers must agree on the public URL:
+//! one with another URL wants another subscription, and takes turns replacing it.)
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -45,6 +49,10 @@ use super::webhooks::send;
 /// How often the subscriptions are compared with what they should be, so that enabling or
 /// disabling a workflow takes effect within about this long.
 const CHECK: Duration = Duration::from_secs(1);
+
+/// How long a server's claim to change a subscription stands: longer than an unsubscribe and
+/// a subscribe request take (each is bounded by the http connection's deadline).
+pub const CLAIM: Duration = Duration::from_secs(120);
 
 /// Keeps the engine's HttpWebhook triggers subscribed until `stop` is cancelled. Does nothing
 /// until the engine knows where callbacks reach it ([`Engine::serve_callbacks`]).
@@ -116,6 +124,24 @@ impl Subscription {
     }
 }
 
+/// Until when another server's claim to change the subscription stands, if one was recorded.
+fn claimed_until(state: &TriggerState) -> Option<i64> {
+    state.cursor.as_ref()?.get("claimedUntil")?.as_i64()
+}
+
+/// The state with this server's claim added; the recorded subscription stays as it is, so
+/// the trigger's URL keeps working while the claim stands.
+fn with_claim(state: &TriggerState, until: i64) -> TriggerState {
+    let mut cursor = state.cursor.clone().unwrap_or_else(|| json!({}));
+    if let Value::Object(fields) = &mut cursor {
+        fields.insert("claimedUntil".to_owned(), json!(until));
+    }
+    TriggerState {
+        cursor: Some(cursor),
+        ..state.clone()
+    }
+}
+
 /// Makes the recorded subscription of one trigger what it should be now.
 async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow::Result<()> {
     let shared = engine.shared();
@@ -166,6 +192,20 @@ async fn reconcile(engine: &Engine, workflow: &str, trigger: &Trigger) -> anyhow
     if recorded.as_ref().map(|s| &s.subscribe) == wanted.as_ref().map(|s| &s.subscribe) {
         return Ok(());
     }
+    if claimed_until(&state).is_some_and(|until| until > now) {
+        // Another server is changing the subscription; its result is read at the next check.
+        return Ok(());
+    }
+    let claim_ms = i64::try_from(CLAIM.as_millis()).unwrap_or(i64::MAX / 2);
+    let claimed = with_claim(&state, now.saturating_add(claim_ms));
+    if engine.fire_trigger(&claimed, Vec::new())?.is_none() {
+        // Another server wrote the state first: it sends, not this one.
+        return Ok(());
+    }
+    let state = TriggerState {
+        version: state.version + 1,
+        ..claimed
+    };
     let key = |what: &str| format!("{workflow}/{}/{what}-{}", trigger.name, state.version);
 
     // The subscription as it was ends first; it is recorded as ended even if the service

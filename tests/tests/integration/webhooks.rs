@@ -584,6 +584,58 @@ fn shipments_workflow(service: std::net::SocketAddr) -> Value {
 }
 
 #[tokio::test]
+async fn servers_on_one_history_send_a_webhook_triggers_requests_once() {
+    use cordon_host::workflow::clock::Clock as _;
+    use cordon_host::workflow::webhook_triggers::{CLAIM, keep_subscribed};
+    let Setup {
+        service,
+        dir,
+        engine,
+        db,
+        keys,
+        base,
+    } = setup(|service| vec![("shipments", shipments_workflow(service))], true).await;
+    // A second server on the same history and public URL, started at the same moment.
+    let clock = Arc::new(FakeClock::starting_at(1_700_000_000_000));
+    let mut options = EngineOptions::new(db.clone());
+    options.clock = clock.clone();
+    options.lease_owner = "second-server:1".to_owned();
+    let project = Project::open(dir.path()).expect("project");
+    let second = Engine::open(&project, &runtime(), options).await.expect("engine");
+    second.serve_callbacks(CallbackUrls::new(&base, keys.trigger.clone()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(keep_subscribed(engine.clone(), stop.clone()));
+    tokio::spawn(keep_subscribed(second.clone(), stop.clone()));
+    service.subscription(1).await;
+    // Two more checks of each (one a second) pass without another subscribe request.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(service.subscriptions().len(), 1, "{:?}", service.subscriptions());
+    stop.cancel();
+
+    // A claim left by a server that died while changing the subscription: the trigger is
+    // left alone while it stands, and changed once it lapses.
+    let state = db
+        .trigger_state("shipments", "When_shipped")
+        .expect("state")
+        .expect("stored");
+    let mut cursor = state.cursor.clone().expect("subscription");
+    cursor["claimedUntil"] = json!(clock.now_ms() + 1_000);
+    let claimed = cordon_host::db::TriggerState {
+        cursor: Some(cursor),
+        ..state.clone()
+    };
+    assert!(db.fire_trigger(&claimed, &[], "died:1", 0).expect("write"));
+    second.set_enabled("shipments", false).expect("disable");
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(keep_subscribed(second.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(service.unsubscriptions().is_empty(), "the claim stands");
+    clock.sleep(CLAIM).await;
+    assert_eq!(service.unsubscribed(1).await, vec![json!({"hook": "shipments"})]);
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn a_webhook_trigger_is_subscribed_while_its_workflow_is_enabled() {
     let Setup {
         service,
