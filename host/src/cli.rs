@@ -42,6 +42,10 @@ enum Command {
     Validate {
         /// The project directory (holds connections.json and one folder per workflow).
         project: PathBuf,
+        /// PROJECT is a tenants directory (as for `serve --tenants`): validate every tenant,
+        /// its tenant.json included.
+        #[arg(long)]
+        tenants: bool,
         /// Print the problems as JSON.
         #[arg(long)]
         json: bool,
@@ -329,8 +333,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let command = match cli.command {
         Command::Expr { template, context } => return evaluate_expression(&template, context.as_deref()),
         Command::Connector(command) => *command,
-        Command::Validate { project, json, cache } => {
-            return workflow::validate_project(&project, json, &cache).await;
+        Command::Validate {
+            project,
+            tenants,
+            json,
+            cache,
+        } => {
+            return workflow::validate_project(&project, json, &cache, tenants).await;
         }
         Command::Run {
             project,

@@ -440,8 +440,8 @@ fn tenant_unavailable(operator: &OperatorState, tenant: &UnavailableTenant, head
     let id = &tenant.id;
     let message = if operator.admits(headers) {
         format!(
-            "tenant {id} did not open when the server started: {}; fix it (`cordon validate --project` \
-             on its directory shows workflow problems) and restart the server",
+            "tenant {id} did not open when the server started: {}; fix it (`cordon validate DIR \
+             --tenants` shows every tenant's problems) and restart the server",
             tenant.reason
         )
     } else {

@@ -134,34 +134,21 @@ pub async fn validate_project(
     project: &Path,
     json_output: bool,
     cache: &CacheArgs,
+    tenants: bool,
 ) -> anyhow::Result<ExitCode> {
-    let project = Project::open(project)?;
     let runtime = runtime(cache)?;
-    // The secret store is opened only when a master key is set, so that validating a project
-    // that uses none does not create its history file.
-    let store = if std::env::var_os(crate::secrets::store::MASTER_KEY_ENV).is_some()
-        || std::env::var_os(crate::secrets::store::MASTER_KEY_FILE_ENV).is_some()
-    {
-        store_if_keyed(open_db(&project.root, None)?)?
-    } else {
-        None
-    };
-    let (connections, mut problems) = Connections::load(&project, &runtime, store.as_ref(), None).await?;
-    problems.splice(0..0, project.problems.iter().cloned());
-    problems.extend(validate::validate(&project, &connections));
+    if tenants {
+        return validate_tenants(project, json_output, &runtime).await;
+    }
+    let project = Project::open(project)?;
+    let problems = project_problems(&project, &runtime).await?;
     if json_output {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({"problems": problems}))?
         );
     } else if problems.is_empty() {
-        println!(
-            "ok: {} workflow{}, {} connection{}",
-            project.workflows.len(),
-            plural(project.workflows.len()),
-            project.connections.len(),
-            plural(project.connections.len())
-        );
+        println!("ok: {}", project_summary(&project));
     } else {
         for problem in &problems {
             println!("{problem}");
@@ -173,6 +160,93 @@ pub async fn validate_project(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `cordon validate DIR --tenants`: every tenant as `cordon serve DIR --tenants` would open
+/// it (its `tenant.json` too), so an operator finds the tenant that would answer 503 before
+/// restarting the server.
+async fn validate_tenants(
+    dir: &Path,
+    json_output: bool,
+    runtime: &crate::Runtime,
+) -> anyhow::Result<ExitCode> {
+    let mut report = serde_json::Map::new();
+    let mut total = 0;
+    for (id, path) in crate::tenants::tenant_dirs(dir)? {
+        let problems = match Project::open(&path) {
+            Ok(project) => {
+                let mut problems = project_problems(&project, runtime).await?;
+                if let Err(e) = crate::tenants::read_quotas(&project) {
+                    let message = format!("{e:#}");
+                    let message = message.strip_prefix("tenant.json: ").unwrap_or(&message);
+                    problems.insert(0, file_problem("tenant.json", message.to_owned()));
+                }
+                if !json_output && problems.is_empty() {
+                    println!("{id}: ok: {}", project_summary(&project));
+                }
+                problems
+            }
+            Err(e) => vec![file_problem(".", format!("{e:#}"))],
+        };
+        if !json_output {
+            for problem in &problems {
+                println!("{id}: {problem}");
+            }
+        }
+        total += problems.len();
+        report.insert(id.to_string(), json!({"problems": problems}));
+    }
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&json!({"tenants": report}))?);
+    } else if total > 0 {
+        eprintln!("{total} problem{} found", plural(total));
+    }
+    Ok(if total == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every problem of an opened project: its files, its connections (connectors loaded and
+/// checked), and its workflows against them.
+async fn project_problems(
+    project: &Project,
+    runtime: &crate::Runtime,
+) -> anyhow::Result<Vec<crate::workflow::Problem>> {
+    // The secret store is opened only when a master key is set, so that validating a project
+    // that uses none does not create its history file.
+    let store = if std::env::var_os(crate::secrets::store::MASTER_KEY_ENV).is_some()
+        || std::env::var_os(crate::secrets::store::MASTER_KEY_FILE_ENV).is_some()
+    {
+        store_if_keyed(open_db(&project.root, None)?)?
+    } else {
+        None
+    };
+    let (connections, mut problems) = Connections::load(project, runtime, store.as_ref(), None).await?;
+    problems.splice(0..0, project.problems.iter().cloned());
+    problems.extend(validate::validate(project, &connections));
+    Ok(problems)
+}
+
+/// A problem of a whole file rather than of a workflow.
+fn file_problem(file: &str, message: String) -> crate::workflow::Problem {
+    crate::workflow::Problem {
+        workflow: file.to_owned(),
+        action: None,
+        path: "$".to_owned(),
+        message,
+    }
+}
+
+fn project_summary(project: &Project) -> String {
+    format!(
+        "{} workflow{}, {} connection{}",
+        project.workflows.len(),
+        plural(project.workflows.len()),
+        project.connections.len(),
+        plural(project.connections.len())
+    )
 }
 
 fn plural(n: usize) -> &'static str {

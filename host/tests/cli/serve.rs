@@ -221,6 +221,22 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
         r#"{"quotas": {"runsPerMinute": 0}}"#,
     )
     .expect("tenant.json");
+    // `validate --tenants` finds it before the server starts.
+    let validated = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["validate", dir.path().to_str().expect("utf-8"), "--tenants"])
+        .output()
+        .expect("cordon validate --tenants");
+    let out = String::from_utf8_lossy(&validated.stdout);
+    assert_eq!(validated.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("acme: ok: 1 workflow") && out.contains("globex: ok: 1 workflow"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("initech: tenant.json") && l.contains("runsPerMinute is 0")),
+        "{out}"
+    );
     let mut server = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args([
             "serve",
