@@ -316,6 +316,8 @@ struct RequestTrigger {
     method_written: bool,
     relative_path: Option<RelativePath>,
     schema: Option<jsonschema::Validator>,
+    /// Whether the caller's `Authorization` header is kept in the trigger outputs.
+    include_authorization: bool,
     /// Whether the workflow has a `Response` action, so the caller waits for it.
     responds: bool,
     /// Whether a Response is asynchronous: the caller gets 202 and a Location at once.
@@ -343,6 +345,7 @@ impl RequestTrigger {
             method_written: written.is_some(),
             relative_path: RelativePath::of(trigger)?,
             schema,
+            include_authorization: trigger.include_authorization_headers,
             responds: all_actions(actions)
                 .iter()
                 .any(|a| matches!(a.kind, ActionKind::Response { .. })),
@@ -878,7 +881,17 @@ async fn invoke_trigger(state: Arc<ServerState>, request: TriggerRequest) -> Res
         }
     }
     // As in Logic Apps, `queries` and `relativePathParameters` appear only when there are any.
-    let mut trigger_outputs = json!({"headers": header_values(&headers), "body": body});
+    let mut recorded_headers = header_values(&headers);
+    if prepared.include_authorization
+        && let Some(authorization) = headers.get("authorization")
+    {
+        // The workflow asked for it (to read a token's claims); it is in the run history then.
+        recorded_headers.insert(
+            "authorization".to_owned(),
+            Value::String(String::from_utf8_lossy(authorization.as_bytes()).into_owned()),
+        );
+    }
+    let mut trigger_outputs = json!({"headers": recorded_headers, "body": body});
     if !query.is_empty() {
         trigger_outputs["queries"] = json!(query);
     }

@@ -1139,3 +1139,55 @@ async fn forms_uploads_and_binary_bodies_reach_the_run_whole() {
     let text = refused.text().await.expect("text");
     assert!(text.contains("multipart body is malformed"), "{text}");
 }
+
+#[tokio::test]
+async fn a_callers_credentials_reach_the_run_only_when_the_trigger_asks_for_them() {
+    let trigger = |options: Option<&str>| {
+        let mut trigger = json!({"type": "Request", "kind": "Http"});
+        if let Some(options) = options {
+            trigger["operationOptions"] = json!(options);
+        }
+        json!({
+            "triggers": {"manual": trigger},
+            "actions": {"Headers": {"type": "Compose", "inputs": "@triggerOutputs()['headers']"}}
+        })
+    };
+    let (_dir, engine, db, _clock, keys) = project_of(&[
+        ("plain", trigger(None)),
+        ("claims", trigger(Some("IncludeAuthorizationHeadersInOutputs"))),
+    ])
+    .await;
+    let addr = serve_project(engine, &keys).await;
+    for (workflow, kept) in [("plain", false), ("claims", true)] {
+        let url = callback_url(&format!("http://{addr}"), &keys.trigger, workflow, "manual", None);
+        let answer = client()
+            .post(url)
+            .header("authorization", "Bearer caller-token")
+            .header("cookie", "session=abc")
+            .header("x-request", "7")
+            .send()
+            .await
+            .expect("trigger");
+        assert_eq!(answer.status(), 202);
+        let run_id = answer.headers()["x-cordon-run-id"]
+            .to_str()
+            .expect("id")
+            .to_owned();
+        let run = finished(db.as_ref(), &run_id).await;
+        assert_eq!(run.status, Status::Succeeded, "{:?}", run.error);
+        let headers = db
+            .actions(&run_id, false)
+            .expect("actions")
+            .into_iter()
+            .find(|a| a.name == "Headers")
+            .and_then(|a| a.outputs)
+            .expect("outputs");
+        assert_eq!(headers["x-request"], "7", "{workflow}: {headers}");
+        assert_eq!(headers.get("cookie"), None, "{workflow}: {headers}");
+        assert_eq!(
+            headers.get("authorization").and_then(Value::as_str),
+            kept.then_some("Bearer caller-token"),
+            "{workflow}: {headers}"
+        );
+    }
+}

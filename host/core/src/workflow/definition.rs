@@ -39,6 +39,9 @@ pub struct Trigger {
     pub conditions: Vec<String>,
     /// `runtimeConfiguration.concurrency`: how many runs of the workflow run at once.
     pub concurrency: Option<RunConcurrency>,
+    /// `operationOptions: IncludeAuthorizationHeadersInOutputs`: a request's `Authorization`
+    /// header is kept in the trigger outputs (dropped otherwise, as Logic Apps does).
+    pub include_authorization_headers: bool,
 }
 
 /// `runtimeConfiguration.concurrency` of a trigger.
@@ -544,6 +547,7 @@ fn read_trigger(reader: &mut Reader<'_>, name: &str, value: &Value, path: &str) 
         split_on,
         conditions,
         concurrency,
+        include_authorization_headers: has_operation_option(value, "IncludeAuthorizationHeadersInOutputs"),
     })
 }
 
@@ -607,8 +611,8 @@ fn nested(reader: &mut Reader<'_>, value: &Value, key: &str, path: &str) -> Vec<
 const ACTION_TYPES: &str = "Compose, ParseJson, If, Switch, Foreach, Until, Scope, Terminate, InitializeVariable, SetVariable, IncrementVariable, DecrementVariable, AppendToArrayVariable, AppendToStringVariable, Query, Select, Join, Table, Wait, Http, HttpWebhook, Response, ServiceProvider, Workflow";
 
 /// Every `operationOptions` value Logic Apps documents, those cordon acts on
-/// (`Asynchronous`, `DisableAsyncPattern`, `Sequential`, `SingleInstance`) and those it
-/// accepts and ignores. A name close to one of them is taken for a typo and reported (a
+/// (`Asynchronous`, `DisableAsyncPattern`, `IncludeAuthorizationHeadersInOutputs`,
+/// `Sequential`, `SingleInstance`) and those it accepts and ignores. A name close to one of them is taken for a typo and reported (a
 /// misspelt `DisableAsyncPattern` would silently turn polling on); any other name is let
 /// through, since refusing options cordon does not know would refuse valid workflows.
 const OPERATION_OPTIONS: [&str; 10] = [
