@@ -49,16 +49,24 @@ pub(super) fn step(
 ) -> anyhow::Result<Step> {
     let cursor = state.cursor.clone().unwrap_or(Value::Null);
     let fingerprint = fingerprint(recurrence);
-    let window_start = match cursor.get("windowStart").and_then(Value::as_i64) {
-        Some(start) => start,
-        None => recurrence.start.map_or(state.anchor, |s| s.timestamp_millis()),
+    let recorded_start = cursor.get("windowStart").and_then(Value::as_i64);
+    let window_start = match (recorded_start, recurrence.start) {
+        (Some(start), _) => start,
+        (None, Some(start)) => start.timestamp_millis(),
+        (None, None) => {
+            // First sight as a sliding window: the windows start now, and their grid with
+            // them (a state left by another trigger type of the same name has an older
+            // anchor, which would otherwise be backfilled from).
+            state.anchor = now;
+            now
+        }
     };
     let window_end = recurrence
         .next_after(to_datetime(window_start), to_datetime(state.anchor))
         .map(|t| t.timestamp_millis());
     let due_at = window_end.map(|end| end.saturating_add(delay_ms));
     let schedule_changed = cursor.get("recurrence").and_then(Value::as_str) != Some(fingerprint.as_str());
-    if state.next_at != due_at || schedule_changed {
+    if recorded_start.is_none() || state.next_at != due_at || schedule_changed {
         // First sight or an edited recurrence: record where the windows go on from.
         state.next_at = due_at;
         state.cursor = Some(json!({"recurrence": fingerprint, "windowStart": window_start}));

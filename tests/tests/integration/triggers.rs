@@ -253,6 +253,35 @@ async fn a_sliding_window_runs_every_window_once_missed_ones_too() {
 }
 
 #[tokio::test]
+async fn a_recurrence_turned_sliding_window_starts_its_windows_when_it_is_first_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let every_ten_minutes = json!({"frequency": "Minute", "interval": 10});
+    let recurrence = json!({
+        "triggers": {"Every_window": {"type": "Recurrence", "recurrence": every_ten_minutes}},
+        "actions": {"Window": {"type": "Compose", "inputs": "@triggerBody()"}}
+    });
+    write_project(dir.path(), None, &[("windows", recurrence)]);
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    assert_eq!(tick(&Scheduler::new(engine), T0).await.len(), 1);
+
+    // Three days later the same trigger is a sliding window without a startTime: its windows
+    // start now, not at the Recurrence's first sight (which would be 432 windows behind).
+    let mut sliding = sliding_window_workflow(10);
+    sliding["triggers"]["Every_window"]["recurrence"] = every_ten_minutes;
+    write_project(dir.path(), None, &[("windows", sliding)]);
+    let (engine, _db, _clock) = workflow_engine(dir.path()).await;
+    let scheduler = Scheduler::new(engine.clone());
+    let three_days = 3 * 24 * 60 * MINUTE;
+    assert!(tick(&scheduler, T0 + three_days).await.is_empty());
+    let first = tick(&scheduler, T0 + three_days + 11 * MINUTE).await;
+    assert_eq!(
+        windows(&engine, first).await,
+        ["2026-01-04T00:00/2026-01-04T00:10"]
+    );
+    assert!(tick(&scheduler, T0 + three_days + 11 * MINUTE).await.is_empty());
+}
+
+#[tokio::test]
 async fn a_polling_trigger_starts_one_run_per_new_item_exactly_once() {
     let fake = FakeGithub::default();
     fake.add("opened before the trigger existed");
