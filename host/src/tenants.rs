@@ -4,7 +4,7 @@
 //! tenants/
 //!   .cordon/operator-key     the operator's management key (made on first start, mode 0600)
 //!   acme/                    a project: connections.json, workflows, and its own .cordon/
-//!     tenant.json            optional: {"quotas": {...}}
+//!     tenant.json            optional: {"quotas": {...}, "retentionDays": 30}
 //!   globex/
 //! ```
 //!
@@ -85,10 +85,21 @@ impl Default for Quotas {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct TenantFile {
     #[serde(default)]
     quotas: Quotas,
+    /// Days a finished run stays in the tenant's history (0 keeps every run); the server's
+    /// `--retention-days` when left out.
+    retention_days: Option<u32>,
+}
+
+/// What a tenant's `tenant.json` sets.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    pub quotas: Quotas,
+    /// `retentionDays`, if the tenant sets its own.
+    pub retention_days: Option<u32>,
 }
 
 impl Quotas {
@@ -157,6 +168,8 @@ pub struct Tenant {
     pub id: TenantId,
     pub project: Project,
     pub quotas: Quotas,
+    /// `retentionDays` from `tenant.json`, if set.
+    pub retention_days: Option<u32>,
     pub runtime: Runtime,
     pub db: Arc<SqliteDb>,
     pub engine: Engine,
@@ -193,8 +206,9 @@ pub fn tenant_dirs(dir: &Path) -> anyhow::Result<Vec<(TenantId, PathBuf)>> {
     Ok(found)
 }
 
-/// Reads a tenant's `tenant.json` (absent means the default quotas).
-pub fn read_quotas(project: &Project) -> anyhow::Result<Quotas> {
+/// Reads a tenant's `tenant.json` (absent means the default quotas and the server's
+/// retention).
+pub fn read_settings(project: &Project) -> anyhow::Result<TenantSettings> {
     let file: TenantFile = match project.dir.read_to_string("tenant.json") {
         Ok(text) => serde_json::from_str(&text).context("tenant.json")?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => TenantFile::default(),
@@ -203,7 +217,10 @@ pub fn read_quotas(project: &Project) -> anyhow::Result<Quotas> {
     file.quotas
         .check()
         .map_err(|e| anyhow::anyhow!("tenant.json: {e}"))?;
-    Ok(file.quotas)
+    Ok(TenantSettings {
+        quotas: file.quotas,
+        retention_days: file.retention_days,
+    })
 }
 
 /// What opening a tenants directory found: the tenants that opened, those that did not,
@@ -293,7 +310,10 @@ async fn open_one(
     options: &impl Fn(&TenantId, Arc<SqliteDb>) -> anyhow::Result<EngineOptions>,
 ) -> anyhow::Result<Tenant> {
     let project = Project::open(path)?;
-    let quotas = read_quotas(&project)?;
+    let TenantSettings {
+        quotas,
+        retention_days,
+    } = read_settings(&project)?;
     let runtime = Runtime::new(quotas.runtime_config(id, path.join(".cordon").join("cache")))?;
     let db = Arc::new(SqliteDb::open(&path.join(".cordon").join("history.db"))?);
     let mut engine_options = options(id, db.clone())?;
@@ -309,6 +329,7 @@ async fn open_one(
         id: id.clone(),
         project,
         quotas,
+        retention_days,
         runtime,
         db,
         engine,
@@ -350,5 +371,23 @@ mod tests {
         assert_eq!(config.max_concurrent_instances, 4);
         assert_eq!(config.limits.memory_bytes, 16 << 20);
         assert_eq!(config.tenant.unwrap().as_str(), "acme");
+    }
+
+    #[test]
+    fn a_tenant_may_set_its_own_retention() {
+        let retention = |text: &str| -> Result<Option<u32>, String> {
+            serde_json::from_str::<TenantFile>(text)
+                .map(|f| f.retention_days)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(retention("{}"), Ok(None));
+        assert_eq!(retention(r#"{"retentionDays": 30}"#), Ok(Some(30)));
+        assert_eq!(retention(r#"{"retentionDays": 0}"#), Ok(Some(0)));
+        assert!(retention(r#"{"retentionDays": -1}"#).is_err());
+        assert!(
+            retention(r#"{"retention": 30}"#)
+                .unwrap_err()
+                .contains("unknown field")
+        );
     }
 }

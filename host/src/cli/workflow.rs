@@ -176,7 +176,7 @@ async fn validate_tenants(
         let problems = match Project::open(&path) {
             Ok(project) => {
                 let mut problems = project_problems(&project, runtime).await?;
-                if let Err(e) = crate::tenants::read_quotas(&project) {
+                if let Err(e) = crate::tenants::read_settings(&project) {
                     let message = format!("{e:#}");
                     let message = message.strip_prefix("tenant.json: ").unwrap_or(&message);
                     problems.insert(0, file_problem("tenant.json", message.to_owned()));
@@ -722,6 +722,8 @@ struct Served {
     engine: Engine,
     keys: crate::server::Keys,
     history: String,
+    /// How long finished runs stay in this history (`None`: every run stays).
+    retention: Option<Duration>,
 }
 
 fn log_run_event(event: &RunEvent) {
@@ -814,6 +816,9 @@ pub async fn serve(
             .into_iter()
             .map(|t| Served {
                 history: t.db.location().to_owned(),
+                retention: t
+                    .retention_days
+                    .map_or(retention, crate::workflow::retention::period),
                 tenant: Some(t.id),
                 engine: t.engine,
                 keys: t.keys,
@@ -835,6 +840,7 @@ pub async fn serve(
             engine,
             keys: crate::server::Keys::for_project(&project)?,
             history: db.location().to_owned(),
+            retention,
         }]
     };
     let listener = tokio::net::TcpListener::bind(listen)
@@ -889,20 +895,17 @@ pub async fn serve(
         })
         .collect();
     // Finished runs past the retention period go, per history.
-    let retention_sweeps: Vec<_> = match retention {
-        Some(retention) => served
-            .iter()
-            .map(|s| {
-                tokio::spawn(crate::workflow::retention::keep(
-                    s.engine.clone(),
-                    retention,
-                    s.tenant.as_ref().map(|t| t.as_str().to_owned()),
-                    stop.clone(),
-                ))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let retention_sweeps: Vec<_> = served
+        .iter()
+        .filter_map(|s| {
+            Some(tokio::spawn(crate::workflow::retention::keep(
+                s.engine.clone(),
+                s.retention?,
+                s.tenant.as_ref().map(|t| t.as_str().to_owned()),
+                stop.clone(),
+            )))
+        })
+        .collect();
     let mut schedulers = Vec::new();
     for s in &served {
         let scheduler = crate::workflow::scheduler::Scheduler::new(s.engine.clone());

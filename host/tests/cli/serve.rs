@@ -221,6 +221,39 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
         r#"{"quotas": {"runsPerMinute": 0}}"#,
     )
     .expect("tenant.json");
+    // Each tenant has a run from two days ago; acme keeps finished runs one day, globex the
+    // server's default (90).
+    std::fs::write(dir.path().join("acme/tenant.json"), r#"{"retentionDays": 1}"#).expect("tenant.json");
+    let mut aged = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let project = dir.path().join(tenant);
+        let ran = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args([
+                "run",
+                project.to_str().expect("utf-8"),
+                "hook",
+                "--trigger-body",
+                r#"{"n": 1}"#,
+            ])
+            .output()
+            .expect("cordon run");
+        assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+        let history = project.join(".cordon/history.db");
+        let two_days_ms = 2 * 24 * 60 * 60 * 1000_i64;
+        rusqlite::Connection::open(&history)
+            .and_then(|c| {
+                c.execute(
+                    "UPDATE runs SET started_at = started_at - ?1, ended_at = ended_at - ?1",
+                    [two_days_ms],
+                )
+            })
+            .expect("age the run");
+        let runs = SqliteDb::open(&history)
+            .expect("history")
+            .list_runs(&Default::default())
+            .expect("runs");
+        aged.push(runs[0].id.clone());
+    }
     // `validate --tenants` finds it before the server starts.
     let validated = Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args(["validate", dir.path().to_str().expect("utf-8"), "--tenants"])
@@ -300,10 +333,24 @@ fn serve_with_tenants_runs_each_tenant_in_its_own_history() {
     });
     for (tenant, run_id) in ["acme", "globex"].iter().zip(&run_ids) {
         let runs = wait_until_all_finished(&dir.path().join(tenant).join(".cordon/history.db"));
-        assert_eq!(runs.len(), 1, "{tenant} has its own run only");
-        assert_eq!(&runs[0].id, run_id);
-        assert_eq!(runs[0].status, Status::Succeeded);
+        let new: Vec<_> = runs.iter().filter(|r| !aged.contains(&r.id)).collect();
+        assert_eq!(new.len(), 1, "{tenant} has its own run only");
+        assert_eq!(&new[0].id, run_id);
+        assert_eq!(new[0].status, Status::Succeeded);
     }
+    // The retention sweep at start: acme's aged run went, globex's stays.
+    let aged_left = |tenant: &str| {
+        let db = SqliteDb::open(&dir.path().join(tenant).join(".cordon/history.db")).expect("history");
+        aged.iter().filter(|id| db.run(id).is_ok()).count()
+    };
+    for _ in 0..100 {
+        if aged_left("acme") == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(aged_left("acme"), 0, "acme keeps finished runs one day");
+    assert_eq!(aged_left("globex"), 1, "globex keeps them the default 90 days");
     assert!(dir.path().join(".cordon/operator-key").exists());
     let _ = Command::new("kill").arg(server.id().to_string()).status();
     let status = server.wait().expect("wait");
