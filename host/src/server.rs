@@ -403,7 +403,8 @@ pub fn tenants_router(
     });
     let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(operator_metrics).with_state(operator.clone()));
+        .route("/metrics", get(operator_metrics).with_state(operator.clone()))
+        .route("/tenants", get(list_tenants).with_state(operator.clone()));
     for (tenant, engine, keys) in tenants {
         let path = format!("/tenants/{tenant}");
         app = app.nest(&path, routes(engine, keys, config.clone(), Some(tenant)));
@@ -456,23 +457,54 @@ fn tenant_unavailable(operator: &OperatorState, tenant: &UnavailableTenant, head
     problem(StatusCode::SERVICE_UNAVAILABLE, message)
 }
 
+/// 401 for an operator route called without the operator key; audited.
+fn operator_key_missing(path: &str) -> Response {
+    tracing::warn!(
+        target: "cordon::audit",
+        event = "management_denied",
+        path,
+        "operator route requested without the operator key"
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        [("www-authenticate", "Bearer")],
+        Json(json!({"error": {"message": format!(
+            "send Authorization: Bearer KEY with the operator key in the tenants directory's \
+             {OPERATOR_KEY_FILE} (a tenant's own metrics are at /tenants/ID/metrics)"
+        )}})),
+    )
+        .into_response()
+}
+
+/// `GET /tenants` (operator key): every tenant, whether it is up, its runs in flight, and
+/// why one that did not open did not.
+async fn list_tenants(State(state): State<Arc<OperatorState>>, headers: HeaderMap) -> Response {
+    if !state.admits(&headers) {
+        return operator_key_missing("/tenants");
+    }
+    let mut tenants: Vec<(&TenantId, Value)> = state
+        .tenants
+        .iter()
+        .map(|(id, engine)| {
+            (
+                id,
+                json!({"name": id.as_str(), "up": true, "runsInFlight": engine.in_flight()}),
+            )
+        })
+        .collect();
+    tenants.extend(state.unavailable.iter().map(|t| {
+        (
+            &t.id,
+            json!({"name": t.id.as_str(), "up": false, "reason": t.reason}),
+        )
+    }));
+    tenants.sort_by(|a, b| a.0.cmp(b.0));
+    Json(json!({"tenants": tenants.into_iter().map(|(_, t)| t).collect::<Vec<_>>()})).into_response()
+}
+
 async fn operator_metrics(State(state): State<Arc<OperatorState>>, headers: HeaderMap) -> Response {
     if !state.admits(&headers) {
-        tracing::warn!(
-            target: "cordon::audit",
-            event = "management_denied",
-            path = "/metrics",
-            "operator metrics requested without the operator key"
-        );
-        return (
-            StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Bearer")],
-            Json(json!({"error": {"message": format!(
-                "send Authorization: Bearer KEY with the operator key in the tenants directory's \
-                 {OPERATOR_KEY_FILE} (a tenant's own metrics are at /tenants/ID/metrics)"
-            )}})),
-        )
-            .into_response();
+        return operator_key_missing("/metrics");
     }
     let mut up = String::from(
         "# HELP cordon_tenant_up Whether the tenant opened when the server started (0: its routes answer 503).\n\

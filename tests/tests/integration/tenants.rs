@@ -403,6 +403,31 @@ async fn a_tenant_that_does_not_open_answers_503_and_the_others_are_served() {
         "{metrics}"
     );
     assert!(!log.text().contains(FAKE_GITHUB_TOKEN));
+    // The operator's list of tenants says which are down and why; no other key opens it.
+    let (status, listed) = call(&http, &format!("{base}/tenants"), Some(&operator)).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).expect("JSON");
+    let names: Vec<&str> = listed["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["acme", "globex", "initech"]);
+    assert_eq!(listed["tenants"][0]["up"], true);
+    assert_eq!(listed["tenants"][1]["up"], false);
+    assert!(
+        listed["tenants"][1]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("runsPerMinute is 0"),
+        "{listed}"
+    );
+    let acme_key = acme.keys.management.token().to_owned();
+    for key in [None, Some(acme_key.as_str())] {
+        let (status, body) = call(&http, &format!("{base}/tenants"), key).await;
+        assert_eq!(status, 401, "{body}");
+    }
 
     // A strict caller can still ask for every tenant, and hears which did not open.
     let error = open_sealed_by(root.path(), &master)
