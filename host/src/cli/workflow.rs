@@ -64,8 +64,10 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete finished runs that ended more than DAYS days ago, with their actions and
-    /// attempts (unfinished runs stay). `cordon serve` does this itself (--retention-days).
+    /// Delete finished runs that ended more than DAYS days ago.
+    ///
+    /// Their actions and attempts go with them; unfinished runs stay, however old. `cordon
+    /// serve` does this itself, hourly (--retention-days).
     Prune {
         /// Delete finished runs that ended more than this many days ago.
         #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
