@@ -177,7 +177,12 @@ async fn validate_tenants(
     for (id, path) in crate::tenants::tenant_dirs(dir)? {
         let problems = match Project::open(&path) {
             Ok(project) => {
-                let mut problems = project_problems(&project, runtime).await?;
+                // A tenant whose connections cannot even be loaded is one more problem to
+                // report, not a reason to stop checking the others.
+                let mut problems = match project_problems(&project, runtime).await {
+                    Ok(problems) => problems,
+                    Err(e) => vec![file_problem("connections.json", format!("{e:#}"))],
+                };
                 if let Err(e) = crate::tenants::read_settings(&project) {
                     let message = format!("{e:#}");
                     let message = message.strip_prefix("tenant.json: ").unwrap_or(&message);
