@@ -101,9 +101,11 @@ pub(super) fn step(
             next_at: Some(now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2)),
         });
     }
-    let catching_up = recurrence
+    // When the window after this one is due: already, while catching up.
+    let next_due = recurrence
         .next_after(to_datetime(window_end), to_datetime(state.anchor))
-        .is_some_and(|next_end| next_end.timestamp_millis().saturating_add(delay_ms) <= now);
+        .map(|t| t.timestamp_millis().saturating_add(delay_ms));
+    let catching_up = next_due.is_some_and(|due| due <= now);
     if engine.is_full(&state.workflow) || (catching_up && engine.in_flight() >= CATCH_UP_IN_FLIGHT) {
         return Ok(Step {
             runs: Vec::new(),
@@ -117,9 +119,6 @@ pub(super) fn step(
         "windowStartTime": window["windowStartTime"],
         "windowEndTime": window["windowEndTime"],
     });
-    let next_due = recurrence
-        .next_after(to_datetime(window_end), to_datetime(state.anchor))
-        .map(|t| t.timestamp_millis().saturating_add(delay_ms));
     state.next_at = next_due;
     state.cursor = Some(json!({"recurrence": fingerprint, "windowStart": window_end}));
     let runs = engine.fire_trigger(&state, vec![outputs])?.unwrap_or_default();
