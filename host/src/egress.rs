@@ -19,12 +19,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 use crate::bindings::http::{HttpError, Request, Response};
 use crate::grant::{Denial, DenialKind, EffectiveGrant};
 use crate::host_pattern::{Destination, DestinationHost};
 use crate::ids::SecretName;
 use crate::limits::HttpLimits;
-use crate::secrets::{Redactor, SecretValue, find_placeholders};
+use crate::secrets::{HeaderPart, Redactor, SecretValue, has_placeholders, header_parts};
 
 /// Resolves host names. The system resolver is the default; tests and operators who pin
 /// names use [`StaticLookup`].
@@ -292,10 +295,11 @@ impl EgressClient {
             let Ok(header_name) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
                 return invalid(format!("{name:?} is not a valid header name"));
             };
-            let (value, filled) = match self.fill_placeholders(value, &destination, &mut *scope.secrets) {
-                Ok(filled) => filled,
-                Err(outcome) => return outcome,
-            };
+            let (value, filled) =
+                match self.fill_placeholders(value, &destination, &mut *scope.secrets, scope.redactor) {
+                    Ok(filled) => filled,
+                    Err(outcome) => return outcome,
+                };
             filled_secrets |= filled;
             let Ok(mut header_value) = reqwest::header::HeaderValue::from_str(&value) else {
                 return invalid(format!(
@@ -376,31 +380,63 @@ impl EgressClient {
         }
     }
 
+    /// The header value with its secrets filled in and its `{{base64:…}}` blocks encoded, and
+    /// whether it carries a secret (so the header is marked sensitive).
     fn fill_placeholders(
         &self,
         value: &str,
         destination: &Destination,
         secrets: &mut (dyn FnMut(&SecretName) -> Result<Arc<SecretValue>, HttpError> + Send),
+        redactor: &Redactor,
     ) -> Result<(String, bool), SendOutcome> {
-        let found = find_placeholders(value);
-        if found.is_empty() {
+        let parts = header_parts(value);
+        if !has_placeholders(&parts) {
             return Ok((value.to_owned(), false));
         }
         let mut out = String::with_capacity(value.len());
-        let mut last = 0;
-        for placeholder in found {
-            let name = SecretName::new(placeholder.name.clone())
-                .map_err(|e| SendOutcome::Failed(HttpError::InvalidRequest(format!("placeholder: {e}"))))?;
-            self.grant
-                .check_secret_destination(&name, destination)
-                .map_err(SendOutcome::Denied)?;
-            let secret = secrets(&name).map_err(SendOutcome::Failed)?;
-            out.push_str(&value[last..placeholder.range.start]);
-            out.push_str(secret.expose());
-            last = placeholder.range.end;
+        let filled = self.fill_parts(&parts, destination, secrets, redactor, &mut out)?;
+        Ok((out, filled.is_some()))
+    }
+
+    /// Writes `parts` into `out`, and returns the first secret filled in, if any. Each secret
+    /// is checked against the destination first. An encoded block with a secret in it is
+    /// remembered by the redactor as sent, so a service that echoes the header back does not
+    /// hand the credentials to the connector.
+    fn fill_parts(
+        &self,
+        parts: &[HeaderPart<'_>],
+        destination: &Destination,
+        secrets: &mut (dyn FnMut(&SecretName) -> Result<Arc<SecretValue>, HttpError> + Send),
+        redactor: &Redactor,
+        out: &mut String,
+    ) -> Result<Option<SecretName>, SendOutcome> {
+        let mut first_secret = None;
+        for part in parts {
+            match part {
+                HeaderPart::Text(text) => out.push_str(text),
+                HeaderPart::Secret(name) => {
+                    let name = SecretName::new((*name).to_owned()).map_err(|e| {
+                        SendOutcome::Failed(HttpError::InvalidRequest(format!("placeholder: {e}")))
+                    })?;
+                    self.grant
+                        .check_secret_destination(&name, destination)
+                        .map_err(SendOutcome::Denied)?;
+                    out.push_str(secrets(&name).map_err(SendOutcome::Failed)?.expose());
+                    first_secret.get_or_insert(name);
+                }
+                HeaderPart::Base64(inner) => {
+                    let mut plain = zeroize::Zeroizing::new(String::new());
+                    let secret = self.fill_parts(inner, destination, secrets, redactor, &mut plain)?;
+                    let encoded = BASE64.encode(plain.as_bytes());
+                    out.push_str(&encoded);
+                    if let Some(name) = secret {
+                        redactor.remember(&name, Arc::new(SecretValue::new(encoded)));
+                        first_secret.get_or_insert(name);
+                    }
+                }
+            }
         }
-        out.push_str(&value[last..]);
-        Ok((out, true))
+        Ok(first_secret)
     }
 
     fn classify(&self, error: reqwest::Error, destination: &Destination, redactor: &Redactor) -> SendOutcome {

@@ -1,4 +1,5 @@
-//! Secret values, where they come from, the `{{secret:NAME}}` placeholder, and redaction.
+//! Secret values, where they come from, the `{{secret:NAME}}` placeholder (and the
+//! `{{base64:…}}` block that encodes one for HTTP Basic credentials), and redaction.
 //!
 //! A [`SecretValue`] has no `Display`, no `Serialize`, and a `Debug` that prints nothing of
 //! it; its memory is wiped on drop. The only way to read it is [`SecretValue::expose`], which
@@ -200,31 +201,101 @@ impl SecretSource for SecretMap {
     }
 }
 
-/// One `{{secret:NAME}}` found in a text.
+/// The opening of a block whose text is sent base64-encoded once its placeholders are filled:
+/// `{{base64:USER:{{secret:NAME}}}}`. HTTP Basic credentials are `base64(user:password)`, so a
+/// placeholder for the password alone would be encoded before the host could fill it.
+pub const BASE64_OPEN: &str = "{{base64:";
+
+/// One part of a header value as the host reads it: text sent as written, a secret filled in,
+/// or a block encoded after its own parts are filled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placeholder {
-    pub range: std::ops::Range<usize>,
-    /// The text between `{{secret:` and `}}`, not yet validated.
-    pub name: String,
+pub enum HeaderPart<'a> {
+    Text(&'a str),
+    /// The text between `{{secret:` and `}}`, not yet validated as a secret name.
+    Secret(&'a str),
+    /// The parts of a `{{base64:…}}` block: only text and secrets (blocks do not nest).
+    Base64(Vec<HeaderPart<'a>>),
 }
 
-/// Finds every placeholder in `text`. An opening without a closing `}}` is not a placeholder.
-pub fn find_placeholders(text: &str) -> Vec<Placeholder> {
-    let mut found = Vec::new();
-    let mut from = 0;
-    while let Some(start) = text[from..].find(PLACEHOLDER_OPEN).map(|i| i + from) {
-        let name_start = start + PLACEHOLDER_OPEN.len();
-        let Some(len) = text[name_start..].find(PLACEHOLDER_CLOSE) else {
-            break;
-        };
-        let end = name_start + len + PLACEHOLDER_CLOSE.len();
-        found.push(Placeholder {
-            range: start..end,
-            name: text[name_start..name_start + len].to_owned(),
-        });
-        from = end;
+impl HeaderPart<'_> {
+    /// Whether the host has anything to fill or encode in this part.
+    fn is_text(&self) -> bool {
+        matches!(self, HeaderPart::Text(_))
     }
-    found
+}
+
+/// Splits a header value into its parts. An opening without its closing `}}` is text, as is
+/// anything else that is not a placeholder or a block, so a value without either is one
+/// [`HeaderPart::Text`].
+pub fn header_parts(value: &str) -> Vec<HeaderPart<'_>> {
+    let mut parts = Vec::new();
+    let mut text_start = 0;
+    let mut at = 0;
+    while let Some(found) = value[at..].find("{{").map(|i| i + at) {
+        let rest = &value[found..];
+        let part = secret_at(rest).or_else(|| base64_at(rest));
+        match part {
+            Some((part, len)) => {
+                if text_start < found {
+                    parts.push(HeaderPart::Text(&value[text_start..found]));
+                }
+                parts.push(part);
+                at = found + len;
+                text_start = at;
+            }
+            None => at = found + 1,
+        }
+    }
+    if text_start < value.len() || parts.is_empty() {
+        parts.push(HeaderPart::Text(&value[text_start..]));
+    }
+    parts
+}
+
+/// `{{secret:NAME}}` at the start of `text`, and its length.
+fn secret_at(text: &str) -> Option<(HeaderPart<'_>, usize)> {
+    let name = text.strip_prefix(PLACEHOLDER_OPEN)?;
+    let len = name.find(PLACEHOLDER_CLOSE)?;
+    Some((
+        HeaderPart::Secret(&name[..len]),
+        PLACEHOLDER_OPEN.len() + len + PLACEHOLDER_CLOSE.len(),
+    ))
+}
+
+/// `{{base64:…}}` at the start of `text`, and its length. The block ends at the first `}}`
+/// that does not close a secret placeholder inside it.
+fn base64_at(text: &str) -> Option<(HeaderPart<'_>, usize)> {
+    let body = text.strip_prefix(BASE64_OPEN)?;
+    let mut parts = Vec::new();
+    let mut text_start = 0;
+    let mut at = 0;
+    loop {
+        let close = body[at..].find(PLACEHOLDER_CLOSE).map(|i| i + at)?;
+        let secret = body[at..].find(PLACEHOLDER_OPEN).map(|i| i + at);
+        match secret.filter(|&s| s < close) {
+            Some(start) => {
+                let (part, len) = secret_at(&body[start..])?;
+                if text_start < start {
+                    parts.push(HeaderPart::Text(&body[text_start..start]));
+                }
+                parts.push(part);
+                at = start + len;
+                text_start = at;
+            }
+            None => {
+                if text_start < close {
+                    parts.push(HeaderPart::Text(&body[text_start..close]));
+                }
+                let len = BASE64_OPEN.len() + close + PLACEHOLDER_CLOSE.len();
+                return Some((HeaderPart::Base64(parts), len));
+            }
+        }
+    }
+}
+
+/// Whether the host must fill or encode anything in a header value.
+pub fn has_placeholders(parts: &[HeaderPart<'_>]) -> bool {
+    parts.iter().any(|part| !part.is_text())
 }
 
 /// Replaces every secret value handed out during one invocation with `[REDACTED:NAME]`.
@@ -239,7 +310,8 @@ type KnownSecret = (SecretName, Arc<SecretValue>);
 impl Redactor {
     pub fn remember(&self, name: &SecretName, value: Arc<SecretValue>) {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        if value.expose().is_empty() || known.iter().any(|(n, _)| n == name) {
+        // By value, not name: a secret is remembered as it is and as each encoding sent.
+        if value.expose().is_empty() || known.iter().any(|(_, v)| v.expose() == value.expose()) {
             return;
         }
         known.push((name.clone(), value));
@@ -304,15 +376,95 @@ mod tests {
     }
 
     #[test]
-    fn finds_placeholders() {
-        let found = find_placeholders("Bearer {{secret:token}} and {{secret:api-key}} {{secret:open");
-        assert_eq!(found.len(), 2);
-        assert_eq!(found[0].name, "token");
-        assert_eq!(found[1].name, "api-key");
-        assert_eq!(
-            &"Bearer {{secret:token}}"[found[0].range.clone()],
-            "{{secret:token}}"
-        );
+    fn splits_header_values_into_text_secrets_and_base64_blocks() {
+        use HeaderPart::{Base64, Secret, Text};
+        for (value, expected) in [
+            ("plain", vec![Text("plain")]),
+            ("", vec![Text("")]),
+            (
+                "Bearer {{secret:token}} and {{secret:api-key}} {{secret:open",
+                vec![
+                    Text("Bearer "),
+                    Secret("token"),
+                    Text(" and "),
+                    Secret("api-key"),
+                    Text(" {{secret:open"),
+                ],
+            ),
+            (
+                "Basic {{base64:svc:{{secret:password}}}}",
+                vec![Text("Basic "), Base64(vec![Text("svc:"), Secret("password")])],
+            ),
+            (
+                "{{base64:{{secret:user}}:{{secret:password}}}}!",
+                vec![
+                    Base64(vec![Secret("user"), Text(":"), Secret("password")]),
+                    Text("!"),
+                ],
+            ),
+            ("{{base64:plain}}", vec![Base64(vec![Text("plain")])]),
+            ("{{base64:}}", vec![Base64(vec![])]),
+            // Unclosed: the block's opening is text (a placeholder after it is still one), and
+            // so is an unclosed placeholder.
+            (
+                "Basic {{base64:svc:{{secret:password}}",
+                vec![Text("Basic {{base64:svc:"), Secret("password")],
+            ),
+            (
+                "{{base64:svc:{{secret:pass",
+                vec![Text("{{base64:svc:{{secret:pass")],
+            ),
+            // Blocks do not nest: an inner opening is text, and the first `}}` closes.
+            (
+                "{{base64:a{{base64:b}}}}",
+                vec![Base64(vec![Text("a{{base64:b")]), Text("}}")],
+            ),
+            ("{{other}} {{secret:x}}", vec![Text("{{other}} "), Secret("x")]),
+        ] {
+            assert_eq!(header_parts(value), expected, "{value:?}");
+        }
+        assert!(!has_placeholders(&header_parts("{{secret:open")));
+        assert!(has_placeholders(&header_parts("{{base64:plain}}")));
+    }
+
+    /// The text a header value's parts stand for, so parsing can be checked to lose nothing.
+    fn written(parts: &[HeaderPart<'_>]) -> String {
+        parts
+            .iter()
+            .map(|part| match part {
+                HeaderPart::Text(text) => (*text).to_owned(),
+                HeaderPart::Secret(name) => format!("{PLACEHOLDER_OPEN}{name}{PLACEHOLDER_CLOSE}"),
+                HeaderPart::Base64(inner) => format!("{BASE64_OPEN}{}{PLACEHOLDER_CLOSE}", written(inner)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn header_parts_stand_for_exactly_the_value_written() {
+        // Every sequence of up to five of these pieces: each parse gives back the text it was
+        // given, and a block holds only text and secrets.
+        let pieces = ["{{", "}}", "secret:", "base64:", "a", ":"];
+        let mut values = Vec::new();
+        let mut length_n = vec![String::new()];
+        for _ in 0..5 {
+            length_n = length_n
+                .iter()
+                .flat_map(|v| pieces.iter().map(move |p| format!("{v}{p}")))
+                .collect();
+            values.extend(length_n.iter().cloned());
+        }
+        for value in &values {
+            let parts = header_parts(value);
+            assert_eq!(&written(&parts), value);
+            for part in &parts {
+                if let HeaderPart::Base64(inner) = part {
+                    assert!(
+                        inner.iter().all(|p| !matches!(p, HeaderPart::Base64(_))),
+                        "{value:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `http`: one generic HTTP request action in the manner of the Logic Apps HTTP action.
 //!
 //! It requests every host (`*://*:*`): what it may actually reach is exactly what the
-//! operator grants the connection. Credentials from the connection's secrets (Bearer, ApiKey)
-//! go in by placeholder, so the connector never holds them; Logic Apps' Basic and Raw forms
-//! carry theirs in the input, as an inline header does. Requests other than GET, HEAD and
+//! operator grants the connection. Credentials from the connection's secrets (Bearer, ApiKey,
+//! and Basic's password when the input gives only the username) go in by placeholder, so the
+//! connector never holds them; Logic Apps' Basic with a password and Raw carry theirs in the
+//! input, as an inline header does. Requests other than GET, HEAD and
 //! OPTIONS carry an `Idempotency-Key` header with the call's idempotency key unless the input
 //! sets one.
 
@@ -24,6 +25,9 @@ fn connector() -> Connector {
         .host("*://*:*")
         .secret(Secret::new("token").description("Bearer token for `authentication: {type: Bearer}`"))
         .secret(Secret::new("api_key").description("API key for `authentication: {type: ApiKey}`"))
+        .secret(Secret::new("password").description(
+            "Password for `authentication: {type: Basic}` when the input gives only the username",
+        ))
         .action(
             "request",
             "Send one HTTP request and return its status, headers and body",
@@ -65,9 +69,9 @@ fn yes() -> bool {
 }
 
 /// How to authenticate. Bearer and ApiKey take their value from a secret of the connection
-/// by placeholder, so the connector never holds it; Basic and Raw are Logic Apps' forms, whose
-/// values are written in the inputs (as an inline header's would be; the host keeps them out
-/// of the run history).
+/// by placeholder, so the connector never holds it, and so does Basic without a `password`;
+/// Basic with a `password` and Raw are Logic Apps' forms, whose values are written in the
+/// inputs (as an inline header's would be; the host keeps them out of the run history).
 #[derive(Deserialize, JsonSchema)]
 #[serde(tag = "type", deny_unknown_fields)]
 enum Authentication {
@@ -75,8 +79,13 @@ enum Authentication {
     Bearer,
     /// `<header>: <api_key>` from the `api_key` secret.
     ApiKey { header: String },
-    /// `Authorization: Basic base64(username:password)`.
-    Basic { username: String, password: String },
+    /// `Authorization: Basic base64(username:password)`; without `password`, the password is
+    /// the `password` secret, filled in and encoded by the host.
+    Basic {
+        username: String,
+        #[serde(default)]
+        password: Option<String>,
+    },
     /// `Authorization: <value>`, as given.
     Raw { value: String },
 }
@@ -137,9 +146,18 @@ fn request(context: &Context, input: HttpInput) -> Result<HttpOutput, Error> {
         Some(Authentication::ApiKey { header }) => {
             request = request.header(header, secrets::placeholder("api_key")?);
         }
-        Some(Authentication::Basic { username, password }) => {
+        Some(Authentication::Basic {
+            username,
+            password: Some(password),
+        }) => {
             let credentials = BASE64.encode(format!("{username}:{password}"));
             request = request.header("authorization", format!("Basic {credentials}"));
+        }
+        Some(Authentication::Basic {
+            username,
+            password: None,
+        }) => {
+            request = request.header("authorization", secrets::basic_auth(username, "password")?);
         }
         Some(Authentication::Raw { value }) => {
             request = request.header("authorization", value);

@@ -133,6 +133,106 @@ async fn http_connector_sends_a_request_with_bearer_auth_by_placeholder() {
     );
 }
 
+/// A service behind HTTP Basic authentication: 200 with the header it got for `svc` and
+/// `password`, 401 otherwise.
+fn basic_auth_router(password: &'static str) -> axum::Router {
+    use base64::Engine as _;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("svc:{password}"))
+    );
+    axum::Router::new().route(
+        "/private",
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
+            let expected = expected.clone();
+            async move {
+                let got = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let status = if got == expected {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::UNAUTHORIZED
+                };
+                (status, axum::Json(json!({"authorization": got})))
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn http_connector_sends_basic_auth_with_the_password_from_the_connections_secret() {
+    let addr = serve(basic_auth_router("pa55-word")).await;
+    let runtime = runtime();
+    let connector = runtime.load_bytes(builtin("http"), "http").await.expect("load");
+    #[allow(unsafe_code)]
+    // SAFETY: this test's own variable name; nothing else reads it concurrently.
+    unsafe {
+        std::env::set_var("CORDON_TEST_HTTP_PASSWORD", "pa55-word");
+    }
+    let mut secrets = SecretMap::default();
+    secrets.insert(
+        SecretName::new("password").expect("name"),
+        SecretLocation::Env("CORDON_TEST_HTTP_PASSWORD".to_owned()),
+    );
+    let grant = |secret: Option<&str>| Grant {
+        hosts: vec![
+            format!("http://127.0.0.1:{}", addr.port())
+                .parse()
+                .expect("pattern"),
+        ],
+        secrets: secret
+            .map(|name| SecretGrant {
+                name: SecretName::new(name).expect("name"),
+                hosts: Vec::new(),
+                plaintext: false,
+            })
+            .into_iter()
+            .collect(),
+    };
+    let request = json!({
+        "method": "GET",
+        "uri": format!("http://{addr}/private"),
+        "authentication": {"type": "Basic", "username": "svc"}
+    });
+
+    let connection = connect_with(
+        &connector,
+        grant(Some("password")),
+        Arc::new(secrets.clone()),
+        Map::new(),
+    );
+    let out = connection
+        .invoke("request", &request, &CallInfo::default())
+        .await
+        .result
+        .expect("request");
+    assert_eq!(out["statusCode"], 200, "{out}");
+    // The service echoed the header; the connector got it redacted.
+    assert_eq!(out["body"]["authorization"], "Basic {{secret:password}}");
+
+    // A password written in the input is still Logic Apps' inline form, sent as it is.
+    let mut inline = request.clone();
+    inline["authentication"]["password"] = json!("wrong");
+    let refused = connection.invoke("request", &inline, &CallInfo::default()).await;
+    assert!(
+        matches!(&refused.result, Err(InvokeError::Connector(ConnectorError::Unauthorized { message })) if message.starts_with("HTTP 401")),
+        "{:?}",
+        refused.result
+    );
+
+    // Without the grant of the `password` secret, the call is denied and says which.
+    let ungranted = connect_with(&connector, grant(None), Arc::new(secrets), Map::new());
+    let denied = ungranted.invoke("request", &request, &CallInfo::default()).await;
+    assert!(
+        matches!(&denied.result, Err(InvokeError::Connector(ConnectorError::Unauthorized { message })) if message.contains("password")),
+        "{:?}",
+        denied.result
+    );
+}
+
 #[tokio::test]
 async fn github_lists_creates_and_polls_new_issues() {
     let fake = FakeGithub::default();

@@ -129,6 +129,60 @@ async fn placeholder_for_an_ungranted_secret_is_denied_and_nothing_is_sent() {
 }
 
 #[tokio::test]
+async fn a_base64_block_is_encoded_after_its_secrets_are_filled_and_hidden_from_the_guest() {
+    use base64::Engine as _;
+    let (addr, seen) = recording_server().await;
+    let runtime = runtime();
+    let connection = connect_with(
+        &hostile(&runtime).await,
+        Grant {
+            hosts: hosts(&[format!("http://127.0.0.1:{}", addr.port())]),
+            secrets: vec![secret("token", false)],
+        },
+        secret_source("CORDON_TEST_SECRET_F"),
+        Default::default(),
+    );
+    let fetch = |header: &'static str| {
+        let connection = connection.clone();
+        async move {
+            let input = json!({"url": format!("http://{addr}/"), "headers": {"authorization": header}});
+            connection.invoke("fetch", &input, &CallInfo::default()).await
+        }
+    };
+    let got = fetch("Basic {{base64:svc:{{secret:token}}}}")
+        .await
+        .result
+        .expect("fetch");
+    assert_eq!(got["outcome"], "response", "{got}");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("svc:{CANARY}"));
+    let received = seen.lock().expect("lock")[0]["authorization"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(
+        received,
+        format!("Basic {encoded}"),
+        "the server got the credentials"
+    );
+    // The server echoed the header back; neither the secret nor its encoding reaches the guest.
+    let body = got["body"].as_str().unwrap_or_default();
+    assert!(!body.contains(&encoded) && !body.contains(CANARY), "{body}");
+    assert!(body.contains("Basic {{secret:token}}"), "{body}");
+
+    // A secret the grant does not give is denied inside a block as anywhere, and nothing is sent.
+    let denied = fetch("Basic {{base64:svc:{{secret:undeclared}}}}")
+        .await
+        .result
+        .expect("fetch");
+    assert_eq!(denied["outcome"], "denied", "{denied}");
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        1,
+        "only the first request left the host"
+    );
+}
+
+#[tokio::test]
 async fn a_secret_goes_only_to_the_hosts_it_is_bound_to() {
     let (addr, seen) = recording_server().await;
     let loopback: IpAddr = "127.0.0.1".parse().expect("ip");
