@@ -18,9 +18,9 @@
 //!
 //! Where we differ from Logic Apps: `if`, `and`, `or` and `coalesce` evaluate their arguments
 //! lazily (Logic Apps evaluates every argument), so an untaken branch cannot fail a run;
-//! `xpath()` gives every node-set as an array, even of one node; and `xml()` of an object
-//! writes child elements in key order, which cordon's objects keep sorted (`crate::xml` has
-//! the XML conventions).
+//! and `xpath()` gives every node-set as an array, even of one node (`crate::xml` has the XML
+//! conventions). Objects keep their properties in the order they were written, as in Logic
+//! Apps.
 //!
 //! ```
 //! use cordon_core::expr::{JsonScope, Template};

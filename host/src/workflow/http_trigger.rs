@@ -73,7 +73,7 @@ pub(super) async fn check(
     if let (Some(location), Some(fields)) = (next_location, request.as_object_mut()) {
         // The Location is a whole URL: the trigger's queries were for its own uri.
         fields.insert("uri".to_owned(), json!(location));
-        fields.remove("queries");
+        fields.shift_remove("queries");
     }
     let call = CallInfo {
         idempotency_key: format!("{workflow}/{}/{}", trigger.name, state.version),

@@ -185,7 +185,7 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
     let callback_url = urls.url(&call.run.run_id, &callback_id);
     let inputs = match evaluated_inputs(call, callback_url.clone()) {
         Ok(inputs) => inputs,
-        Err(failure) => return Ok(failure),
+        Err(failure) => return Ok(*failure),
     };
     let subscribe = match inputs.get("subscribe") {
         Some(subscribe @ Value::Object(_)) => builtin_inputs::http_request(subscribe),
@@ -285,15 +285,15 @@ pub(in crate::workflow) async fn execute(call: &ActionCall<'_>) -> Result<Action
 }
 
 /// The action's inputs, with `listCallbackUrl()` giving `url`.
-fn evaluated_inputs(call: &ActionCall<'_>, url: String) -> Result<Value, ActionResult> {
+fn evaluated_inputs(call: &ActionCall<'_>, url: String) -> Result<Value, Box<ActionResult>> {
     let mut inputs = call.action.inputs.clone();
     if let Value::Object(map) = &mut inputs {
         // retryPolicy is configuration, not input.
-        map.remove("retryPolicy");
+        map.shift_remove("retryPolicy");
     }
     let mut scope = scope(call);
     scope.callback_url = Some(url);
-    expr::evaluate_value(&inputs, &scope).map_err(|e| template_failure(None, e))
+    expr::evaluate_value(&inputs, &scope).map_err(|e| Box::new(template_failure(None, e)))
 }
 
 /// Ends the subscription of a timed-out action and unsubscribes.

@@ -773,6 +773,21 @@ fn manipulation_functions() {
             "@removeProperty(json('{\"a\": 1, \"b\": 2}'), 'a')",
             json!({"b": 2}),
         ),
+        // Objects keep the order their properties were written in, as in Logic Apps: a
+        // removed property leaves the others in place, a set one keeps its place, an added
+        // one comes last.
+        (
+            "@string(removeProperty(json('{\"d\": 1, \"a\": 2, \"b\": 3, \"c\": 4}'), 'a'))",
+            json!(r#"{"d":1,"b":3,"c":4}"#),
+        ),
+        (
+            "@string(setProperty(json('{\"c\": 1, \"a\": 2}'), 'c', 5))",
+            json!(r#"{"c":5,"a":2}"#),
+        ),
+        (
+            "@string(addProperty(json('{\"z\": 1}'), 'a', 2))",
+            json!(r#"{"z":1,"a":2}"#),
+        ),
         ("@coalesce(null, '', 'x')", json!("")),
         ("@coalesce(null, null)", Value::Null),
         ("@coalesce(triggerBody()?['none'], 'fallback')", json!("fallback")),

@@ -10,9 +10,8 @@
 //! ```
 //!
 //! Without `columns`, the columns are the objects' property names, in the order they first
-//! appear over the whole array (an item without one of them leaves its cell empty). Within
-//! one object that order is alphabetical, not the order the JSON text had: cordon's values
-//! do not keep key order anywhere (Logic Apps keeps it); give `columns` to choose the order. With
+//! appear over the whole array (an item without one of them leaves its cell empty), within an
+//! object in the order its properties were written, as in Logic Apps. With
 //! `columns`, each column's cell is its `value` evaluated per item (the engine does that);
 //! columns with the same header are one column, as in Logic Apps, whose cell is the last of
 //! their values that is not null. When every header is empty there is no header row (the

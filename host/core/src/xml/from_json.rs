@@ -11,8 +11,8 @@
 //! - `null` and `{}` make an empty element; a string, number or boolean (`true`, `false`) makes
 //!   the element's text.
 //!
-//! Child elements follow the object's key order, which in cordon is sorted by name (Logic Apps
-//! keeps the order they were written in).
+//! Child elements follow the object's key order: the order the properties were written in, as
+//! in Logic Apps.
 
 use serde_json::{Map, Value};
 

@@ -76,24 +76,25 @@ pub(in crate::workflow) fn template_failure(inputs: Option<Value>, error: expr::
 }
 
 /// Evaluates the action's whole `inputs`.
-fn evaluated_inputs(call: &ActionCall<'_>) -> Result<Value, ActionResult> {
+/// Boxed failure: an `ActionResult` is large, and the `Ok` path is the common one.
+fn evaluated_inputs(call: &ActionCall<'_>) -> Result<Value, Box<ActionResult>> {
     let inputs = match call.action.inputs.as_object() {
         // retryPolicy is configuration, not input.
         Some(map) if map.contains_key("retryPolicy") => {
             let mut map = map.clone();
-            map.remove("retryPolicy");
+            map.shift_remove("retryPolicy");
             Value::Object(map)
         }
         _ => call.action.inputs.clone(),
     };
-    expr::evaluate_value(&inputs, &scope(call)).map_err(|e| template_failure(None, e))
+    expr::evaluate_value(&inputs, &scope(call)).map_err(|e| Box::new(template_failure(None, e)))
 }
 
 macro_rules! inputs_or_fail {
     ($call:expr) => {
         match evaluated_inputs($call) {
             Ok(inputs) => inputs,
-            Err(failure) => return Ok(failure),
+            Err(failure) => return Ok(*failure),
         }
     };
 }
@@ -550,16 +551,16 @@ fn update_variable(call: &ActionCall<'_>, inputs: Value) -> ActionResult {
 }
 
 /// Evaluates `from` and returns it as an array.
-fn from_items(call: &ActionCall<'_>) -> Result<Vec<Value>, ActionResult> {
+fn from_items(call: &ActionCall<'_>) -> Result<Vec<Value>, Box<ActionResult>> {
     let from = call.action.inputs.get("from").cloned().unwrap_or(Value::Null);
     match expr::evaluate_value(&from, &scope(call)) {
         Ok(Value::Array(items)) => Ok(items),
-        Ok(other) => Err(ActionResult::failed(
+        Ok(other) => Err(Box::new(ActionResult::failed(
             None,
             "InvalidFrom",
             format!("inputs.from must be an array, got {}", expr_kind(&other)),
-        )),
-        Err(e) => Err(template_failure(None, e)),
+        ))),
+        Err(e) => Err(Box::new(template_failure(None, e))),
     }
 }
 
@@ -576,7 +577,7 @@ fn item_scope<'a>(call: &'a ActionCall<'a>, item: Value) -> RunScope<'a> {
 fn query(call: &ActionCall<'_>) -> ActionResult {
     let items = match from_items(call) {
         Ok(items) => items,
-        Err(failure) => return failure,
+        Err(failure) => return *failure,
     };
     let condition_value = call
         .action
@@ -601,7 +602,7 @@ fn query(call: &ActionCall<'_>) -> ActionResult {
 fn select(call: &ActionCall<'_>) -> ActionResult {
     let items = match from_items(call) {
         Ok(items) => items,
-        Err(failure) => return failure,
+        Err(failure) => return *failure,
     };
     let shape = call.action.inputs.get("select").cloned().unwrap_or(Value::Null);
     let mut selected = Vec::with_capacity(items.len());
@@ -639,7 +640,7 @@ fn table(call: &ActionCall<'_>) -> ActionResult {
     };
     let items = match from_items(call) {
         Ok(items) => items,
-        Err(failure) => return failure,
+        Err(failure) => return *failure,
     };
     let columns = inputs.get("columns").cloned().unwrap_or(Value::Null);
     let recorded = || Some(json!({"format": format_value, "from": items, "columns": columns}));

@@ -31,7 +31,7 @@ fn set_property(args: &Args<'_>) -> Result<Value, ExprError> {
 
 fn remove_property(args: &Args<'_>) -> Result<Value, ExprError> {
     let mut object = args.object(0)?;
-    object.remove(&args.string(1)?);
+    object.shift_remove(&args.string(1)?);
     Ok(Value::Object(object))
 }
 
