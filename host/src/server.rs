@@ -567,6 +567,10 @@ fn routes(engine: Engine, keys: Keys, config: ServerConfig, tenant: Option<Tenan
         .route("/management/workflows", get(list_workflows))
         .route("/management/workflows/{name}/enable", post(enable_workflow))
         .route("/management/workflows/{name}/disable", post(disable_workflow))
+        .route(
+            "/management/workflows/{name}/triggers/{trigger}/run",
+            post(run_trigger),
+        )
         .route("/management/runs", get(list_runs))
         .route("/management/runs/{id}", get(show_run))
         .route("/management/runs/{id}/resubmit", post(resubmit))
@@ -668,6 +672,38 @@ fn set_enabled(state: &ServerState, name: &str, enabled: bool) -> Response {
             tracing::info!(workflow = name, enabled, "workflow state changed");
             Json(json!({"name": name, "enabled": enabled})).into_response()
         }
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
+/// Makes a scheduled trigger due now (`workflow::run_now`): 202 once it is, and the trigger's
+/// loop fires it within a second.
+async fn run_trigger(
+    State(state): State<Arc<ServerState>>,
+    Path((workflow, trigger)): Path<(String, String)>,
+) -> Response {
+    use crate::workflow::run_now::{RunNowError, run_now};
+    match run_now(&state.engine, &workflow, &trigger) {
+        Ok(due) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "workflow": workflow,
+                "trigger": trigger,
+                "dueAt": crate::workflow::scheduler::iso(due),
+            })),
+        )
+            .into_response(),
+        Err(e @ (RunNowError::NoSuchWorkflow(_) | RunNowError::NoSuchTrigger { .. })) => {
+            problem(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ RunNowError::NotScheduled { .. }) => problem(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ RunNowError::Disabled(_)) => problem(StatusCode::CONFLICT, e.to_string()),
+        Err(e @ (RunNowError::Busy(_) | RunNowError::NotYetScheduled(_))) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            Json(json!({"error": {"message": e.to_string()}})),
+        )
+            .into_response(),
         Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }
 }

@@ -35,6 +35,7 @@ mod http_trigger;
 pub mod project;
 pub mod relative_path;
 pub mod retention;
+pub mod run_now;
 pub mod run_quota;
 pub mod scheduler;
 pub mod sliding_window;

@@ -187,7 +187,7 @@ pub(super) fn to_datetime(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-pub(super) fn iso(ms: i64) -> String {
+pub(crate) fn iso(ms: i64) -> String {
     to_datetime(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 

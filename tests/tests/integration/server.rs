@@ -1191,3 +1191,122 @@ async fn a_callers_credentials_reach_the_run_only_when_the_trigger_asks_for_them
         );
     }
 }
+
+#[tokio::test]
+async fn a_scheduled_trigger_runs_now_on_request_without_moving_its_schedule() {
+    use cordon_host::workflow::clock::Clock as _;
+    use cordon_host::workflow::scheduler::Scheduler;
+    let daily = json!({"frequency": "Day", "interval": 1});
+    let (_dir, engine, db, clock, keys) = project_of(&[
+        (
+            "nightly",
+            json!({
+                "triggers": {"daily": {"type": "Recurrence", "recurrence": daily}},
+                "actions": {"Done": {"type": "Compose", "inputs": "@triggerBody()"}}
+            }),
+        ),
+        (
+            "windows",
+            json!({
+                "triggers": {"hourly": {"type": "SlidingWindow", "recurrence": {"frequency": "Hour", "interval": 1}}},
+                "actions": {}
+            }),
+        ),
+        (
+            "hook",
+            json!({"triggers": {"manual": {"type": "Request", "kind": "Http"}}, "actions": {}}),
+        ),
+    ])
+    .await;
+    let scheduler = Scheduler::new(engine.clone());
+    let addr = serve_project(engine.clone(), &keys).await;
+    let ops = operator(&keys);
+    let run_trigger = |workflow: &str, trigger: &str| {
+        let ops = ops.clone();
+        let url = format!("http://{addr}/management/workflows/{workflow}/triggers/{trigger}/run");
+        async move {
+            let response = ops.post(url).send().await.expect("call");
+            let status = response.status().as_u16();
+            (status, parse(&response.text().await.expect("body")))
+        }
+    };
+
+    // Before the server's first look at the trigger there is no schedule to move.
+    let (status, body) = run_trigger("nightly", "daily").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not scheduled yet")
+    );
+
+    // The first look fires a new recurrence at once and schedules the next day.
+    let t0 = clock.now_ms();
+    // (The sliding window's first window starts now, so it has nothing to run yet.)
+    assert_eq!(scheduler.tick(t0).await.expect("tick").len(), 1);
+    let next_day = db
+        .trigger_state("nightly", "daily")
+        .expect("state")
+        .and_then(|s| s.next_at)
+        .expect("scheduled");
+    assert_eq!(next_day, t0 + 24 * 3_600_000);
+    assert!(scheduler.tick(t0 + 1000).await.expect("tick").is_empty());
+
+    // Half an hour on: within the sliding window's first hour, so only the request fires.
+    clock.sleep(Duration::from_secs(1800)).await;
+    let (status, body) = run_trigger("nightly", "daily").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["workflow"], "nightly");
+    let now = clock.now_ms();
+    let runs = scheduler.tick(now).await.expect("tick");
+    assert_eq!(runs.len(), 1, "the trigger ran now: {runs:?}");
+    assert_eq!(runs[0].workflow, "nightly");
+    assert_eq!(runs[0].trigger["outputs"]["body"]["missedOccurrences"], 0);
+    assert_eq!(body["dueAt"], runs[0].trigger["outputs"]["body"]["scheduledTime"]);
+    let state = db
+        .trigger_state("nightly", "daily")
+        .expect("state")
+        .expect("state");
+    assert_eq!(state.next_at, Some(next_day), "the schedule did not move");
+    assert!(
+        scheduler.tick(now + 1000).await.expect("tick").is_empty(),
+        "it ran once"
+    );
+    let finished_run = engine
+        .execute(runs.into_iter().next().expect("run"))
+        .await
+        .expect("run");
+    assert_eq!(finished_run.status, Status::Succeeded);
+
+    // What has no schedule to run is refused, with the reason.
+    for (workflow, trigger, status, says) in [
+        ("hook", "manual", 400, "starts a run when its URL is called"),
+        ("windows", "hourly", 400, "once per window"),
+        ("nightly", "hourly", 404, "its triggers: daily"),
+        ("nightlly", "daily", 404, "no workflow \"nightlly\""),
+    ] {
+        let (got, body) = run_trigger(workflow, trigger).await;
+        assert_eq!(got, status, "{workflow}/{trigger}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{workflow}/{trigger}: {message}");
+    }
+    let disabled = ops
+        .post(format!("http://{addr}/management/workflows/nightly/disable"))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(disabled.status().as_u16(), 200);
+    let (status, body) = run_trigger("nightly", "daily").await;
+    assert_eq!(status, 409, "{body}");
+
+    // The management key is required, as for every management route.
+    let anonymous = client()
+        .post(format!(
+            "http://{addr}/management/workflows/nightly/triggers/daily/run"
+        ))
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
