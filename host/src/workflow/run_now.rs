@@ -59,11 +59,11 @@ pub enum RunNowError {
 /// epoch). A trigger already due is left as it is.
 pub fn run_now(engine: &Engine, workflow: &str, trigger: &str) -> Result<i64, RunNowError> {
     engine.check_workflow(workflow)?;
-    let definition = engine
+    let found = engine
         .workflows()
         .find(|w| w.name == workflow)
-        .and_then(|w| w.triggers.iter().find(|t| t.name == trigger).map(|t| (w, t)));
-    let Some((definition, found)) = definition else {
+        .and_then(|w| w.triggers.iter().find(|t| t.name == trigger));
+    let Some(found) = found else {
         let known = engine
             .workflows()
             .filter(|w| w.name == workflow)
@@ -101,7 +101,7 @@ pub fn run_now(engine: &Engine, workflow: &str, trigger: &str) -> Result<i64, Ru
         return Err(RunNowError::Disabled(workflow.to_owned()));
     }
     let polls = !matches!(found.kind, TriggerKind::Recurrence);
-    if polls && engine.is_full(&definition.name) {
+    if polls && engine.is_full(workflow) {
         return Err(RunNowError::Busy(workflow.to_owned()));
     }
     let now = engine.shared().clock.now_ms();
