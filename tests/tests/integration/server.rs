@@ -1310,3 +1310,81 @@ async fn a_scheduled_trigger_runs_now_on_request_without_moving_its_schedule() {
         .expect("call");
     assert_eq!(anonymous.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn a_polling_trigger_polls_now_on_request_unless_its_workflow_has_no_room() {
+    use cordon_host::workflow::clock::Clock as _;
+    use cordon_host::workflow::scheduler::Scheduler;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let endpoint = serve(axum::Router::new().route(
+        "/ready",
+        axum::routing::get(move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            async move { axum::Json(json!({"call": n, "items": [n, n]})) }
+        }),
+    ))
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"http": {"grant": {"hosts": [format!("http://{endpoint}")]}}}).to_string(),
+    )
+    .expect("connections.json");
+    write(
+        dir.path(),
+        "poller",
+        json!({
+            "triggers": {"ready": {
+                "type": "Http",
+                "inputs": {"method": "GET", "uri": format!("http://{endpoint}/ready")},
+                "recurrence": {"frequency": "Day", "interval": 1},
+                "splitOn": "@triggerBody()?['items']",
+                "runtimeConfiguration": {"concurrency": {"runs": 1, "maximumWaitingRuns": 1}}
+            }},
+            "actions": {"Seen": {"type": "Compose", "inputs": "@triggerBody()"}}
+        }),
+    );
+    let (engine, _db, clock) = workflow_engine(dir.path()).await;
+    let keys = Keys::for_project(&Project::open(dir.path()).expect("project")).expect("keys");
+    let scheduler = Scheduler::new(engine.clone());
+    let addr = serve_project(engine.clone(), &keys).await;
+    let ops = operator(&keys);
+    let run_now = || {
+        let ops = ops.clone();
+        async move {
+            let response = ops
+                .post(format!(
+                    "http://{addr}/management/workflows/poller/triggers/ready/run"
+                ))
+                .send()
+                .await
+                .expect("call");
+            (response.status().as_u16(), response.text().await.expect("body"))
+        }
+    };
+
+    // The first look calls the endpoint; its two runs take the workflow's one slot and its
+    // one place in the queue.
+    let first = scheduler.tick(clock.now_ms()).await.expect("tick");
+    assert_eq!(first.len(), 2);
+    let (status, body) = run_now().await;
+    assert_eq!(
+        status, 429,
+        "a poll now would be skipped for want of room: {body}"
+    );
+    assert!(body.contains("concurrency limit"), "{body}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // With room again, the trigger polls now instead of tomorrow.
+    let runs = first.into_iter().map(|run| engine.execute(run));
+    for done in futures_util::future::join_all(runs).await {
+        assert_eq!(done.expect("run").status, Status::Succeeded);
+    }
+    let (status, body) = run_now().await;
+    assert_eq!(status, 202, "{body}");
+    let polled = scheduler.tick(clock.now_ms()).await.expect("tick");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "polled now");
+    assert_eq!(polled.len(), 2);
+    assert_eq!(polled[0].trigger["outputs"]["body"], json!(2));
+}
