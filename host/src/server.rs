@@ -698,7 +698,7 @@ async fn run_trigger(
         }
         Err(e @ RunNowError::NotScheduled { .. }) => problem(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e @ RunNowError::Disabled(_)) => problem(StatusCode::CONFLICT, e.to_string()),
-        Err(e @ (RunNowError::Busy(_) | RunNowError::NotYetScheduled(_))) => (
+        Err(e @ (RunNowError::Busy(_) | RunNowError::NotYetScheduled(_) | RunNowError::Contended(_))) => (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", "1")],
             Json(json!({"error": {"message": e.to_string()}})),

@@ -45,10 +45,12 @@ pub enum RunNowError {
         "workflow {0:?} has as many runs in flight as its concurrency limit allows; the poll would be skipped, so try again when one ends"
     )]
     Busy(String),
-    /// The server has not looked at the trigger yet (it just started), or another writer kept
-    /// changing its state.
+    /// The server has not looked at the trigger yet (it just started).
     #[error("trigger {0:?} is not scheduled yet; try again in a second")]
     NotYetScheduled(String),
+    /// Other writers changed the trigger's state at every attempt (its loop firing it).
+    #[error("trigger {0:?} was being fired as this was asked; try again in a second")]
+    Contended(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -122,5 +124,5 @@ pub fn run_now(engine: &Engine, workflow: &str, trigger: &str) -> Result<i64, Ru
             return Ok(now);
         }
     }
-    Err(RunNowError::NotYetScheduled(trigger.to_owned()))
+    Err(RunNowError::Contended(trigger.to_owned()))
 }
