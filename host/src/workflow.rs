@@ -117,12 +117,34 @@ impl Connections {
         let http_connector = runtime
             .load_builtin(builtin::find("http").context("the http connector is not built in")?)
             .await?;
-        let http = http_connector.connect(ConnectionConfig {
-            name: ConnectionName::new("http")?,
-            parameters: Default::default(),
+        let http_spec = project::ConnectionSpec {
+            name: "http".to_owned(),
+            connector: project::ConnectorSource::Builtin("http".to_owned()),
+            parameter_values: project.http_parameter_values.clone(),
             grant: project.http_grant.clone(),
-            secrets: Arc::new(NoSecrets),
-        })?;
+        };
+        let http =
+            match connections::connect(&http_connector, project, &http_spec, &project.http_grant, store) {
+                Ok((connection, settings)) => {
+                    secret_settings.extend(settings);
+                    connection
+                }
+                Err(e) => {
+                    // Reported like any connection's; the Http action runs without the secrets.
+                    problems.push(Problem {
+                        workflow: "connections.json".to_owned(),
+                        action: None,
+                        path: "$.http.parameterValues".to_owned(),
+                        message: format!("{e:#}"),
+                    });
+                    http_connector.connect(ConnectionConfig {
+                        name: ConnectionName::new("http")?,
+                        parameters: Default::default(),
+                        grant: project.http_grant.clone(),
+                        secrets: Arc::new(NoSecrets),
+                    })?
+                }
+            };
         Ok((
             Connections {
                 by_name,

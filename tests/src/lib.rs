@@ -161,6 +161,32 @@ pub fn echo_router() -> Router {
         .route("/big", get(big))
 }
 
+/// A service behind authentication: `GET /private` answers 200 when the request's
+/// `Authorization` header is one of `accepted`, 401 otherwise, and echoes the header it got
+/// either way (as services that echo requests do, for the redaction to be seen).
+pub fn credentials_router(accepted: Vec<String>) -> Router {
+    let accepted = Arc::new(accepted);
+    Router::new().route(
+        "/private",
+        get(move |headers: HeaderMap| {
+            let accepted = accepted.clone();
+            async move {
+                let got = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let status = if accepted.contains(&got) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                (status, Json(json!({"authorization": got})))
+            }
+        }),
+    )
+}
+
 async fn echo(method: axum::http::Method, headers: HeaderMap, body: String) -> Json<Value> {
     let headers: BTreeMap<String, String> = headers
         .iter()

@@ -20,14 +20,17 @@
 //!      "connector": "github",
 //!      "parameterValues": {"base_url": "https://api.github.com", "token": "@appsetting('GITHUB_TOKEN')"},
 //!      "grant": {"hosts": ["https://api.github.com"], "secrets": [{"name": "token"}]}}},
-//!  "http": {"grant": {"hosts": ["https://example.com"]}}}
+//!  "http": {"parameterValues": {"password": "@secret('API_PASSWORD')"},
+//!           "grant": {"hosts": ["https://example.com"], "secrets": [{"name": "password"}]}}}
 //! ```
 //!
 //! `connector` is a built-in connector's name or a `.wasm` path relative to the project. A
 //! parameter whose value is `@appsetting('NAME')` is read from the settings, and one whose
 //! value is `@secret('NAME')` from the encrypted secret store (`cordon secrets set`); a
 //! connector's secrets must be given one of those ways, never as literal text. The top-level `http` grant is what
-//! the built-in `Http` action may reach (nothing by default).
+//! the built-in `Http` action may reach (nothing by default); its `parameterValues` give the
+//! secrets its `authentication` takes from the connection (`token` for Bearer, `api_key` for
+//! ApiKey, `password` for Basic without a password), the same two ways.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +74,10 @@ pub struct Project {
     pub settings: Settings,
     /// What the built-in `Http` action may reach.
     pub http_grant: Grant,
+    /// The built-in `Http` action's connection parameters as written (`connections.json`'s
+    /// `http.parameterValues`): the `token`, `api_key` and `password` secrets its
+    /// `authentication` takes, by `@secret('NAME')` or `@appsetting('NAME')`.
+    pub http_parameter_values: Map<String, Value>,
     pub workflows: BTreeMap<String, Workflow>,
     /// Problems found while reading; `validate` adds the rest.
     pub problems: Vec<Problem>,
@@ -196,20 +203,10 @@ impl Project {
 
         let mut connections = BTreeMap::new();
         let mut http_grant = Grant::default();
+        let mut http_parameter_values = Map::new();
         if let Some(value) = read_json(&dir, "connections.json", &mut problems) {
             if let Some(http) = value.get("http") {
-                match http
-                    .get("grant")
-                    .map(|g| serde_json::from_value::<Grant>(g.clone()))
-                {
-                    Some(Ok(grant)) => http_grant = grant,
-                    Some(Err(e)) => problems.push(problem("connections.json", "$.http.grant", e.to_string())),
-                    None => problems.push(problem(
-                        "connections.json",
-                        "$.http",
-                        "expected {\"grant\": {\"hosts\": [...]}}",
-                    )),
-                }
+                (http_grant, http_parameter_values) = read_http_connection(http, &mut problems);
             }
             if !value.is_object() {
                 problems.push(problem(
@@ -274,6 +271,7 @@ impl Project {
             parameters,
             settings,
             http_grant,
+            http_parameter_values,
             workflows,
             problems,
         })
@@ -299,6 +297,54 @@ impl Project {
     pub fn read_connector_file(&self, path: &Path) -> std::io::Result<Vec<u8>> {
         self.dir.read(path)
     }
+}
+
+/// `connections.json`'s `http`: the grant of the built-in `Http` action (required: without
+/// one it reaches nothing) and the parameter values that carry its secrets.
+fn read_http_connection(http: &Value, problems: &mut Vec<Problem>) -> (Grant, Map<String, Value>) {
+    const EXPECTED: &str =
+        "expected {\"grant\": {\"hosts\": [...], \"secrets\": [...]}, \"parameterValues\": {...}}";
+    let Some(entries) = http.as_object() else {
+        problems.push(problem("connections.json", "$.http", EXPECTED));
+        return (Grant::default(), Map::new());
+    };
+    for key in entries
+        .keys()
+        .filter(|k| !["grant", "parameterValues"].contains(&k.as_str()))
+    {
+        problems.push(problem(
+            "connections.json",
+            &format!("$.http.{key}"),
+            format!("unknown key {key:?}; {EXPECTED} (secrets go in parameterValues as \"@secret('NAME')\")"),
+        ));
+    }
+    let grant = match entries
+        .get("grant")
+        .map(|g| serde_json::from_value::<Grant>(g.clone()))
+    {
+        Some(Ok(grant)) => grant,
+        Some(Err(e)) => {
+            problems.push(problem("connections.json", "$.http.grant", e.to_string()));
+            Grant::default()
+        }
+        None => {
+            problems.push(problem("connections.json", "$.http", EXPECTED));
+            Grant::default()
+        }
+    };
+    let parameter_values = match entries.get("parameterValues") {
+        None => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            problems.push(problem(
+                "connections.json",
+                "$.http.parameterValues",
+                "must be an object",
+            ));
+            Map::new()
+        }
+    };
+    (grant, parameter_values)
 }
 
 /// The keys of a connection entry: cordon's own, then those Logic Apps Standard writes.

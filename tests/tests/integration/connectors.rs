@@ -6,7 +6,8 @@ use cordon_host::ids::SecretName;
 use cordon_host::secrets::{SecretLocation, SecretMap};
 use cordon_host::{CallInfo, ConnectorError, Grant, InvokeError, SecretGrant};
 use cordon_tests::{
-    FAKE_GITHUB_TOKEN, FakeGithub, builtin, connect, connect_with, echo_router, grant, runtime, serve,
+    FAKE_GITHUB_TOKEN, FakeGithub, builtin, connect, connect_with, credentials_router, echo_router, grant,
+    runtime, serve,
 };
 use serde_json::{Map, json};
 
@@ -133,38 +134,11 @@ async fn http_connector_sends_a_request_with_bearer_auth_by_placeholder() {
     );
 }
 
-/// A service behind HTTP Basic authentication: 200 with the header it got for `svc` and
-/// `password`, 401 otherwise.
-fn basic_auth_router(password: &'static str) -> axum::Router {
-    use base64::Engine as _;
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("svc:{password}"))
-    );
-    axum::Router::new().route(
-        "/private",
-        axum::routing::get(move |headers: axum::http::HeaderMap| {
-            let expected = expected.clone();
-            async move {
-                let got = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let status = if got == expected {
-                    axum::http::StatusCode::OK
-                } else {
-                    axum::http::StatusCode::UNAUTHORIZED
-                };
-                (status, axum::Json(json!({"authorization": got})))
-            }
-        }),
-    )
-}
-
 #[tokio::test]
 async fn http_connector_sends_basic_auth_with_the_password_from_the_connections_secret() {
-    let addr = serve(basic_auth_router("pa55-word")).await;
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("svc:pa55-word");
+    let addr = serve(credentials_router(vec![format!("Basic {basic}")])).await;
     let runtime = runtime();
     let connector = runtime.load_bytes(builtin("http"), "http").await.expect("load");
     #[allow(unsafe_code)]

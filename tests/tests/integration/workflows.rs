@@ -2155,3 +2155,85 @@ async fn retention_deletes_finished_runs_past_the_period_and_keeps_unfinished_on
     );
     assert_eq!(retention::period(0), None, "0 keeps every run");
 }
+
+#[tokio::test]
+async fn http_actions_authenticate_with_the_secrets_of_the_projects_http_connection() {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("svc:pa55-word");
+    let server = serve(cordon_tests::credentials_router(vec![
+        format!("Basic {basic}"),
+        "Bearer t0ken-9f2c".to_owned(),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let connections = json!({"http": {
+        "parameterValues": {"password": "@appsetting('API_PASSWORD')", "token": "@appsetting('API_TOKEN')"},
+        "grant": {"hosts": [format!("http://{server}")], "secrets": [{"name": "password"}, {"name": "token"}]}
+    }});
+    let uri = format!("http://{server}/private");
+    write_project(
+        dir.path(),
+        &connections,
+        &[(
+            "w",
+            json!({
+                "Basic": {"type": "Http", "inputs": {"method": "GET", "uri": uri,
+                    "authentication": {"type": "Basic", "username": "svc"}}},
+                "Bearer": {"type": "Http", "inputs": {"method": "GET", "uri": uri,
+                    "authentication": {"type": "Bearer"}}},
+                // A setting the connection uses as a secret is not for expressions to read.
+                "Peek": {"type": "Compose", "inputs": "@appsetting('API_PASSWORD')"}
+            }),
+        )],
+    );
+    std::fs::write(
+        dir.path().join("local.settings.json"),
+        json!({"Values": {"API_PASSWORD": "pa55-word", "API_TOKEN": "t0ken-9f2c"}}).to_string(),
+    )
+    .expect("local.settings.json");
+    let (engine, db, _clock) = workflow_engine(dir.path()).await;
+    let run = engine.run("w", json!({})).await.expect("run executes");
+    let actions: HashMap<String, ActionRecord> = db
+        .actions(&run.id, false)
+        .expect("actions")
+        .into_iter()
+        .map(|a| (a.path.clone(), a))
+        .collect();
+    for name in ["Basic", "Bearer"] {
+        let record = &actions[name];
+        assert_eq!(record.status, Status::Succeeded, "{name}: {:?}", record.error);
+        assert_eq!(
+            record.outputs.as_ref().expect("outputs")["statusCode"],
+            200,
+            "{name}"
+        );
+    }
+    assert_eq!(actions["Peek"].status, Status::Failed);
+    let history = serde_json::to_string(&actions.values().collect::<Vec<_>>()).expect("json");
+    for secret in ["pa55-word", &basic, "t0ken-9f2c"] {
+        assert!(!history.contains(secret), "{secret} in the history: {history}");
+    }
+
+    // A secret given as text in the http connection is refused before any run, as for any
+    // connection.
+    let text = json!({"http": {"parameterValues": {"password": "pa55-word"},
+        "grant": {"hosts": [format!("http://{server}")]}, "grants": {}}});
+    std::fs::write(dir.path().join("connections.json"), text.to_string()).expect("connections.json");
+    let project = Project::open(dir.path()).expect("project");
+    let (connections, mut problems) = Connections::load(&project, &runtime(), None, None)
+        .await
+        .expect("load");
+    problems.extend(project.problems.iter().cloned());
+    problems.extend(validate::validate(&project, &connections));
+    let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(
+        said.iter()
+            .any(|p| p.contains("$.http.parameterValues") && p.contains("never as text")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|p| p.contains("$.http.grants") && p.contains("unknown key")),
+        "{said:?}"
+    );
+}
