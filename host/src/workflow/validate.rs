@@ -430,6 +430,47 @@ impl Checker<'_> {
                 );
             }
         }
+        self.check_http_secret(action, path, inputs);
+    }
+
+    /// A request whose `authentication` takes a secret of the project's `http` connection
+    /// (Bearer its `token`, ApiKey its `api_key`, Basic without a password its `password`)
+    /// needs the connection to give and grant it; the run would fail on it otherwise.
+    fn check_http_secret(&mut self, action: &str, path: &str, inputs: &Value) {
+        let Some(authentication) = inputs.get("authentication").filter(|a| !contains_expression(a)) else {
+            return;
+        };
+        let secret = match authentication.get("type").and_then(Value::as_str) {
+            Some("Bearer") => "token",
+            Some("ApiKey") => "api_key",
+            Some("Basic") if authentication.get("password").is_none() => "password",
+            _ => return,
+        };
+        let kind = authentication["type"].as_str().unwrap_or_default();
+        let given = self.project.http_parameter_values.contains_key(secret);
+        let granted = self
+            .project
+            .http_grant
+            .secrets
+            .iter()
+            .any(|s| s.name.as_str() == secret);
+        let missing = match (given, granted) {
+            (true, true) => return,
+            (false, false) => format!(
+                "add \"{secret}\": \"@secret('NAME')\" to connections.json's http.parameterValues and {{\"name\": \"{secret}\"}} to its grant's secrets"
+            ),
+            (false, true) => format!(
+                "add \"{secret}\": \"@secret('NAME')\" (or \"@appsetting('NAME')\") to connections.json's http.parameterValues"
+            ),
+            (true, false) => {
+                format!("add {{\"name\": \"{secret}\"}} to connections.json's http.grant.secrets")
+            }
+        };
+        self.problem(
+            Some(action),
+            &format!("{path}.authentication"),
+            format!("{kind} authentication takes the secret {secret:?} of the project's http connection: {missing}"),
+        );
     }
 
     /// An HttpWebhook's (action's or trigger's) `subscribe` request, which it needs, and its

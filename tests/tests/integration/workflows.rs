@@ -896,6 +896,8 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
                 "Bad_wait": {"type": "Wait", "inputs": {"interval": {"count": 1, "unit": "Eon"}}},
                 "Unset": {"type": "SetVariable", "inputs": {"name": "never_initialized", "value": 1}},
                 "No_method": {"type": "Http", "inputs": {"uri": "http://127.0.0.1:9/"}},
+                "No_token": {"type": "Http", "inputs": {"method": "GET", "uri": "http://127.0.0.1:9/",
+                    "authentication": {"type": "Bearer"}}},
                 "Stray_callback_url": {"type": "Compose", "inputs": {"url": "@{listCallbackUrl()}"}},
                 "No_subscribe": {"type": "HttpWebhook", "inputs": {"unsubscribe": {"method": "POST", "uri": "http://127.0.0.1:9/"}}},
                 "Bad_unsubscribe": {"type": "HttpWebhook", "inputs": {
@@ -1095,6 +1097,11 @@ async fn validation_names_the_workflow_the_action_and_the_path() {
         "is not a request the http connector takes: \"method\" is a required property",
     );
     left_to_the_run("Computed_method");
+    expect(
+        Some("No_token"),
+        "$.definition.actions.No_token.inputs.authentication",
+        "Bearer authentication takes the secret \"token\" of the project's http connection: add \"token\": \"@secret('NAME')\" to connections.json's http.parameterValues",
+    );
     expect(
         Some("hook"),
         "$.definition.triggers.hook.inputs.subscribe",
