@@ -187,7 +187,7 @@ pub fn connect(
                 (None, None) => bail!(
                     "connection {:?}: {name:?} is a secret of connector {:?}; write it as \"@secret('NAME')\" (a value stored with `cordon secrets set NAME`) or \"@appsetting('SETTING')\" (local.settings.json or the environment), never as text in connections.json",
                     spec.name,
-                    manifest.id
+                    manifest.id.as_str()
                 ),
             };
             secrets.insert(SecretName::new(name.clone())?, origin);

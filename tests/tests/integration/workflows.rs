@@ -2234,8 +2234,9 @@ async fn http_actions_authenticate_with_the_secrets_of_the_projects_http_connect
     problems.extend(validate::validate(&project, &connections));
     let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
     assert!(
-        said.iter()
-            .any(|p| p.contains("$.http.parameterValues") && p.contains("never as text")),
+        said.iter().any(|p| p.contains("$.http.parameterValues")
+            && p.contains("\"password\" is a secret of connector \"http\"")
+            && p.contains("never as text")),
         "{said:?}"
     );
     assert!(
