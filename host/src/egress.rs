@@ -389,6 +389,10 @@ impl EgressClient {
         secrets: &mut (dyn FnMut(&SecretName) -> Result<Arc<SecretValue>, HttpError> + Send),
         redactor: &Redactor,
     ) -> Result<(String, bool), SendOutcome> {
+        // Most values have no `{{` at all: no parse, no allocation beyond the copy.
+        if !value.contains("{{") {
+            return Ok((value.to_owned(), false));
+        }
         let parts = header_parts(value);
         if !has_placeholders(&parts) {
             return Ok((value.to_owned(), false));
