@@ -318,33 +318,48 @@ fn read_http_connection(http: &Value, problems: &mut Vec<Problem>) -> (Grant, Ma
             format!("unknown key {key:?}; {EXPECTED} (secrets go in parameterValues as \"@secret('NAME')\")"),
         ));
     }
-    let grant = match entries
-        .get("grant")
-        .map(|g| serde_json::from_value::<Grant>(g.clone()))
-    {
-        Some(Ok(grant)) => grant,
-        Some(Err(e)) => {
-            problems.push(problem("connections.json", "$.http.grant", e.to_string()));
-            Grant::default()
+    let grant = grant_of(entries.get("grant"), "$.http", problems).unwrap_or_else(|| {
+        problems.push(problem("connections.json", "$.http", EXPECTED));
+        Grant::default()
+    });
+    let parameter_values = parameter_values_of(entries.get("parameterValues"), "$.http", problems);
+    (grant, parameter_values)
+}
+
+/// A connection entry's `grant` (at `path`), `None` when the entry has none; a malformed one
+/// is a problem and grants nothing.
+fn grant_of(grant: Option<&Value>, path: &str, problems: &mut Vec<Problem>) -> Option<Grant> {
+    match serde_json::from_value::<Grant>(grant?.clone()) {
+        Ok(grant) => Some(grant),
+        Err(e) => {
+            problems.push(problem(
+                "connections.json",
+                &format!("{path}.grant"),
+                e.to_string(),
+            ));
+            Some(Grant::default())
         }
-        None => {
-            problems.push(problem("connections.json", "$.http", EXPECTED));
-            Grant::default()
-        }
-    };
-    let parameter_values = match entries.get("parameterValues") {
+    }
+}
+
+/// A connection entry's `parameterValues` (at `path`): an object, or nothing.
+fn parameter_values_of(
+    values: Option<&Value>,
+    path: &str,
+    problems: &mut Vec<Problem>,
+) -> Map<String, Value> {
+    match values {
         None => Map::new(),
         Some(Value::Object(map)) => map.clone(),
         Some(_) => {
             problems.push(problem(
                 "connections.json",
-                "$.http.parameterValues",
+                &format!("{path}.parameterValues"),
                 "must be an object",
             ));
             Map::new()
         }
-    };
-    (grant, parameter_values)
+    }
 }
 
 /// The keys of a connection entry: cordon's own, then those Logic Apps Standard writes.
@@ -397,32 +412,8 @@ fn read_connection(name: &str, spec: &Value, problems: &mut Vec<Problem>) -> Opt
     } else {
         ConnectorSource::Builtin(connector.to_owned())
     };
-    let parameter_values = match spec.get("parameterValues") {
-        None => Map::new(),
-        Some(Value::Object(map)) => map.clone(),
-        Some(_) => {
-            problems.push(problem(
-                "connections.json",
-                &format!("{path}.parameterValues"),
-                "must be an object",
-            ));
-            Map::new()
-        }
-    };
-    let grant = match spec.get("grant") {
-        None => Grant::default(),
-        Some(g) => match serde_json::from_value::<Grant>(g.clone()) {
-            Ok(grant) => grant,
-            Err(e) => {
-                problems.push(problem(
-                    "connections.json",
-                    &format!("{path}.grant"),
-                    e.to_string(),
-                ));
-                Grant::default()
-            }
-        },
-    };
+    let parameter_values = parameter_values_of(spec.get("parameterValues"), &path, problems);
+    let grant = grant_of(spec.get("grant"), &path, problems).unwrap_or_default();
     Some(ConnectionSpec {
         name: name.to_owned(),
         connector,
